@@ -1,0 +1,52 @@
+"""One exception type per kind of bad input; each names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DenselinkError(Exception):
+    """Base error: a file (or config location) and what is wrong with it."""
+
+    kind = "error"
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.kind}: {self.path}: {problem}")
+
+
+class CTCFormatError(DenselinkError):
+    """A Cell Tracking Challenge sequence is malformed."""
+
+    kind = "CTC format error"
+
+
+class MitocheckFormatError(DenselinkError):
+    """A Mitocheck plate directory or manifest is malformed."""
+
+    kind = "Mitocheck format error"
+
+
+class ConfigError(DenselinkError):
+    """A configuration file or settings block is invalid."""
+
+    kind = "config error"
+
+
+class FeatureTableError(DenselinkError):
+    """A per-cell feature table does not match the detections it must describe."""
+
+    kind = "feature table error"
+
+
+class CheckpointError(DenselinkError):
+    """A model checkpoint or weight file is missing or unusable."""
+
+    kind = "checkpoint error"
+
+
+class DownloadError(DenselinkError):
+    """A download failed or its checksum does not match."""
+
+    kind = "download error"

@@ -1,0 +1,1 @@
+"""foundation stage of denselink."""

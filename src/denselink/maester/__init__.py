@@ -1,0 +1,1 @@
+"""maester stage of denselink."""
