@@ -50,3 +50,9 @@ class DownloadError(DenselinkError):
     """A download failed or its checksum does not match."""
 
     kind = "download error"
+
+
+class EmbeddingError(DenselinkError):
+    """A dense embedding (zarr) is missing or does not match the sequence it must describe."""
+
+    kind = "embedding error"

@@ -1,0 +1,82 @@
+"""denselink: dense embeddings (MAESTER, SAM, muSAM) fused into Trackastra cell linking.
+
+Every rule runs one `denselink <group> <command>`; workflow/rules/common.smk holds the grid.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# Jobs run the `denselink` of the interpreter that runs Snakemake (e.g. .venv/bin) unless a
+# conda env (--use-conda) puts its own first on the PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+check_config(config)
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    dataset=one_of(set(config["datasets"]) | {MITOCHECK}),
+    protocol=one_of(config["protocols"]),
+    seed=r"\d+",
+    seq=r"[^/]+",
+    train_seq=r"[^/-]+",
+    eval_seq=r"[^/-]+",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/maester.smk"
+include: "workflow/rules/foundation.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/tracking.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+    table1,
+    appc_compute_scaling,
+    appc_transfer,
+    appc_data_scaling,
+    appendix_c,
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),
+
+
+rule table1:
+    input:
+        table1_files(),
+
+
+rule appc_compute_scaling:
+    input:
+        figure_files("compute_scaling"),
+
+
+rule appc_transfer:
+    input:
+        figure_files("transfer"),
+
+
+rule appc_data_scaling:
+    input:
+        figure_files("data_scaling"),
+
+
+rule appendix_c:
+    input:
+        [f for study in STUDIES for f in figure_files(study)],

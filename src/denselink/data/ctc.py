@@ -1,0 +1,258 @@
+"""Cell Tracking Challenge sequences: reading ``man_track.txt`` and validating a sequence.
+
+A CTC sequence ``{seq}`` of a dataset directory holds raw frames ``{seq}/t000.tif ...`` and
+tracking ground truth ``{seq}_GT/TRA/man_track000.tif ...`` plus ``{seq}_GT/TRA/man_track.txt``
+(one line ``label start end parent`` per track, parent 0 = none). Validation runs the cheap
+checks first (names, counts, the track table, TIFF headers) and decodes pixels last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+from tqdm import tqdm
+
+from denselink.atomic import write_json
+from denselink.data.manifest import SequenceManifest
+from denselink.errors import CTCFormatError, DenselinkError
+
+FRAME_PATTERN = re.compile(r"^t(\d+)\.tif$")
+MASK_PATTERN = re.compile(r"^man_track(\d+)\.tif$")
+MAN_TRACK_COLUMNS = ["label", "start", "end", "parent"]
+MAX_BINCOUNT_LABEL = 1 << 20  # larger labels are counted with np.unique instead
+
+
+def _digits(n_frames: int) -> int:
+    return max(3, len(str(n_frames - 1)))
+
+
+def frame_name(t: int, n_frames: int) -> str:
+    """CTC file name of raw frame ``t`` (three digits, four for sequences of 1000+ frames)."""
+    return f"t{t:0{_digits(n_frames)}d}.tif"
+
+
+def mask_name(t: int, n_frames: int) -> str:
+    """CTC file name of the TRA mask of frame ``t``."""
+    return f"man_track{t:0{_digits(n_frames)}d}.tif"
+
+
+def write_man_track(path: Path, tracks: pd.DataFrame) -> None:
+    """Write a track table as ``man_track.txt`` (``label start end parent`` per line)."""
+    lines = [" ".join(str(int(v)) for v in row) for row in tracks[MAN_TRACK_COLUMNS].itertuples(index=False)]
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def read_man_track(path: str | Path) -> pd.DataFrame:
+    """Parse ``man_track.txt`` into a DataFrame with integer columns label, start, end, parent."""
+    path = Path(path)
+    if not path.is_file():
+        raise CTCFormatError(path, "man_track.txt is missing")
+    rows: list[list[int]] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise CTCFormatError(
+                path, f"line {number}: expected 4 columns (label start end parent), got {len(fields)}"
+            )
+        try:
+            rows.append([int(f) for f in fields])
+        except ValueError as err:
+            raise CTCFormatError(path, f"line {number}: not an integer ({err})") from err
+    tracks = pd.DataFrame(rows, columns=MAN_TRACK_COLUMNS, dtype=np.int64)
+    if tracks.empty:
+        raise CTCFormatError(path, "man_track.txt has no tracks")
+    if (tracks[["label", "start", "end"]] < 0).any().any() or (tracks["parent"] < 0).any():
+        raise CTCFormatError(path, "negative label, frame or parent")
+    if (tracks["label"] == 0).any():
+        raise CTCFormatError(path, "label 0 is the background and cannot be a track")
+    duplicated = tracks["label"][tracks["label"].duplicated()]
+    if len(duplicated):
+        raise CTCFormatError(path, f"track {int(duplicated.iloc[0])} is listed more than once")
+    reversed_span = tracks[tracks["start"] > tracks["end"]]
+    if len(reversed_span):
+        row = reversed_span.iloc[0]
+        raise CTCFormatError(path, f"track {row.label} starts ({row.start}) after it ends ({row.end})")
+    return tracks
+
+
+def _numbered_files(directory: Path, pattern: re.Pattern[str], kind: str) -> list[Path]:
+    """Files of ``directory`` matching ``pattern``, in time order, numbered 0..T-1 without gaps."""
+    numbered = sorted(
+        (int(m.group(1)), directory / name)
+        for name in (p.name for p in directory.iterdir())
+        if (m := pattern.match(name))
+    )
+    if not numbered:
+        raise CTCFormatError(directory, f"no {kind} files (empty sequence)")
+    previous = None
+    for expected, (index, path) in enumerate(numbered):
+        if index != expected:
+            if previous is None:
+                problem = f"first {kind} is {path.name}, expected frame number 0"
+            else:
+                problem = f"frame numbering gap: {path.name} follows {previous.name}"
+            raise CTCFormatError(path, problem)
+        previous = path
+    return [path for _, path in numbered]
+
+
+def _check_tracks(tracks: pd.DataFrame, path: Path, n_frames: int) -> None:
+    if int(tracks["end"].max()) >= n_frames:
+        row = tracks.loc[tracks["end"].idxmax()]
+        raise CTCFormatError(
+            path, f"track {row.label} ends at frame {row.end} but there are {n_frames} frames"
+        )
+    by_label = tracks.set_index("label")
+    for row in tracks[tracks["parent"] > 0].itertuples(index=False):
+        if row.parent not in by_label.index:
+            raise CTCFormatError(path, f"track {row.label} has parent {row.parent}, which is not a track")
+        parent_end = int(by_label.at[row.parent, "end"])
+        if parent_end >= row.start:
+            raise CTCFormatError(
+                path,
+                f"parent {row.parent} ends at frame {parent_end}, not before its child {row.label} "
+                f"starts (frame {row.start})",
+            )
+
+
+def tiff_header(path: Path, error: type[DenselinkError] = CTCFormatError) -> tuple[tuple[int, int], np.dtype]:
+    """2D shape and dtype of a TIFF from its header (no decoding); checks its data lies inside the file."""
+    try:
+        size = path.stat().st_size
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            shape, dtype = tuple(int(n) for n in page.shape), np.dtype(page.dtype)
+            data_end = max(
+                (o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=True)), default=0
+            )
+    except Exception as err:  # tifffile raises many types for corrupt files
+        raise error(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+    if data_end > size:
+        raise error(path, f"truncated TIFF: image data ends at byte {data_end}, file has {size}")
+    squeezed = tuple(n for n in shape if n != 1)
+    if len(squeezed) != 2:
+        raise error(path, f"expected a 2D image, got shape {shape}")
+    return (squeezed[0], squeezed[1]), dtype
+
+
+def _decode(path: Path) -> np.ndarray:
+    try:
+        return np.squeeze(tifffile.imread(path))
+    except Exception as err:  # tifffile raises many types for corrupt files
+        raise CTCFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+
+
+def _check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, int], np.dtype]:
+    shape, raw_dtype = tiff_header(frames[0])
+    for path in frames:
+        frame_shape, dtype = tiff_header(path)
+        if dtype.kind not in "uif":
+            raise CTCFormatError(path, f"raw frame dtype {dtype} is not numeric")
+        if frame_shape != shape:
+            raise CTCFormatError(path, f"shape {frame_shape} differs from {frames[0].name} {shape}")
+    for path in masks:
+        mask_shape, dtype = tiff_header(path)
+        if dtype.kind not in "ui":
+            raise CTCFormatError(path, f"mask dtype {dtype} is not an integer type")
+        if mask_shape != shape:
+            raise CTCFormatError(path, f"mask shape {mask_shape} differs from the frames' shape {shape}")
+    return shape, raw_dtype
+
+
+def _frame_labels(frame_path: Path, mask_path: Path) -> set[int]:
+    """Decode one frame and its mask; return the mask's nonzero labels."""
+    _decode(frame_path)
+    mask = _decode(mask_path).ravel()
+    if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
+        raise CTCFormatError(mask_path, "negative labels in mask")
+    if not mask.size or int(mask.max()) > MAX_BINCOUNT_LABEL:
+        labels = np.unique(mask)
+    else:
+        labels = np.flatnonzero(np.bincount(mask))
+    return {int(label) for label in labels if label != 0}
+
+
+def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, man_track: Path) -> None:
+    spans = {int(r.label): (int(r.start), int(r.end)) for r in tracks.itertuples(index=False)}
+    present: list[set[int]] = []
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        decoded = pool.map(_frame_labels, frames, masks)
+        for t, labels in enumerate(tqdm(decoded, total=len(frames), desc="validating frames", unit="frame")):
+            for label in sorted(labels):
+                if label not in spans:
+                    raise CTCFormatError(masks[t], f"label {label} is not a track in {man_track}")
+                start, end = spans[label]
+                if not start <= t <= end:
+                    raise CTCFormatError(
+                        masks[t],
+                        f"label {label} in frame {t}, outside its span {start}-{end} in {man_track.name}",
+                    )
+            present.append(labels)
+    for label, (start, end) in spans.items():
+        for t in sorted({start, end}):
+            if label not in present[t]:
+                raise CTCFormatError(
+                    man_track, f"track {label} ({start}-{end}) is absent from its frame {t} ({masks[t].name})"
+                )
+
+
+def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> SequenceManifest:
+    """Check one CTC sequence end to end and return its manifest (absolute paths)."""
+    root = Path(dataset_dir).resolve()
+    raw_dir, tra_dir = root / seq, root / f"{seq}_GT" / "TRA"
+    for directory in (raw_dir, tra_dir):
+        if not directory.is_dir():
+            raise CTCFormatError(directory, "directory is missing")
+    frames = _numbered_files(raw_dir, FRAME_PATTERN, "raw frame")
+    masks = _numbered_files(tra_dir, MASK_PATTERN, "TRA mask")
+    if len(frames) != len(masks):
+        raise CTCFormatError(
+            tra_dir, f"{len(masks)} TRA masks but {len(frames)} raw frames in {raw_dir.name}"
+        )
+    man_track = tra_dir / "man_track.txt"
+    tracks = read_man_track(man_track)
+    _check_tracks(tracks, man_track, len(frames))
+    shape, raw_dtype = _check_headers(frames, masks)
+    _check_pixels(frames, masks, tracks, man_track)
+    return SequenceManifest(
+        dataset=dataset,
+        sequence=seq,
+        frames=frames,
+        shape=shape,
+        dtype=str(raw_dtype),
+        masks=masks,
+        man_track=man_track,
+    )
+
+
+def write_manifest(manifest: SequenceManifest, out: str | Path) -> None:
+    """Write a sequence manifest as JSON, atomically."""
+    write_json(out, manifest.to_dict())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``denselink data validate``: validate a CTC sequence and write its manifest."""
+    parser = argparse.ArgumentParser(
+        prog="denselink data validate",
+        description="Validate one CTC sequence (raw frames, TRA masks, man_track.txt), write its manifest.",
+    )
+    parser.add_argument(
+        "--dataset-dir", type=Path, required=True, help="CTC dataset directory (holds 01/, 01_GT/)"
+    )
+    parser.add_argument("--dataset", required=True, help="dataset name recorded in the manifest")
+    parser.add_argument("--seq", required=True, help="sequence id, e.g. 01")
+    parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    args = parser.parse_args(argv)
+    manifest = validate_sequence(args.dataset_dir, args.dataset, args.seq)
+    write_manifest(manifest, args.out)
+    print(f"{args.dataset}/{args.seq}: {manifest.n_frames} frames of {manifest.shape} valid -> {args.out}")
+    return 0

@@ -1,0 +1,250 @@
+"""Mitocheck plates for MAESTER pretraining (paper Tables 3 and 4).
+
+Local layout: ``{mitocheck_root}/{plate_id}/{sequence_name}/*.tif``, one 2D TIFF per frame in
+natural name order. A plate manifest is ``{"plate": id, "plate_number": n, "sequences": [...]}``
+with raw-only sequence entries (see :mod:`denselink.data.manifest`); a dataset manifest is the
+union of plate manifests, ``{"plates": [...], "dataset": name, "sequences": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from pydantic import Field
+from tqdm import tqdm
+
+from denselink.atomic import atomic_path, write_json
+from denselink.data.ctc import frame_name, tiff_header
+from denselink.data.manifest import SequenceManifest
+from denselink.data.synthetic import SynthSettings, generate_sequence
+from denselink.errors import MitocheckFormatError
+from denselink.settings import StageSettings, load_settings
+
+
+@dataclass(frozen=True)
+class Plate:
+    """One row of the paper's Table 3."""
+
+    number: int
+    plate_id: str
+    n_sequences: int
+
+
+PLATES: dict[int, Plate] = {
+    1: Plate(1, "dfdcb304-ffe1-4844-bae3-9ee1ed4749a7", 318),
+    2: Plate(2, "fa92aee7-424d-4b12-8557-c957971f8400", 384),
+    3: Plate(3, "f2305557-54d0-41fa-acab-5b7d6abf435e", 384),
+    4: Plate(4, "fa2d73ab-af7c-43f9-b6a9-996566867a99", 318),
+}
+
+# Table 4: pretraining datasets of increasing size (percent of plate 1) -> plates included.
+DATASETS: dict[int, tuple[int, ...]] = {100: (1,), 200: (1, 2), 300: (1, 2, 3), 400: (1, 2, 3, 4)}
+
+
+def dataset_name(size: int) -> str:
+    """Table 4 name of a dataset size, e.g. ``Mitocheck (200%)``."""
+    return f"Mitocheck ({size}%)"
+
+
+def resolve_plate(plate: str | int) -> Plate:
+    """A plate by its Table 3 number (1..4) or its Mitocheck plate id."""
+    for entry in PLATES.values():
+        if str(plate) in (str(entry.number), entry.plate_id):
+            return entry
+    raise MitocheckFormatError(
+        str(plate), f"unknown plate; expected 1..4 or one of {[p.plate_id for p in PLATES.values()]}"
+    )
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def validate_plate(
+    mitocheck_root: str | Path, plate: str | int, strict: bool = False
+) -> list[SequenceManifest]:
+    """Check every sequence of a plate directory from TIFF headers; return raw-only manifests."""
+    entry = resolve_plate(plate)
+    plate_dir = Path(mitocheck_root).resolve() / entry.plate_id
+    if not plate_dir.is_dir():
+        raise MitocheckFormatError(plate_dir, f"plate directory of plate {entry.number} is missing")
+    sequence_dirs = sorted((p for p in plate_dir.iterdir() if p.is_dir()), key=_natural_key)
+    if not sequence_dirs:
+        raise MitocheckFormatError(plate_dir, "plate directory holds no sequence directories")
+    if len(sequence_dirs) != entry.n_sequences:
+        problem = (
+            f"{len(sequence_dirs)} sequences, Table 3 lists {entry.n_sequences} for plate {entry.number}"
+        )
+        if strict:
+            raise MitocheckFormatError(plate_dir, problem)
+        warnings.warn(f"{plate_dir}: {problem}", stacklevel=2)
+    manifests = []
+    for sequence_dir in tqdm(sequence_dirs, desc=f"plate {entry.number}", unit="seq"):
+        frames = sorted(sequence_dir.glob("*.tif"), key=_natural_key)
+        if not frames:
+            raise MitocheckFormatError(sequence_dir, "sequence holds no .tif frames (empty sequence)")
+        shape, dtype = tiff_header(frames[0], MitocheckFormatError)
+        for path in frames[1:]:
+            frame_shape, frame_dtype = tiff_header(path, MitocheckFormatError)
+            if frame_shape != shape:
+                raise MitocheckFormatError(path, f"shape {frame_shape} differs from {frames[0].name} {shape}")
+            if frame_dtype != dtype:
+                raise MitocheckFormatError(path, f"dtype {frame_dtype} differs from {frames[0].name} {dtype}")
+        if dtype.kind not in "uif":
+            raise MitocheckFormatError(frames[0], f"dtype {dtype} is not numeric")
+        manifests.append(
+            SequenceManifest(
+                dataset=f"mitocheck-plate{entry.number}",
+                sequence=sequence_dir.name,
+                frames=frames,
+                shape=shape,
+                dtype=str(dtype),
+            )
+        )
+    return manifests
+
+
+def plate_manifest(mitocheck_root: str | Path, plate: str | int, strict: bool = False) -> dict[str, Any]:
+    """The manifest dict of one validated plate."""
+    entry = resolve_plate(plate)
+    sequences = validate_plate(mitocheck_root, entry.number, strict=strict)
+    return {
+        "plate": entry.plate_id,
+        "plate_number": entry.number,
+        "sequences": [m.to_dict() for m in sequences],
+    }
+
+
+def _read_plate_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise MitocheckFormatError(path, "plate manifest does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MitocheckFormatError(path, f"not valid JSON: {err}") from err
+    if not isinstance(data, dict) or "plate" not in data or not isinstance(data.get("sequences"), list):
+        raise MitocheckFormatError(path, "not a plate manifest (needs 'plate' and a 'sequences' list)")
+    try:
+        for sequence in data["sequences"]:
+            SequenceManifest.from_dict(sequence)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise MitocheckFormatError(path, f"malformed sequence entry ({err!r})") from err
+    return data
+
+
+def union_manifests(paths: list[Path], size: int | None = None) -> dict[str, Any]:
+    """Union of plate manifests; with ``size``, the plates must be exactly Table 4's for that size."""
+    plates: list[str] = []
+    sequences: list[dict[str, Any]] = []
+    for path in paths:
+        data = _read_plate_manifest(path)
+        if data["plate"] in plates:
+            raise MitocheckFormatError(path, f"plate {data['plate']} is given twice")
+        plates.append(data["plate"])
+        sequences.extend(data["sequences"])
+    if size is not None:
+        if size not in DATASETS:
+            raise MitocheckFormatError(
+                f"size {size}", f"unknown dataset size; Table 4 has {sorted(DATASETS)}"
+            )
+        wanted = {PLATES[n].plate_id for n in DATASETS[size]}
+        if set(plates) != wanted:
+            raise MitocheckFormatError(
+                ", ".join(str(p) for p in paths),
+                f"{dataset_name(size)} needs plates {sorted(wanted)}, got {sorted(plates)}",
+            )
+    return {"plates": plates, "dataset": None if size is None else dataset_name(size), "sequences": sequences}
+
+
+class MitocheckSynthSettings(StageSettings):
+    """A miniature of the Mitocheck layout made from synthetic frames (for the mini config)."""
+
+    plates: list[int] = Field([1, 2, 3, 4], min_length=1, description="Table 3 plate numbers to create.")
+    sequences_per_plate: int = Field(2, ge=1, description="Sequences per plate (real plates hold 318-384).")
+    shape: tuple[int, int] = Field((48, 64), description="Frame size (H, W); real Mitocheck is 1024 x 1344.")
+    n_frames: int = Field(6, ge=2, description="Frames per sequence.")
+    n_cells: int = Field(6, ge=1, description="Cells in the first frame of a sequence.")
+    seed: int = Field(0, description="Master seed; each plate gets its own stream.")
+
+
+def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings) -> None:
+    """Write ``{out}/{plate_id}/{sequence}/t000.tif ...`` from the synthetic generator, atomically."""
+    for number in settings.plates:
+        resolve_plate(number)
+    plate_seeds = np.random.SeedSequence(settings.seed).spawn(len(PLATES))
+    with atomic_path(out) as tmp:
+        for number in settings.plates:
+            names = [f"W{i + 1:05d}" for i in range(settings.sequences_per_plate)]
+            generator = SynthSettings(
+                shape=settings.shape,
+                n_frames=settings.n_frames,
+                n_cells=settings.n_cells,
+                sequences=names,
+                seed=int(plate_seeds[number - 1].generate_state(1)[0]),
+            )
+            for index, name in enumerate(tqdm(names, desc=f"synthetic plate {number}", unit="seq")):
+                sequence_dir = tmp / PLATES[number].plate_id / name
+                sequence_dir.mkdir(parents=True)
+                frames = generate_sequence(generator, index).frames
+                for t, frame in enumerate(frames):
+                    tifffile.imwrite(sequence_dir / frame_name(t, len(frames)), frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``denselink data mitocheck {manifest,dataset,synth}``."""
+    parser = argparse.ArgumentParser(
+        prog="denselink data mitocheck",
+        description="Mitocheck plate manifests (paper Tables 3, 4) and miniatures.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    manifest = commands.add_parser("manifest", help="validate one plate directory and write its manifest")
+    manifest.add_argument("--mitocheck-root", type=Path, required=True, help="directory holding {plate_id}/")
+    manifest.add_argument("--plate", required=True, help="plate number 1..4 (Table 3) or Mitocheck plate id")
+    manifest.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    manifest.add_argument(
+        "--strict",
+        action="store_true",
+        help="a sequence count that differs from Table 3 is an error, not a warning",
+    )
+    dataset = commands.add_parser("dataset", help="union of plate manifests into one dataset manifest")
+    dataset.add_argument("--manifests", type=Path, nargs="+", required=True, help="plate manifest JSONs")
+    dataset.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        choices=sorted(DATASETS),
+        help="Table 4 size (percent); checks the plates",
+    )
+    dataset.add_argument("--out", type=Path, required=True, help="dataset manifest JSON to write")
+    synth = commands.add_parser("synth", help="write a synthetic miniature of the Mitocheck layout")
+    synth.add_argument("--out", type=Path, required=True, help="Mitocheck root to create (replaced)")
+    synth.add_argument(
+        "--settings", default=None, help="MitocheckSynthSettings as inline JSON or a YAML/JSON file"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "manifest":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = plate_manifest(args.mitocheck_root, args.plate, strict=args.strict)
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
+        write_json(args.out, data)
+        print(f"plate {data['plate_number']}: {len(data['sequences'])} sequences -> {args.out}")
+    elif args.command == "dataset":
+        data = union_manifests(args.manifests, args.size)
+        write_json(args.out, data)
+        print(f"{data['dataset'] or 'dataset'}: {len(data['sequences'])} sequences -> {args.out}")
+    else:
+        settings = load_settings(MitocheckSynthSettings, args.settings)
+        write_synthetic_plates(args.out, settings)
+        print(f"wrote {len(settings.plates)} synthetic plates to {args.out}")
+    return 0

@@ -1,0 +1,174 @@
+"""``denselink figures appendix-c``: the paper's Appendix C figures from metrics JSONs.
+
+Studies (paper figure in brackets):
+- ``compute_scaling`` [Fig. 2]: mean LNK against MAESTER pretraining epoch, under the authors'
+  measure (best LNK over Trackastra epochs per run) and the clean one (lowest validation loss);
+- ``transfer`` [Fig. 3]: LNK over Trackastra training epochs, one panel per MAESTER embedding
+  (e.g. pretrained on data that includes the tracked sequence vs a Mitocheck plate that does not);
+- ``data_scaling`` [Fig. 4]: like compute_scaling, one line per pretraining dataset (MAESTER run).
+Each writes ``{study}.png``, ``{study}.svg`` and ``{study}.json`` (the plotted points) to --out-dir.
+Runs named by --expect but absent (or skipped) are drawn and listed as missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from denselink import __version__
+from denselink.atomic import write_json
+from denselink.errors import ConfigError
+from denselink.evaluate.metrics import load_metrics
+from denselink.evaluate.variants import parse_variant
+from denselink.figures import plot
+from denselink.figures.points import MEASURES, baseline_point, epoch_curves, maester_variants, scaling_points
+from denselink.settings import StageSettings, load_settings
+
+STUDIES = ("compute_scaling", "transfer", "data_scaling")
+TITLES = {
+    "compute_scaling": "Pretraining compute: MAESTER embeddings fused into Trackastra",
+    "transfer": "Transfer: LNK during Trackastra training with MAESTER embeddings",
+    "data_scaling": "Pretraining data: LNK by pretraining dataset size",
+}
+
+
+class FigureSettings(StageSettings):
+    """Settings of ``denselink figures appendix-c``."""
+
+    run_labels: dict[str, str] = Field(
+        default={},
+        description="display names of MAESTER runs, e.g. {'mitocheck-100': 'Mitocheck 100 %'}; "
+        "runs not listed are shown by name",
+    )
+    measures: list[Literal["authors", "clean"]] = Field(
+        default=list(MEASURES), description="run measures for the scaling studies, one panel each"
+    )
+
+
+def _frames(metrics: list[Path], baseline: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs, epochs = load_metrics(list(dict.fromkeys([*metrics, *baseline])))
+    datasets = sorted(set(runs["dataset"]))
+    if len(datasets) > 1:
+        raise ConfigError(metrics[0], f"metrics span several datasets {datasets}; pass one dataset's files")
+    return runs, epochs
+
+
+def _label(run: str, settings: FigureSettings) -> str:
+    return settings.run_labels.get(run, run)
+
+
+def scaling_study(
+    study: str, runs: pd.DataFrame, epochs: pd.DataFrame, expected: list[str], settings: FigureSettings
+) -> dict:
+    """Points, baseline and missing runs of compute_scaling / data_scaling, per measure."""
+    measures = {}
+    for measure in settings.measures:
+        points, missing = scaling_points(runs, epochs, expected, measure)
+        measures[measure] = {
+            "points": points,
+            "missing": missing,
+            "baseline": baseline_point(runs, epochs, measure),
+        }
+    series = sorted({p["series"] for m in measures.values() for p in m["points"] + m["missing"]})
+    return {"study": study, "series": {s: _label(s, settings) for s in series}, "measures": measures}
+
+
+def transfer_study(
+    runs: pd.DataFrame, epochs: pd.DataFrame, expected: list[str], settings: FigureSettings
+) -> dict:
+    """Per-epoch curves of each MAESTER embedding and of the re-trained baseline."""
+    variants = maester_variants([*runs["variant"], *expected])
+    names = sorted(variants, key=lambda n: (variants[n].run, variants[n].epoch))
+    panels = epoch_curves(runs, epochs, names)
+    for panel in panels:
+        variant = variants[panel["variant"]]
+        panel["title"] = f"MAESTER pretrained on {_label(str(variant.run), settings)} (epoch {variant.epoch})"
+    baseline = (
+        epoch_curves(runs, epochs, ["retrained"])[0] if (runs["variant"] == "retrained").any() else None
+    )
+    return {
+        "study": "transfer",
+        "panels": panels,
+        "baseline": baseline,
+        "missing": [p["variant"] for p in panels if p["missing"]],
+    }
+
+
+def make_figure(
+    study: str,
+    metrics: list[Path],
+    out_dir: Path,
+    baseline: list[Path] = (),
+    expect: list[str] = (),
+    settings: FigureSettings | None = None,
+) -> dict:
+    """Compute, draw and write one study; returns the JSON-able points written to ``{study}.json``."""
+    settings = settings or FigureSettings()
+    if study not in STUDIES:
+        raise ConfigError("--study", f"unknown study {study!r}; expected one of {STUDIES}")
+    for name in expect:
+        parse_variant(name)
+    runs, epochs = _frames(list(metrics), list(baseline))
+    title = f"{TITLES[study]} ({runs['dataset'].iloc[0]})"
+    if study == "transfer":
+        data = transfer_study(runs, epochs, list(expect), settings)
+        fig = plot.transfer_figure(title, data["panels"], data["baseline"])
+    else:
+        data = scaling_study(study, runs, epochs, list(expect), settings)
+        data["missing"] = sorted({m["variant"] for v in data["measures"].values() for m in v["missing"]})
+        fig = plot.scaling_figure(
+            title, data["series"], data["measures"], "MAESTER pretraining epoch (log scale)"
+        )
+    data |= {
+        "dataset": runs["dataset"].iloc[0],
+        "denselink_version": __version__,
+        "settings": settings.model_dump(),
+    }
+    plot.save(fig, out_dir, study)
+    write_json(Path(out_dir) / f"{study}.json", data)
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``denselink figures appendix-c``."""
+    parser = argparse.ArgumentParser(
+        prog="denselink figures appendix-c",
+        description="Appendix C figures (PNG + SVG + JSON of the plotted points) from metrics JSONs.",
+    )
+    parser.add_argument("--study", required=True, choices=STUDIES, help="which figure to draw")
+    parser.add_argument(
+        "--metrics", nargs="+", required=True, type=Path, help="metrics JSONs of the MAESTER runs"
+    )
+    parser.add_argument("--out-dir", required=True, type=Path, help="directory for {study}.png/.svg/.json")
+    parser.add_argument(
+        "--baseline",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="metrics JSONs of the re-trained baseline (reference)",
+    )
+    parser.add_argument(
+        "--expect",
+        nargs="*",
+        default=[],
+        help="variant names that should have runs; absent ones are drawn as missing",
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        help="FigureSettings as inline JSON or a YAML/JSON file: run_labels, measures",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink figures appendix-c``."""
+    args = build_parser().parse_args(argv)
+    settings = load_settings(FigureSettings, args.settings)
+    data = make_figure(args.study, args.metrics, args.out_dir, args.baseline, args.expect, settings)
+    print(f"wrote {args.study}.png/.svg/.json to {args.out_dir} ({len(data['missing'])} missing runs)")
+    return 0

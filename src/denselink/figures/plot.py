@@ -1,0 +1,176 @@
+"""Matplotlib drawing of the Appendix C figures from precomputed points (see ``points``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from denselink.atomic import atomic_path  # noqa: E402
+
+BASELINE_COLOR = "0.35"
+MEASURE_TITLES = {
+    "authors": "authors' measure: best LNK over Trackastra epochs",
+    "clean": "clean measure: checkpoint with lowest validation loss",
+}
+
+
+def _baseline(ax: Axes, point: dict | None) -> None:
+    if point is None:
+        return
+    ax.axhline(point["mean"], color=BASELINE_COLOR, linestyle="--", linewidth=1.2)
+    ax.axhspan(
+        point["mean"] - point["sd"], point["mean"] + point["sd"], color=BASELINE_COLOR, alpha=0.15, lw=0
+    )
+
+
+def _mark_missing(ax: Axes, xs: list[float], colors: list[str]) -> None:
+    """Hollow markers on the bottom edge of the axes, annotated 'missing'."""
+    if not xs:
+        return
+    transform = ax.get_xaxis_transform()
+    ax.scatter(
+        xs, [0.03] * len(xs), transform=transform, facecolors="none", edgecolors=colors, s=50, zorder=5
+    )
+    for x in xs:
+        ax.annotate(
+            "missing",
+            (x, 0.03),
+            xycoords=transform,
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            rotation=90,
+            color="0.3",
+        )
+
+
+def _legend_extras(has_baseline: bool, has_missing: bool) -> list[Line2D]:
+    handles = []
+    if has_baseline:
+        handles.append(
+            Line2D([], [], color=BASELINE_COLOR, linestyle="--", label="Trackastra (re-trained), mean ± SD")
+        )
+    if has_missing:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="0.3",
+                linestyle="none",
+                label="missing run (no data)",
+            )
+        )
+    return handles
+
+
+def scaling_figure(
+    title: str, series_labels: dict[str, str], measures: dict[str, dict], xlabel: str
+) -> Figure:
+    """One panel per measure: mean LNK ± SD over seeds against pretraining epoch (log x), per series."""
+    fig, axes = plt.subplots(1, len(measures), figsize=(6.2 * len(measures), 4.6), sharey=True, squeeze=False)
+    colors = {s: f"C{i}" for i, s in enumerate(series_labels)}
+    for ax, (measure, data) in zip(axes[0], measures.items(), strict=True):
+        _baseline(ax, data["baseline"])
+        for series, label in series_labels.items():
+            pts = [p for p in data["points"] if p["series"] == series]
+            if pts:
+                xs, ms, sds = [p["x"] for p in pts], [p["mean"] for p in pts], [p["sd"] for p in pts]
+                name = f"MAESTER pretrained on {label}"
+                ax.errorbar(xs, ms, yerr=sds, color=colors[series], marker="o", capsize=3, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(MEASURE_TITLES[measure], fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        if not data["points"]:
+            ax.text(0.5, 0.5, "no runs selectable under this measure", transform=ax.transAxes, ha="center")
+        missing = data["missing"]
+        _mark_missing(ax, [m["x"] for m in missing], [colors[m["series"]] for m in missing])
+    has_baseline = any(data["baseline"] is not None for data in measures.values())
+    has_missing = any(data["missing"] for data in measures.values())
+    axes[0][0].set_ylabel("LNK (mean ± SD over seeds)")
+    return _finish(fig, title, _legend_extras(has_baseline, has_missing))
+
+
+def _finish(fig: Figure, title: str, extras: list[Line2D]) -> Figure:
+    """One legend for the whole figure (unique entries of all panels) below the panels, and a title."""
+    entries: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    for handle in extras:
+        entries.setdefault(handle.get_label(), handle)
+    fig.suptitle(title)
+    if entries:
+        fig.legend(
+            list(entries.values()), list(entries), loc="lower center", ncol=min(len(entries), 4), fontsize=9
+        )
+    fig.tight_layout(rect=(0, 0.1 if entries else 0, 1, 1))
+    return fig
+
+
+def transfer_figure(title: str, panels: list[dict], baseline: dict | None) -> Figure:
+    """One panel per MAESTER embedding: LNK over Trackastra training epochs, mean ± SD over seeds."""
+    fig, axes = plt.subplots(
+        1, max(len(panels), 1), figsize=(6.0 * max(len(panels), 1), 4.4), sharey=True, squeeze=False
+    )
+    for ax, panel in zip(axes[0], panels, strict=False):
+        if baseline is not None and baseline["points"]:
+            _band(ax, baseline["points"], BASELINE_COLOR, "Trackastra (re-trained), mean ± SD", dashed=True)
+        if panel["missing"]:
+            ax.text(
+                0.5,
+                0.5,
+                "missing: no runs for\n" + panel["variant"],
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.3",
+                bbox={"facecolor": "white", "edgecolor": "0.5", "linestyle": ":"},
+            )
+        else:
+            _band(ax, panel["points"], "C0", "with MAESTER embeddings, mean ± SD", dashed=False)
+        ax.set_title(panel["title"], fontsize=10)
+        ax.set_xlabel("Trackastra training epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.25)
+    axes[0][0].set_ylabel("LNK (mean ± SD over seeds)")
+    return _finish(fig, title, [])
+
+
+def _band(ax: Axes, points: list[dict], color: str, label: str, dashed: bool) -> None:
+    xs = [p["x"] for p in points]
+    means = [p["mean"] for p in points]
+    ax.plot(xs, means, color=color, linestyle="--" if dashed else "-", label=label)
+    ax.fill_between(
+        xs,
+        [p["mean"] - p["sd"] for p in points],
+        [p["mean"] + p["sd"] for p in points],
+        color=color,
+        alpha=0.2,
+        lw=0,
+    )
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``{stem}.png`` (150 dpi) and ``{stem}.svg`` atomically; returns the paths."""
+    paths = []
+    for suffix in ("png", "svg"):
+        path = Path(out_dir) / f"{stem}.{suffix}"
+        with atomic_path(path) as tmp:
+            metadata = {"Date": None} if suffix == "svg" else None
+            fig.savefig(tmp, format=suffix, dpi=150, metadata=metadata)
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,205 @@
+"""``denselink foundation embed``: SAM / muSAM embeddings of a sequence, upsampled to pixels, into zarr.
+
+Output: a zarr v3 group with array ``embedding`` ``(T, 256, H, W)`` float16, chunks
+``(1, 256, tile, tile)``; attrs (on the group and the array) record backbone, weights, upsampler
+and settings. Frames are encoded and upsampled ``batch_size`` at a time and written as they come.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pydantic
+import torch
+import zarr
+from tqdm import tqdm
+
+from denselink import __version__
+from denselink.atomic import atomic_path
+from denselink.data.manifest import SequenceManifest, load_manifest
+from denselink.errors import CTCFormatError
+from denselink.foundation.sam import EncoderSpec, encode_batch, grid_geometry, load_encoder, resolve_device
+from denselink.foundation.upsample import (
+    AnyUpUpsampler,
+    BilinearUpsampler,
+    GuidedUpsampler,
+    Upsampler,
+    load_anyup,
+)
+from denselink.settings import StageSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+MODEL_TYPES = {"sam": "vit_b", "musam": "vit_b_lm"}
+
+
+class EncoderOverrides(StageSettings):
+    """Architecture of the image encoder. The defaults are vit_b; change them only for tests and the
+    miniature demo (with ``random_init: true``), since no released weights fit other sizes."""
+
+    img_size: int = pydantic.Field(1024, description="input side S (long side resized to S, padded to SxS)")
+    embed_dim: int = pydantic.Field(768, ge=8, description="ViT width")
+    depth: int = pydantic.Field(12, ge=1, description="number of ViT blocks")
+    num_heads: int = pydantic.Field(12, ge=1, description="attention heads per block")
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> EncoderOverrides:
+        if self.img_size % 16 or self.img_size < 32:
+            raise ValueError("img_size must be a multiple of the patch size 16 (and >= 32)")
+        if self.embed_dim % self.num_heads:
+            raise ValueError("embed_dim must be divisible by num_heads")
+        return self
+
+    def spec(self) -> EncoderSpec:
+        return EncoderSpec(
+            img_size=self.img_size, embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads
+        )
+
+
+class AnyUpSettings(StageSettings):
+    """Where AnyUp comes from and how its output is tiled."""
+
+    repo: str = pydantic.Field("wimmerth/anyup", description="GitHub owner/name, or a local clone directory")
+    source: Literal["github", "local"] = pydantic.Field("github", description="torch.hub source")
+    pretrained: bool = pydantic.Field(True, description="load AnyUp's released weights (paper checkpoint)")
+    tile_pixels: int = pydantic.Field(
+        4096, ge=1, description="query pixels per attention tile (memory bound)"
+    )
+
+
+class GuidedSettings(StageSettings):
+    """Joint bilateral (guided) upsampler, a declared fallback for AnyUp."""
+
+    sigma_spatial: float = pydantic.Field(1.0, gt=0, description="spatial Gaussian sigma in grid cells")
+    sigma_range: float = pydantic.Field(0.1, gt=0, description="intensity Gaussian sigma (frames in [0, 1])")
+
+
+class FoundationSettings(StageSettings):
+    """Settings of ``foundation embed`` (defaults: the paper's SAM vit_b / muSAM vit_b_lm + AnyUp)."""
+
+    model_type: Literal["vit_b", "vit_b_lm"] | None = pydantic.Field(
+        None, description="registry weights; null: vit_b for --model sam, vit_b_lm for --model musam"
+    )
+    checkpoint: str | None = pydantic.Field(None, description="local checkpoint file instead of the registry")
+    cache_dir: str | None = pydantic.Field(
+        None, description="download cache (null: micro_sam's cache, else ~/.cache/denselink/models)"
+    )
+    random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
+    seed: int = pydantic.Field(0, description="seed of the random initialisation")
+    encoder: EncoderOverrides = pydantic.Field(default_factory=EncoderOverrides)
+    upsampler: Literal["anyup", "bilinear", "guided"] = pydantic.Field(
+        "anyup", description="anyup (paper) or a declared fallback: bilinear | guided"
+    )
+    anyup: AnyUpSettings = pydantic.Field(default_factory=AnyUpSettings)
+    guided: GuidedSettings = pydantic.Field(default_factory=GuidedSettings)
+    batch_size: int = pydantic.Field(1, ge=1, description="frames per encoder/upsampler batch")
+    device: str = pydantic.Field("auto", description="auto (CUDA when available) | cpu | cuda[:N]")
+    chunk: int = pydantic.Field(256, ge=1, description="zarr chunk side in pixels (tileY = tileX)")
+
+
+def make_upsampler(settings: FoundationSettings, device: torch.device) -> Upsampler:
+    """The configured upsampler; a fallback is announced with a WARNING line."""
+    if settings.upsampler == "anyup":
+        a = settings.anyup
+        return AnyUpUpsampler(load_anyup(a.repo, a.source, a.pretrained, device), tile_pixels=a.tile_pixels)
+    log.warning(
+        "upsampler '%s' is configured instead of AnyUp (the paper's upsampler); recorded in the zarr attrs",
+        settings.upsampler,
+    )
+    if settings.upsampler == "guided":
+        return GuidedUpsampler(settings.guided.sigma_spatial, settings.guided.sigma_range)
+    return BilinearUpsampler()
+
+
+def _source_hashes(manifest: SequenceManifest) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in manifest.frames}
+
+
+def embed_sequence(
+    manifest_path: str | Path, out: str | Path, model: str, settings: FoundationSettings
+) -> dict[str, Any]:
+    """Embed every frame of a sequence into ``out`` (zarr); returns the attrs written."""
+    manifest = load_manifest(manifest_path)
+    model_type = settings.model_type or MODEL_TYPES[model]
+    device = resolve_device(settings.device)
+    spec = settings.encoder.spec()
+    upsampler = make_upsampler(settings, device)
+    encoder, weights = load_encoder(
+        model_type, spec, settings.checkpoint, settings.cache_dir, settings.random_init, settings.seed
+    )
+    encoder = encoder.to(device)
+    height, width = manifest.shape
+    geometry = grid_geometry(manifest.shape, spec)
+    attrs: dict[str, Any] = {
+        "backbone": model,
+        **weights,
+        "upsampler": upsampler.name,
+        "image_shape": [height, width],
+        "grid_valid": list(geometry.valid),
+        "grid_extent": list(geometry.extent),
+        "dtype": "float16",
+        "source_hashes": _source_hashes(manifest),
+        "settings": settings.model_dump(mode="json"),
+        "denselink_version": __version__,
+    }
+    log.info("embedding %d frames of %s with %s (%s)", manifest.n_frames, manifest_path, model_type, attrs)
+    with atomic_path(out) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
+        array = group.create_array(
+            "embedding",
+            shape=(manifest.n_frames, spec.out_chans, height, width),
+            chunks=(1, spec.out_chans, min(settings.chunk, height), min(settings.chunk, width)),
+            dtype="float16",
+            attributes=attrs,
+        )
+        for start in tqdm(range(0, manifest.n_frames, settings.batch_size), desc="embed", unit="batch"):
+            stop = min(start + settings.batch_size, manifest.n_frames)
+            frames = np.stack([_checked_frame(manifest, t) for t in range(start, stop)])
+            with torch.no_grad():
+                features = encode_batch(encoder, list(frames), spec, device)
+                dense = upsampler(features.float(), frames, geometry.extent)
+            array[start:stop] = dense.to(torch.float16).cpu().numpy()
+    return attrs
+
+
+def _checked_frame(manifest: SequenceManifest, t: int) -> np.ndarray:
+    frame = manifest.read_frame(t)
+    if frame.shape != tuple(manifest.shape):
+        raise CTCFormatError(
+            manifest.frames[t], f"frame shape {frame.shape} != manifest shape {manifest.shape}"
+        )
+    return frame
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="denselink foundation embed",
+        description="SAM (vit_b) or muSAM (vit_b_lm) image embeddings of every frame, upsampled to pixels "
+        "(AnyUp, or a declared bilinear/guided fallback), written as zarr (T, 256, H, W) float16.",
+    )
+    parser.add_argument("--model", required=True, choices=sorted(MODEL_TYPES), help="sam | musam")
+    parser.add_argument("--manifest", required=True, type=Path, help="sequence manifest JSON (data validate)")
+    parser.add_argument("--out", required=True, type=Path, help="output zarr directory")
+    parser.add_argument(
+        "--settings",
+        default=None,
+        help="FoundationSettings as inline JSON or a YAML/JSON file (keys: model_type, checkpoint, "
+        "cache_dir, random_init, seed, encoder{img_size,embed_dim,depth,num_heads}, upsampler, "
+        "anyup{repo,source,pretrained,tile_pixels}, guided{sigma_spatial,sigma_range}, batch_size, device, "
+        "chunk); omitted keys take the paper's values",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink foundation embed``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(FoundationSettings, args.settings)
+    embed_sequence(args.manifest, args.out, args.model, settings)
+    return 0

@@ -1,0 +1,168 @@
+"""``denselink maester infer``: dense MAESTER embeddings of a sequence, by cover-and-stride, into zarr.
+
+    denselink maester infer --checkpoint C --manifest M --out Z.zarr --settings JSON
+
+Writes a zarr v3 group with array ``embedding`` ``(T, C, H, W)`` float16, chunks ``(1, C, tile, tile)``;
+every frame is min-max scaled (as in pretraining) before inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import zarr
+from pydantic import Field
+from tqdm import tqdm
+
+from denselink import __version__
+from denselink.atomic import atomic_path
+from denselink.data.manifest import load_manifest
+from denselink.errors import ConfigError, CTCFormatError, DenselinkError
+from denselink.maester.checkpoint import load_model
+from denselink.maester.cover import (
+    CoverGeometry,
+    cover_and_stride,
+    cover_and_stride_reference,
+    plan_cover,
+)
+from denselink.maester.dataset import minmax_scale
+from denselink.settings import StageSettings, load_settings
+
+__all__ = ["MaesterInferSettings", "cover_and_stride", "cover_and_stride_reference", "infer_sequence", "main"]
+
+
+class MaesterInferSettings(StageSettings):
+    """Cover-and-stride inference (paper Table 2: central_patch 4)."""
+
+    central_patch: int = Field(4, gt=0, description="Kept central tokens per FOV side (4 of 16 in the paper).")
+    batch_size: int = Field(256, gt=0, description="FOVs per encoder call.")
+    legacy_offset: bool = Field(
+        False,
+        description="Reproduce the authors' placement: the token stored at (y, x) is centred at "
+        "(y - p//2, x + p - p//2), i.e. (y-2, x+3) for p = 5. Default: centred on (y, x).",
+    )
+    autocast: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="Encoder precision on CUDA ('auto': bf16 when supported, else fp16); CPU: fp32."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
+    tile: int = Field(256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile)).")
+
+
+def _device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--settings device", "cuda requested but no CUDA device is available")
+    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        if setting in ("bf16", "fp16"):
+            raise ConfigError("--settings autocast", f"{setting} runs on CUDA only; use 'auto' or 'off'")
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def infer_sequence(
+    checkpoint: str | Path, manifest: str | Path, out: str | Path, settings: MaesterInferSettings
+) -> Path:
+    """Embed every frame of the sequence in ``manifest`` with the encoder of ``checkpoint``; returns ``out``."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    sequence = load_manifest(manifest)
+    missing = [p for p in sequence.frames if not p.is_file()]
+    if missing:
+        raise CTCFormatError(missing[0], f"frame file is missing ({len(missing)} missing in total)")
+    model, state = load_model(checkpoint)
+    model_settings = model.settings
+    geometry = CoverGeometry(
+        model_settings.img_size, model_settings.patch_size, settings.central_patch, settings.legacy_offset
+    )
+    plan_cover(sequence.shape, geometry)  # raises early when the frames are too small
+    device = _device(settings.device)
+    amp = _autocast_dtype(settings.autocast, device)
+    model.to(device)
+    height, width = sequence.shape
+    tile = (min(settings.tile, height), min(settings.tile, width))
+    attrs: dict[str, Any] = {
+        "backbone": "maester",
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": _sha256(checkpoint),
+        "epoch": state.get("epoch"),
+        "image_shape": [height, width],
+        "dtype": "float16",
+        "dataset": sequence.dataset,
+        "sequence": sequence.sequence,
+        "model_settings": model_settings.model_dump(),
+        "settings": settings.model_dump(),
+        "source_hashes": {str(p): _sha256(p) for p in sequence.frames},
+        "denselink_version": __version__,
+    }
+    with atomic_path(out) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3)
+        array = group.create_array(
+            "embedding",
+            shape=(sequence.n_frames, model_settings.embed_dim, height, width),
+            chunks=(1, model_settings.embed_dim, *tile),
+            dtype="float16",
+            fill_value=0,
+        )
+        for t in tqdm(range(sequence.n_frames), desc=f"maester {sequence.sequence}"):
+            frame = minmax_scale(sequence.read_frame(t))
+            dense = cover_and_stride(model.encode, frame, geometry, settings.batch_size, device, amp)
+            array[t] = dense.astype(np.float16)
+        array.attrs.update(attrs)
+        group.attrs.update(attrs)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="denselink maester infer",
+        description="Dense per-pixel MAESTER embeddings of one sequence by cover-and-stride inference.",
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path,
+        help="a denselink MAESTER checkpoint (checkpoints/epoch{N}.pt) or an original MAESTER state dict",
+    )  # fmt: skip
+    parser.add_argument("--manifest", required=True, type=Path, help="manifest of one sequence")
+    parser.add_argument(
+        "--out", required=True, type=Path,
+        help="output zarr v3 group; array 'embedding' (T, C, H, W) float16 (written atomically)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--settings", default=None,
+        help="JSON or a YAML/JSON file with MaesterInferSettings keys (central_patch, batch_size, "
+        "legacy_offset, autocast, device, tile); omitted keys take the defaults",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = build_parser().parse_args(argv)
+    settings = load_settings(MaesterInferSettings, args.settings)
+    infer_sequence(args.checkpoint, args.manifest, args.out, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DenselinkError as err:
+        print(f"denselink: {err}", file=sys.stderr)
+        sys.exit(2)

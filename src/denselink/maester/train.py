@@ -1,0 +1,224 @@
+"""``denselink maester train``: MAESTER pretraining, single process or DDP under torchrun.
+
+    denselink maester train --manifest M [M ...] --out results/maester/RUN --settings JSON [--resume]
+    torchrun --standalone --nproc_per_node N -m denselink.maester.train --manifest ... --out ...
+
+Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
+the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
+``{out}/loss.csv`` (per-epoch loss averaged over all ranks) and, when finished, ``{out}/done.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from pydantic import Field, model_validator
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from denselink import __version__
+from denselink.atomic import atomic_path, write_json
+from denselink.data.manifest import load_manifests
+from denselink.errors import ConfigError, DenselinkError
+from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from denselink.maester.dataset import MaesterCropDataset
+from denselink.maester.model import MaesterModelSettings, build_model
+from denselink.settings import StageSettings, load_settings
+
+PAPER_SAVE_EPOCHS = [49, 149, 449, 1399, 2399, 4399, 6399, 8399, 10399, 12399, 14399, 16399, 16599, 17599, 18249]
+
+
+class MaesterTrainSettings(StageSettings):
+    """Pretraining schedule and data sampling (paper Table 2 and the authors' fork)."""
+
+    batch_size: int = Field(32, gt=0, description="Crops per optimisation step and process (4 GPUs: 128).")
+    lr: float = Field(6e-5, gt=0, description="AdamW learning rate (constant, no schedule).")
+    weight_decay: float = Field(1e-5, ge=0, description="AdamW weight decay.")
+    samples_per_epoch: int = Field(20000, gt=0, description="Crops per epoch, split over all processes.")
+    epochs: int = Field(18250, gt=0, description="Epochs to train (the last paper checkpoint is epoch 18249).")
+    save_epochs: list[int] = Field(
+        default_factory=lambda: list(PAPER_SAVE_EPOCHS),
+        description="0-based epochs after which checkpoints/epoch{N}.pt is kept (paper Appendix C).",
+    )
+    sampling: Literal["frame", "axis"] = Field(
+        "frame", description="'frame': a crop is one time frame (fork); 'axis': random volume axis (original)."
+    )
+    augment: bool = Field(True, description="Random half-size crop resized back, plus a random flip.")
+    pad: int = Field(4, ge=0, description="Zero padding of the volume on every axis before cropping.")
+    pad_time: bool = Field(True, description="Also pad the time axis (the fork does: all-zero frames).")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
+    cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
+    seed: int = Field(42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
+
+    @model_validator(mode="after")
+    def _save_epochs_in_range(self) -> MaesterTrainSettings:
+        outside = [e for e in self.save_epochs if not 0 <= e < self.epochs]
+        if outside:
+            raise ValueError(f"save_epochs {outside} are outside [0, epochs={self.epochs})")
+        return self
+
+
+class MaesterSettings(StageSettings):
+    """``--settings`` of ``maester train``: ``{"model": {...}, "train": {...}}``."""
+
+    model: MaesterModelSettings = Field(default_factory=MaesterModelSettings)
+    train: MaesterTrainSettings = Field(default_factory=MaesterTrainSettings)
+
+
+def _derived_seed(*key: int) -> int:
+    return int(np.random.SeedSequence(list(key), spawn_key=(1,)).generate_state(1)[0])
+
+
+def _setup(device_setting: str) -> tuple[int, int, torch.device]:
+    """Rank, world size and device; joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--settings train.device", "cuda requested but no CUDA device is available")
+    use_cuda = device_setting == "cuda" or (device_setting == "auto" and torch.cuda.is_available())
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return rank, world, device
+
+
+def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
+    with atomic_path(path) as tmp:
+        rows = "".join(f"{int(epoch)},{loss:.8g},{seconds:.3f}\n" for epoch, loss, seconds in history)
+        tmp.write_text("epoch,loss,seconds\n" + rows)
+
+
+def train(manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False) -> dict[str, Any]:
+    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content."""
+    cfg = settings.train
+    sequences = [seq for path in manifests for seq in load_manifests(path)]
+    rank, world, device = _setup(cfg.device)
+    dataset = MaesterCropDataset(
+        sequences, settings.model.img_size, math.ceil(cfg.samples_per_epoch / world), cfg.seed, rank,
+        cfg.sampling, cfg.augment, cfg.pad, cfg.pad_time, cfg.cache_mb,
+    )  # fmt: skip
+    model = build_model(settings.model, cfg.seed).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.pt"
+    start, history = 0, []
+    if resume and last.is_file():
+        state = read_checkpoint(last)
+        if state["model_settings"] != settings.model.model_dump():
+            raise ConfigError(last, "model settings differ from the checkpoint being resumed")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng_states(state["rng"])
+        start, history = state["epoch"] + 1, state["loss_history"]
+    ddp = DistributedDataParallel(model) if world > 1 else model
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"
+    )
+    save_epochs = set(cfg.save_epochs)
+    for epoch in tqdm(range(start, cfg.epochs), desc="maester epochs", disable=rank != 0, initial=start,
+                      total=cfg.epochs):  # fmt: skip
+        began = time.perf_counter()
+        dataset.set_epoch(epoch)
+        masks = torch.Generator(device=device).manual_seed(_derived_seed(cfg.seed, epoch, rank))
+        ddp.train()
+        totals = torch.zeros(2, dtype=torch.float64, device=device)
+        for batch in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+            loss = ddp(batch.to(device, non_blocking=True), generator=masks)[0]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            totals += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=device)])
+        if world > 1:
+            dist.all_reduce(totals)
+        history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])
+        if rank == 0:
+            payload = {
+                "model_settings": settings.model.model_dump(),
+                "train_settings": cfg.model_dump(),
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "rng": rng_states(),
+                "loss_history": history,
+                "world_size": world,
+                "denselink_version": __version__,
+            }
+            if epoch in save_epochs:
+                save_checkpoint(ckpt_dir / f"epoch{epoch}.pt", payload)
+            save_checkpoint(last, payload)
+            _write_loss_csv(out / "loss.csv", history)
+    done = {
+        "checkpoints": {
+            str(e): f"checkpoints/epoch{e}.pt" for e in sorted(save_epochs) if (ckpt_dir / f"epoch{e}.pt").is_file()
+        },
+        "last": "checkpoints/last.pt",
+        "epochs": cfg.epochs,
+        "final_loss": history[-1][1] if history else None,
+        "world_size": world,
+        "settings": settings.model_dump(),
+        "denselink_version": __version__,
+    }
+    if rank == 0:
+        write_json(out / "done.json", done)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return done
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="denselink maester train",
+        description="Pretrain MAESTER (masked autoencoder) on random FOV crops. Runs as one process, or "
+        "data-parallel under 'torchrun --nproc_per_node N -m denselink.maester.train' (nccl on GPU, "
+        "gloo on CPU; batch_size is per process, samples_per_epoch is split over processes).",
+    )
+    parser.add_argument(
+        "--manifest", nargs="+", required=True, type=Path,
+        help="sequence manifests (a CTC sequence or a multi-sequence plate manifest); crops are drawn "
+        "from all their sequences, each sequence equally likely",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", required=True, type=Path,
+        help="run directory: checkpoints/epoch{N}.pt, checkpoints/last.pt, loss.csv, done.json",
+    )  # fmt: skip
+    parser.add_argument(
+        "--settings", default=None,
+        help='JSON or a YAML/JSON file: {"model": MaesterModelSettings, "train": MaesterTrainSettings}; '
+        "omitted keys take the paper's values",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from checkpoints/last.pt when it exists (same model settings required)",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = build_parser().parse_args(argv)
+    settings = load_settings(MaesterSettings, args.settings)
+    train(args.manifest, args.out, settings, resume=args.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DenselinkError as err:
+        print(f"denselink: {err}", file=sys.stderr)
+        sys.exit(2)

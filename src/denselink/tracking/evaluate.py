@@ -1,0 +1,240 @@
+"""``denselink tracking evaluate``: link the eval sequence with every checkpoint and score it.
+
+Each checkpoint of a run links the GT detections of the eval sequence (greedy, as trackastra's
+``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's GT. The
+metrics JSON's top level holds the checkpoint chosen by the protocol: ``clean`` picks the lowest
+val_loss (known before scoring), ``paper`` the best LNK of this seed (the authors' per-epoch-mean
+choice over seeds is made by the table step). The CTC result of the chosen checkpoint is kept in
+``--res-dir``. ``--pretrained`` scores trackastra's published model instead; when its folder is
+absent the metrics JSON says ``"status": "skipped"`` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from denselink.atomic import atomic_path
+from denselink.data.manifest import load_manifest
+from denselink.errors import CheckpointError, ConfigError
+from denselink.evaluate.metrics import metrics_record, score_ctc, write_metrics
+from denselink.settings import load_settings
+from denselink.tracking.fusion import FeatureTable
+from denselink.tracking.predict import load_checkpoint, load_trackastra_folder, track_sequence
+from denselink.tracking.prepare import check_manifest
+from denselink.tracking.settings import TrackastraSettings
+
+log = logging.getLogger(__name__)
+PRETRAINED_NAMES = ("general_2d", "ctc")
+
+
+def list_checkpoints(model_dir: Path) -> list[Path]:
+    """The run's per-epoch checkpoints in epoch order."""
+    checkpoints = sorted((Path(model_dir) / "checkpoints").glob("epoch*.pt"))
+    if not checkpoints:
+        raise CheckpointError(model_dir, "no checkpoints/epoch*.pt (run `denselink tracking train`)")
+    return checkpoints
+
+
+def choose_epoch(rows: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
+    """The row chosen by ``protocol``: clean -> lowest val_loss, paper -> highest LNK (earliest on ties)."""
+    key = "val_loss" if protocol == "clean" else "LNK"
+    scored = [row for row in rows if row.get(key) is not None and math.isfinite(row[key])]
+    if not scored:
+        hint = " (train with val_fraction > 0 or --val-data)" if protocol == "clean" else ""
+        raise ConfigError("--protocol", f"protocol {protocol!r} needs a finite {key} for some epoch{hint}")
+    sign = 1 if protocol == "clean" else -1
+    return min(scored, key=lambda row: (sign * row[key], row["epoch"]))
+
+
+def resolve_pretrained(spec: str) -> Path:
+    """A model folder path, or one of trackastra's names resolved to trackastra's download cache."""
+    if spec in PRETRAINED_NAMES and not Path(spec).exists():
+        return Path(str(files("trackastra").joinpath(".models"))) / spec
+    return Path(spec)
+
+
+def _score_checkpoint(model, manifest, table, settings, gt_dir: Path, res: Path) -> dict[str, float]:
+    track_sequence(model, manifest, res, table, settings.link_mode, settings.edge_threshold)
+    if not (res / "res_track.txt").read_text().strip():
+        # no link above threshold: the AOGMs equal the cost of building the GT from nothing
+        log.warning("%s: the model linked nothing; LNK, TRA and DET are 0", res.name)
+        return {"LNK": 0.0, "TRA": 0.0, "DET": 0.0}
+    scores = score_ctc(gt_dir, res)
+    return {key: scores[key] for key in ("LNK", "TRA", "DET")}
+
+
+def evaluate_run(
+    model_dir: Path,
+    manifest_path: Path,
+    out: Path,
+    res_dir: Path,
+    protocol: str,
+    settings: TrackastraSettings,
+    features: Path | None = None,
+    epochs: str = "all",
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON."""
+    manifest = load_manifest(manifest_path)
+    check_manifest(manifest, manifest_path)
+    checkpoints = list_checkpoints(model_dir)
+    config_path = Path(model_dir) / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    summaries = [_summary(path) for path in checkpoints]
+    fused = bool(summaries[0]["fusion_config"])
+    if fused != (features is not None):
+        raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
+    table = FeatureTable(features) if features is not None else None
+    if epochs == "chosen" and protocol == "paper":
+        log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
+        epochs = "all"
+    gt_dir = Path(manifest.man_track).parent
+
+    rows = [
+        {"epoch": info["epoch"], "val_loss": info["val_loss"], "LNK": None, "TRA": None, "DET": None}
+        for info in summaries
+    ]
+    if protocol == "clean":
+        choose_epoch(rows, protocol)
+    targets = range(len(rows))
+    if epochs == "chosen":
+        targets = [rows.index(choose_epoch(rows, protocol))]
+    with tempfile.TemporaryDirectory(prefix="denselink-eval-") as tmp:
+        best_res: Path | None = None
+        for i in targets:
+            res = Path(tmp) / f"epoch{rows[i]['epoch']:03d}_RES"
+            model, _ = load_checkpoint(checkpoints[i])
+            rows[i].update(_score_checkpoint(model, manifest, table, settings, gt_dir, res))
+            log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")})
+            if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
+                if best_res is not None:
+                    shutil.rmtree(best_res)
+                best_res = res
+            else:
+                shutil.rmtree(res)
+        chosen = choose_epoch([rows[i] for i in targets], protocol)
+        with atomic_path(res_dir) as tmp_res:
+            shutil.copytree(best_res, tmp_res)
+    meta = {**_default_meta(config, manifest), **(meta or {})}
+    record = metrics_record(
+        **meta,
+        protocol=protocol,
+        checkpoint=str(checkpoints[rows.index(chosen)]),
+        scores=chosen,
+        per_epoch=rows,
+        epoch=chosen["epoch"],
+    )
+    write_metrics(out, record)
+    return record
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    _, record = load_checkpoint(path)
+    return {"epoch": int(record["epoch"]), "val_loss": record.get("val_loss"), "fusion_config": record.get("fusion_config")}
+
+
+def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
+    fusion = (config.get("fusion_config") or {}).get("fusion")
+    return {
+        "dataset": config.get("dataset", manifest.dataset),
+        "variant": f"fused-{fusion}" if fusion else "retrained",
+        "seed": int(config.get("seed", 0)),
+        "train_seq": config.get("train_seq", ""),
+        "eval_seq": manifest.sequence,
+    }
+
+
+def evaluate_pretrained(
+    spec: str,
+    manifest_path: Path,
+    out: Path,
+    res_dir: Path,
+    protocol: str,
+    settings: TrackastraSettings,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score trackastra's published model; a skipped record when its folder is absent."""
+    manifest = load_manifest(manifest_path)
+    check_manifest(manifest, manifest_path)
+    meta = {"dataset": manifest.dataset, "variant": "pretrained", "seed": 0, "train_seq": "", **(meta or {})}
+    meta["eval_seq"] = meta.get("eval_seq") or manifest.sequence
+    folder = resolve_pretrained(spec)
+    if not (folder / "model.pt").is_file():
+        reason = (
+            f"pretrained trackastra model not found at {folder}; download it (trackastra "
+            f"Trackastra.from_pretrained({folder.name!r}) needs internet) or configure its folder"
+        )
+        log.warning("skipping the pretrained baseline: %s", reason)
+        record = metrics_record(
+            **meta, protocol=protocol, checkpoint=str(folder), scores=None, status="skipped", reason=reason
+        )
+        write_metrics(out, record)
+        return record
+    model = load_trackastra_folder(folder)
+    with atomic_path(res_dir) as tmp:
+        scores = _score_checkpoint(model, manifest, None, settings, Path(manifest.man_track).parent, tmp)
+    record = metrics_record(**meta, protocol=protocol, checkpoint=str(folder), scores=scores)
+    write_metrics(out, record)
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="denselink tracking evaluate", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", type=Path, help="run directory of `tracking train` (checkpoints/)")
+    source.add_argument(
+        "--pretrained", help="trackastra model folder (config.yaml + model.pt) or a name (general_2d, ctc)"
+    )
+    parser.add_argument("--manifest", type=Path, required=True, help="manifest of the eval sequence (GT)")
+    parser.add_argument("--features", type=Path, default=None, help="feature parquet of the eval sequence")
+    parser.add_argument("--protocol", choices=("clean", "paper"), default="clean", help="checkpoint choice")
+    parser.add_argument("--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one")
+    parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--res-dir", type=Path, required=True, help="CTC result folder of the chosen checkpoint")
+    parser.add_argument("--dataset", default=None, help="dataset name in the metrics (default: from the run)")
+    parser.add_argument("--variant", default=None, help="variant name (default: retrained / fused-<mode>)")
+    parser.add_argument("--seed", type=int, default=None, help="seed in the metrics (default: the run's)")
+    parser.add_argument("--train-seq", default=None, help="training sequence id (default: the run's)")
+    parser.add_argument("--eval-seq", default=None, help="eval sequence id (default: the manifest's)")
+    parser.add_argument("--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink tracking evaluate``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(TrackastraSettings, args.settings)
+    given = {
+        "dataset": args.dataset,
+        "variant": args.variant,
+        "seed": args.seed,
+        "train_seq": args.train_seq,
+        "eval_seq": args.eval_seq,
+    }
+    meta = {key: value for key, value in given.items() if value is not None}
+    if args.pretrained is not None:
+        if args.features is not None:
+            raise ConfigError("--features", "the pretrained model takes no learned features")
+        evaluate_pretrained(args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta)
+    else:
+        evaluate_run(
+            args.model_dir,
+            args.manifest,
+            args.out,
+            args.res_dir,
+            args.protocol,
+            settings,
+            args.features,
+            args.epochs,
+            meta,
+        )
+    return 0

@@ -1,0 +1,187 @@
+"""Trackastra with learned per-cell features, and the data side that joins them to detections.
+
+Learned features ride along as extra columns of trackastra's ``features`` tensor (wrfeat first,
+then the D learned columns), so trackastra's windows, crops, augmentation, token clipping,
+padding and prediction code carry them unchanged. :class:`FusedTrackingTransformer` splits the
+columns again and fuses them in one of three ways:
+
+- ``add_wrfeat`` (paper text): ``wrfeat + Linear(D -> 7)(f)`` before trackastra's feature embedding;
+- ``add_token`` (authors' code): ``LayerNorm(proj(...)) + Linear(D -> d_model)(f)``, feeding encoder
+  and decoder;
+- ``concat`` (as trackastra-pretrained-feats): ``MLP(D -> k)(f)`` concatenated to the embedded
+  features before the input projection (which grows by k inputs).
+
+Everything else is trackastra's own ``TrackingTransformer.forward``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from trackastra.model import TrackingTransformer
+
+from denselink.errors import FeatureTableError
+
+FUSION_MODES = ("add_wrfeat", "add_token", "concat")
+NORMALIZE_MODES = ("none", "zscore", "l2")
+
+
+class FeatureTable:
+    """Per-cell learned features of one sequence, looked up by (frame, label)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FeatureTableError(self.path, "feature table does not exist")
+        try:
+            frame = pd.read_parquet(self.path)
+        except Exception as err:  # pyarrow raises many types for corrupt files
+            raise FeatureTableError(self.path, f"unreadable parquet ({type(err).__name__}: {err})") from err
+        columns = sorted(c for c in frame.columns if c.startswith("f") and c[1:].isdigit())
+        missing = [c for c in ("frame", "label") if c not in frame.columns]
+        if missing or not columns:
+            raise FeatureTableError(self.path, f"needs columns frame, label, f000..; missing {missing or 'f000'}")
+        keys = list(zip(frame["frame"].astype(int), frame["label"].astype(int), strict=True))
+        if len(set(keys)) != len(keys):
+            raise FeatureTableError(self.path, "duplicate (frame, label) rows")
+        self.values = frame[columns].to_numpy(np.float32)
+        if not np.isfinite(self.values).all():
+            raise FeatureTableError(self.path, "features contain NaN or inf")
+        self.index = {key: i for i, key in enumerate(keys)}
+        self.dim = len(columns)
+
+    def lookup(self, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Feature rows ``(N, D)`` of the cells ``(frames[i], labels[i])``."""
+        rows = []
+        for t, label in zip(np.asarray(frames).tolist(), np.asarray(labels).tolist(), strict=True):
+            row = self.index.get((int(t), int(label)))
+            if row is None:
+                raise FeatureTableError(self.path, f"no features for the cell at frame {t}, label {label}")
+            rows.append(row)
+        return self.values[np.asarray(rows, dtype=np.int64)].reshape(len(rows), self.dim)
+
+    def check_covers(self, frames: np.ndarray, labels: np.ndarray) -> None:
+        """Raise FeatureTableError (naming frame and label) unless every cell has features."""
+        self.lookup(frames, labels)
+
+
+class FusedWindows(Dataset):
+    """trackastra windows (a ``CTCData``) with learned features appended to ``features``."""
+
+    def __init__(self, data: Dataset, table: FeatureTable | None) -> None:
+        self.data = data
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        item = self.data[n]
+        if self.table is not None:
+            extra = self.table.lookup(item["timepoints"].numpy(), item["labels"].numpy())
+            item["features"] = torch.cat([item["features"], torch.from_numpy(extra)], dim=-1)
+        return item
+
+
+def feature_statistics(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation (for ``normalize="zscore"``)."""
+    return table.values.mean(axis=0), table.values.std(axis=0)
+
+
+class FusedTrackingTransformer(TrackingTransformer):
+    """trackastra's ``TrackingTransformer`` whose tokens also carry learned per-cell features."""
+
+    def __init__(
+        self,
+        *,
+        fusion: str,
+        embed_dim: int,
+        normalize: str = "none",
+        concat_dim: int = 16,
+        concat_hidden: int = 64,
+        **config: Any,
+    ) -> None:
+        if fusion not in FUSION_MODES:
+            raise ValueError(f"fusion must be one of {FUSION_MODES}, got {fusion!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+        super().__init__(**config)
+        self.base_feat_dim = int(config["feat_dim"])
+        self.fusion_config = dict(
+            fusion=fusion,
+            embed_dim=embed_dim,
+            normalize=normalize,
+            concat_dim=concat_dim,
+            concat_hidden=concat_hidden,
+        )
+        d_model = self.config["d_model"]
+        if fusion == "add_wrfeat":
+            self.fusion_proj = nn.Linear(embed_dim, self.base_feat_dim)
+        elif fusion == "add_token":
+            self.fusion_proj = nn.Linear(embed_dim, d_model)
+            self.norm.register_forward_hook(self._add_to_tokens)
+        else:
+            self.fusion_proj = nn.Sequential(
+                nn.Linear(embed_dim, concat_hidden), nn.GELU(), nn.Linear(concat_hidden, concat_dim)
+            )
+            self.proj = nn.Linear(self.proj.in_features + concat_dim, d_model)
+            self.proj.register_forward_pre_hook(self._concat_to_input)
+        self.register_buffer("feature_mean", torch.zeros(embed_dim))
+        self.register_buffer("feature_std", torch.ones(embed_dim))
+        self._fused: torch.Tensor | None = None
+
+    def set_feature_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store the training table's statistics used by ``normalize="zscore"``."""
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def normalize_features(self, extra: torch.Tensor) -> torch.Tensor:
+        """Apply the configured normalisation to learned features ``(..., D)``."""
+        mode = self.fusion_config["normalize"]
+        if mode == "zscore":
+            return (extra - self.feature_mean) / self.feature_std.clamp_min(1e-6)
+        if mode == "l2":
+            return extra / extra.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        return extra
+
+    def _add_to_tokens(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        return output + self._fused if self._fused is not None else output
+
+    def _concat_to_input(self, module: nn.Module, inputs: tuple[torch.Tensor]) -> tuple[torch.Tensor]:
+        return (torch.cat([inputs[0], self._fused.to(inputs[0].dtype)], dim=-1),)
+
+    @contextmanager
+    def _fusing(self, fused: torch.Tensor) -> Iterator[None]:
+        self._fused = fused
+        try:
+            yield
+        finally:
+            self._fused = None
+
+    def forward(self, coords, features=None, padding_mask=None):
+        """Association logits; ``features`` holds the wrfeat columns, then the learned ones."""
+        expected = self.base_feat_dim + self.fusion_config["embed_dim"]
+        if features is None or features.shape[-1] != expected:
+            got = None if features is None else features.shape[-1]
+            raise ValueError(f"expected {expected} feature columns (wrfeat + learned), got {got}")
+        base, extra = features[..., : self.base_feat_dim], features[..., self.base_feat_dim :]
+        projected = self.fusion_proj(self.normalize_features(extra))
+        if self.fusion_config["fusion"] == "add_wrfeat":
+            return super().forward(coords, base + projected, padding_mask=padding_mask)
+        with self._fusing(projected):
+            return super().forward(coords, base, padding_mask=padding_mask)
+
+
+def build_model(model_config: dict[str, Any], fusion_config: dict[str, Any] | None) -> TrackingTransformer:
+    """A plain or fused transformer from the two configs a checkpoint stores."""
+    if not fusion_config:
+        return TrackingTransformer(**model_config)
+    return FusedTrackingTransformer(**fusion_config, **model_config)

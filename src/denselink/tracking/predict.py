@@ -1,0 +1,140 @@
+"""Link the GT detections of a sequence with a (fused) trackastra checkpoint and export CTC results.
+
+Mirrors ``trackastra.model.Trackastra.track(imgs, masks, mode="greedy")`` of trackastra 0.4.1:
+stack-wise percentile normalisation, wrfeat features, sliding windows, ``predict_windows``,
+``build_graph`` + ``track_greedy`` and ``graph_to_ctc``; fused models additionally get the
+sequence's learned features appended to each window's ``features``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import tifffile
+import torch
+import yaml
+from tqdm import tqdm
+from trackastra.data import build_windows, get_features
+from trackastra.model import TrackingTransformer
+from trackastra.model.predict import predict_windows
+from trackastra.tracking import build_graph, graph_to_ctc, track_greedy
+from trackastra.utils import normalize
+
+from denselink.atomic import atomic_path
+from denselink.data.manifest import SequenceManifest
+from denselink.errors import CheckpointError
+from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, build_model
+
+
+def load_checkpoint(path: str | Path) -> tuple[TrackingTransformer, dict[str, Any]]:
+    """The model of a ``tracking train`` checkpoint (eval mode, CPU) and the checkpoint record."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint does not exist")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model(record["model_config"], record.get("fusion_config"))
+        model.load_state_dict(record["state_dict"])
+    except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as err:
+        raise CheckpointError(path, f"not a usable trackastra checkpoint ({type(err).__name__}: {err})") from err
+    return model.eval(), record
+
+
+def load_trackastra_folder(folder: str | Path) -> TrackingTransformer:
+    """A model saved in trackastra's folder format (``config.yaml`` + ``model.pt``)."""
+    folder = Path(folder)
+    missing = [name for name in ("config.yaml", "model.pt") if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(folder, f"not a trackastra model folder (missing {missing})")
+    return TrackingTransformer.from_folder(folder, map_location="cpu").eval()
+
+
+def export_trackastra_folder(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write an unfused checkpoint in trackastra's ``from_folder`` format (config, weights, train args)."""
+    model, record = load_checkpoint(checkpoint)
+    if isinstance(model, FusedTrackingTransformer):
+        raise CheckpointError(checkpoint, "fused models have no trackastra folder format")
+    with atomic_path(out_dir) as tmp:
+        model.save(tmp)
+        train_args = {"epoch": int(record.get("epoch", -1)), "seed": record.get("seed")}
+        (tmp / "train_config.yaml").write_text(yaml.safe_dump(train_args))
+    return Path(out_dir)
+
+
+def _append_learned(windows: list[dict], table: FeatureTable) -> None:
+    for window in windows:
+        extra = table.lookup(window["timepoints"].numpy(), window["labels"].numpy())
+        window["features"] = torch.cat([window["features"].float(), torch.from_numpy(extra)], dim=-1)
+
+
+def link(
+    model: TrackingTransformer,
+    images: np.ndarray,
+    masks: np.ndarray,
+    table: FeatureTable | None = None,
+    mode: str = "greedy",
+    edge_threshold: float = 0.05,
+) -> nx.DiGraph:
+    """Greedy linking of the label masks ``(T, H, W)`` as ``Trackastra.track`` does it."""
+    fused = isinstance(model, FusedTrackingTransformer)
+    if fused != (table is not None):
+        raise CheckpointError("features", "a fused model needs a feature table, a plain one none")
+    model.eval()
+    features = get_features(
+        detections=masks, imgs=normalize(images), ndim=model.config["coord_dim"], progbar_class=_quiet
+    )
+    windows = build_windows(features, window_size=model.config["window"], progbar_class=_quiet, as_torch=True)
+    if table is not None:
+        _append_learned(windows, table)
+    predictions = predict_windows(
+        windows=windows,
+        features=features,
+        model=model,
+        edge_threshold=edge_threshold,
+        spatial_dim=masks.ndim - 1,
+        progbar_class=_quiet,
+    )
+    candidates = build_graph(
+        nodes=predictions["nodes"],
+        weights=predictions["weights"],
+        use_distance=False,
+        max_distance=256,
+        max_neighbors=10,
+        delta_t=1,
+    )
+    return track_greedy(candidates, allow_divisions=mode == "greedy")
+
+
+def write_ctc(graph: nx.DiGraph, masks: np.ndarray, out_dir: str | Path) -> Path:
+    """Write ``mask%03d.tif`` (``%04d`` past 999 frames) and ``res_track.txt`` atomically."""
+    table, relabeled = graph_to_ctc(graph, masks)
+    digits = 3 if len(masks) <= 1000 else 4
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        for t, mask in enumerate(relabeled):
+            tifffile.imwrite(tmp / f"mask{t:0{digits}d}.tif", mask.astype(np.uint16))
+        lines = [f"{r.label} {r.t1} {r.t2} {r.parent}\n" for r in table.itertuples()]
+        (tmp / "res_track.txt").write_text("".join(lines))
+    return Path(out_dir)
+
+
+def track_sequence(
+    model: TrackingTransformer,
+    manifest: SequenceManifest,
+    out_dir: str | Path,
+    table: FeatureTable | None = None,
+    mode: str = "greedy",
+    edge_threshold: float = 0.05,
+) -> Path:
+    """Link the GT TRA masks of ``manifest`` and write the CTC result folder ``out_dir``."""
+    images = manifest.read_frames().astype(np.float32)
+    masks = manifest.read_masks().astype(np.int32)
+    graph = link(model, images, masks, table, mode, edge_threshold)
+    return write_ctc(graph, masks, out_dir)
+
+
+def _quiet(iterable=None, **kwargs):
+    return tqdm(iterable, disable=True, **kwargs)

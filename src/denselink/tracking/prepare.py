@@ -1,0 +1,161 @@
+"""``denselink tracking prepare``: build trackastra's per-sequence data once and cache it.
+
+The cache holds a real ``trackastra.data.CTCData`` (GT TRA masks as detections, wrfeat
+features, sliding windows with their association matrices), built without augmentation or
+cropping; ``tracking train`` switches those on. Dense images and masks are dropped (wrfeat
+training never reads them) and association matrices are lz4-compressed as trackastra does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import torch
+from trackastra.data import CTCData
+from trackastra.data.data import _CompressedArray
+
+from denselink.atomic import atomic_path
+from denselink.data.manifest import SequenceManifest, load_manifest
+from denselink.errors import CTCFormatError, DenselinkError
+from denselink.settings import load_settings
+from denselink.tracking.settings import TrackastraSettings
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = 1
+
+
+class TrackingCacheError(DenselinkError):
+    """A prepared trackastra cache is missing, malformed or built with other settings."""
+
+    kind = "tracking cache error"
+
+
+@dataclass
+class PreparedSequence:
+    """A loaded cache: trackastra's dataset plus where it came from."""
+
+    data: CTCData
+    dataset: str
+    sequence: str
+    n_frames: int
+    settings: dict[str, Any]
+    path: Path
+
+
+def check_manifest(manifest: SequenceManifest, where: str | Path) -> None:
+    """Raise early when a sequence cannot give GT detections and lineages."""
+    if not manifest.has_masks or manifest.man_track is None:
+        raise CTCFormatError(where, "sequence has no GT TRA masks / man_track.txt to build detections from")
+    if len(manifest.masks) != manifest.n_frames:
+        raise CTCFormatError(where, f"{manifest.n_frames} frames but {len(manifest.masks)} masks")
+
+
+def _link_ctc_layout(manifest: SequenceManifest, root: Path) -> Path:
+    """Symlink the manifest's files into the CTC layout ``CTCData`` expects; return the image dir."""
+    images, tra = root / "seq", root / "seq_GT" / "TRA"
+    images.mkdir(parents=True)
+    tra.mkdir(parents=True)
+    for t, (frame, mask) in enumerate(zip(manifest.frames, manifest.masks, strict=True)):
+        (images / f"t{t:05d}.tif").symlink_to(Path(frame).resolve())
+        (tra / f"man_track{t:05d}.tif").symlink_to(Path(mask).resolve())
+    (tra / "man_track.txt").symlink_to(Path(manifest.man_track).resolve())
+    return images
+
+
+def build_ctc_data(manifest: SequenceManifest, settings: TrackastraSettings) -> CTCData:
+    """trackastra's dataset of one sequence (GT TRA detections, no augmentation, no crop)."""
+    backend = "threading" if settings.prepare_parallel else "sequential"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _link_ctc_layout(manifest, Path(tmp))
+        try:
+            with joblib.parallel_config(backend=backend):
+                data = CTCData(
+                    root=root,
+                    ndim=settings.ndim,
+                    detection_folders=["TRA"],
+                    window_size=settings.window,
+                    max_tokens=None,
+                    augment=0,
+                    features=settings.features,
+                    crop_size=None,
+                    compress=False,
+                )
+        except (ValueError, AssertionError, KeyError) as err:
+            raise CTCFormatError(manifest.sequence, f"trackastra cannot build its dataset: {err}") from err
+    if len(data.windows) == 0:
+        raise CTCFormatError(manifest.sequence, f"fewer frames ({manifest.n_frames}) than window")
+    data.imgs = data.gt_masks = None
+    data.det_masks = {}
+    for window in data.windows:
+        window["img"] = window["mask"] = None
+        window["assoc_matrix"] = _CompressedArray(window["assoc_matrix"])
+    return data
+
+
+def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> None:
+    """Build and cache the trackastra data of the sequence in ``manifest_path``."""
+    manifest = load_manifest(manifest_path)
+    check_manifest(manifest, manifest_path)
+    data = build_ctc_data(manifest, settings)
+    payload = {
+        "format": CACHE_FORMAT,
+        "settings": settings.data_key(),
+        "dataset": manifest.dataset,
+        "sequence": manifest.sequence,
+        "n_frames": manifest.n_frames,
+        "manifest": str(manifest_path),
+        "data": data,
+    }
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    log.info("cached %d windows of %s/%s in %s", len(data.windows), manifest.dataset, manifest.sequence, out)
+
+
+def load_prepared(path: Path, settings: TrackastraSettings) -> PreparedSequence:
+    """Load a cache, refusing one built with data settings other than ``settings``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrackingCacheError(path, "cache does not exist (run `denselink tracking prepare`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch.load raises many types for corrupt files
+        raise TrackingCacheError(path, f"unreadable cache ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
+        raise TrackingCacheError(path, f"not a denselink trackastra cache of format {CACHE_FORMAT}")
+    wanted = settings.data_key()
+    if payload["settings"] != wanted:
+        diff = {k: (payload["settings"].get(k), v) for k, v in wanted.items() if payload["settings"].get(k) != v}
+        raise TrackingCacheError(path, f"built with other settings (cached, requested): {diff}; rebuild it")
+    return PreparedSequence(
+        data=payload["data"],
+        dataset=payload["dataset"],
+        sequence=payload["sequence"],
+        n_frames=int(payload["n_frames"]),
+        settings=payload["settings"],
+        path=path,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="denselink tracking prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, required=True, help="sequence manifest JSON (with GT masks)")
+    parser.add_argument("--out", type=Path, required=True, help="cache file to write, e.g. {seq}.pt")
+    parser.add_argument(
+        "--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink tracking prepare``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(TrackastraSettings, args.settings)
+    prepare(args.manifest, args.out, settings)
+    return 0

@@ -1,0 +1,365 @@
+"""``denselink tracking train``: train trackastra (optionally fused) for one seed on a prepared cache.
+
+The training is trackastra's ``scripts/train.py`` (WrappedLightningModule + BalancedDataModule)
+in plain torch: the same loss (BCE on logits + causal-normalised BCE, up-weighted continuing and
+dividing links, delta-t mask, size prefactor), AdamW, linear warm-up then cosine per epoch,
+trackastra's balanced batch sampler, wrfeat augmentation, random crops and token clipping.
+Writes ``checkpoints/epoch{N:03d}.pt`` after every epoch (N from 0, as the authors' runs),
+``train_log.csv``, ``config.json`` and finally ``done.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import io
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from trackastra.data import BalancedBatchSampler, CTCData, collate_sequence_padding
+from trackastra.utils import blockwise_causal_norm, blockwise_sum
+
+import denselink
+from denselink.atomic import atomic_path, write_json
+from denselink.errors import ConfigError
+from denselink.settings import load_settings
+from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
+from denselink.tracking.prepare import PreparedSequence, load_prepared
+from denselink.tracking.settings import TrackastraSettings
+
+log = logging.getLogger(__name__)
+LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy's global and torch's random streams."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_sampling(data: CTCData, settings: TrackastraSettings, augment: int, seed: int) -> None:
+    """Switch on trackastra's augmentation / crop / token clipping, with seeded generators."""
+    crop = tuple(settings.crop_size) if settings.crop_size else None
+    _, data.augmenter, data.cropper = data._setup_features_augs_wrfeat(data.ndim, "wrfeat", augment, crop)
+    data.max_tokens = settings.max_tokens
+    seed_sampling(data, seed)
+
+
+def seed_sampling(data: CTCData, seed: int) -> None:
+    """Re-seed the private generators of trackastra's augmentations and cropper."""
+    parts = list(data.augmenter.augmentations) if data.augmenter is not None else []
+    if data.cropper is not None:
+        parts.append(data.cropper)
+    for k, part in enumerate(parts):
+        part._rng = np.random.RandomState((seed * 1000 + k) % 2**32)
+
+
+def subset_windows(data: CTCData, keep: list[int]) -> CTCData:
+    """A shallow copy of ``data`` holding only the windows ``keep``."""
+    subset = copy.copy(data)
+    subset.windows = [data.windows[i] for i in keep]
+    subset.n_objects = tuple(data.n_objects[i] for i in keep)
+    subset.n_divs = [data.n_divs[i] for i in keep]
+    return subset
+
+
+def split_tail(data: CTCData, n_frames: int, val_fraction: float) -> tuple[CTCData, CTCData | None, int]:
+    """Split windows into those before and those fully inside the last ``val_fraction`` of frames.
+
+    Returns (train windows, validation windows or None, first validation frame).
+    """
+    if val_fraction == 0:
+        return data, None, n_frames
+    window = data.window_size
+    start = n_frames - max(window, math.ceil(val_fraction * n_frames))
+    train = [i for i, w in enumerate(data.windows) if w["t1"] + window <= start]
+    val = [i for i, w in enumerate(data.windows) if w["t1"] >= start]
+    if not train or not val:
+        raise ConfigError(
+            "val_fraction", f"{val_fraction} of {n_frames} frames leaves no train or val window of {window}"
+        )
+    return subset_windows(data, train), subset_windows(data, val), start
+
+
+def lr_factor(epoch: int, warmup_epochs: int, max_epochs: int, cosine_final: float) -> float:
+    """trackastra's WarmupCosineLRScheduler factor for ``epoch`` (0-based)."""
+    if epoch < warmup_epochs:
+        return 1e-2 + (1 - 1e-2) * epoch / warmup_epochs
+    rel = (epoch - warmup_epochs) / (max_epochs - warmup_epochs + 1)
+    return 0.5 * (1 + math.cos(math.pi * rel)) * (1 - cosine_final) + cosine_final
+
+
+def association_loss(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    causal_norm: str,
+    delta_cutoff: int,
+    div_upweight: float,
+    eps: float = torch.finfo(torch.float32).eps,
+) -> torch.Tensor:
+    """trackastra's training loss (``WrappedLightningModule._common_step``) of one padded batch."""
+    target, timepoints = batch["assoc_matrix"], batch["timepoints"]
+    padding_mask = batch["padding_mask"].bool()
+    logits = model(batch["coords"], batch["features"], padding_mask=padding_mask)
+    logits.clamp_(torch.finfo(torch.float16).min, torch.finfo(torch.float16).max)
+    mask_invalid = padding_mask.unsqueeze(1) | padding_mask.unsqueeze(2)
+    logits[mask_invalid] = 0
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if causal_norm != "none":
+        soft = torch.stack(
+            [
+                blockwise_causal_norm(a, t, mode=causal_norm, mask_invalid=m)
+                for a, t, m in zip(logits, timepoints, mask_invalid, strict=True)
+            ]
+        )
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            soft_loss = torch.nn.functional.binary_cross_entropy(soft.float(), target.float(), reduction="none")
+        loss = 0.01 * loss + soft_loss
+    with torch.no_grad():
+        sum1 = torch.stack([blockwise_sum(a, t, dim=-1) for a, t in zip(target, timepoints, strict=True)])
+        sum2 = torch.stack([blockwise_sum(a, t, dim=-2) for a, t in zip(target, timepoints, strict=True)])
+        block = target * (sum1 + sum2)
+        weight = 1 + 1.0 * (block == 2) + div_upweight * (block > 2)
+    loss = loss * weight
+    dt = timepoints.unsqueeze(1) - timepoints.unsqueeze(2)
+    mask = ((dt > 0) & (dt <= delta_cutoff) & ~mask_invalid).float()
+    per_sample = (loss * mask / (mask.sum(dim=(1, 2), keepdim=True) + eps)).sum(dim=(1, 2))
+    prefactor = torch.pow(mask.sum(dim=(1, 2)), 0.2)
+    return (per_sample * prefactor / (prefactor.sum() + eps)).sum()
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _loader(dataset: FusedWindows, batch_sampler: Any = None, batch_size: int = 8) -> DataLoader:
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_sequence_padding)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_sequence_padding)
+
+
+def evaluate_loss(model: torch.nn.Module, loader: DataLoader, settings: TrackastraSettings, device) -> float:
+    """Batch-size weighted mean loss over ``loader`` (no gradients, eval mode)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            batch = _to_device(batch, device)
+            loss = association_loss(model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight)
+            if torch.isfinite(loss):
+                n = len(batch["coords"])
+                total, count = total + float(loss) * n, count + n
+    return total / count if count else float("nan")
+
+
+def _cells(data: CTCData) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.concatenate([np.asarray(w["timepoints"]) for w in data.windows])
+    labels = np.concatenate([np.asarray(w["labels"]) for w in data.windows])
+    return frames, labels
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
+    fusion = model.fusion_config if isinstance(model, FusedTrackingTransformer) else None
+    payload = {**record, "model_config": dict(model.config), "fusion_config": fusion}
+    payload["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+def train(
+    data_path: Path,
+    out: Path,
+    seed: int,
+    settings: TrackastraSettings,
+    features: Path | None = None,
+    val_data: Path | None = None,
+    val_features: Path | None = None,
+) -> dict[str, Any]:
+    """Train one seed; returns the ``done.json`` record."""
+    out = Path(out)
+    prepared: PreparedSequence = load_prepared(data_path, settings)
+    if (features is None) != (settings.fusion == "none"):
+        raise ConfigError("--features", f"fusion={settings.fusion!r} needs --features exactly when not 'none'")
+    if val_data is not None and settings.val_fraction > 0:
+        raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
+    table = FeatureTable(features) if features is not None else None
+    train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
+    val_table = table
+    if val_data is not None:
+        val_split = load_prepared(val_data, settings).data
+        val_table = FeatureTable(val_features) if val_features is not None else None
+        if (val_table is None) != (table is None):
+            raise ConfigError("--val-features", "fused training with --val-data needs --val-features")
+    if table is not None:
+        table.check_covers(*_cells(train_data))
+    if val_table is not None and val_split is not None:
+        val_table.check_covers(*_cells(val_split))
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    seed_everything(seed)
+    model_config = settings.transformer_kwargs(train_data.feat_dim)
+    fusion_config = None
+    if table is not None:
+        fusion_config = dict(
+            fusion=settings.fusion,
+            embed_dim=table.dim,
+            normalize=settings.normalize,
+            concat_dim=settings.concat_dim,
+            concat_hidden=settings.concat_hidden,
+        )
+    model = build_model(model_config, fusion_config).to(device)
+    if isinstance(model, FusedTrackingTransformer):
+        rows = np.array([t < val_start for t, _ in table.index], dtype=bool)
+        values = table.values[rows]
+        model.set_feature_statistics(values.mean(axis=0), values.std(axis=0))
+
+    configure_sampling(train_data, settings, settings.augment, seed)
+    sampler = BalancedBatchSampler(
+        train_data,
+        batch_size=settings.batch_size,
+        n_pool=settings.n_pool_sampler,
+        num_samples=settings.train_samples,
+        weight_by_ndivs=settings.weight_by_ndivs,
+    )
+    train_loader = _loader(FusedWindows(train_data, table), batch_sampler=sampler)
+    val_loader = None
+    if val_split is not None:
+        val_split = copy.copy(val_split)
+        configure_sampling(val_split, settings, 0, seed)
+        val_loader = _loader(FusedWindows(val_split, val_table), batch_size=settings.batch_size)
+
+    warmup = min(settings.warmup_epochs, settings.epochs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: lr_factor(e, warmup, settings.epochs, settings.cosine_final)
+    )
+    mixed = settings.mixed_precision and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=mixed)
+    patience = settings.epochs // 6
+    use_early_stop = settings.early_stopping and val_loader is not None
+    if settings.early_stopping and val_loader is None:
+        log.warning("early_stopping needs validation data (val_fraction > 0 or --val-data); disabled")
+
+    config = {
+        "settings": settings.model_dump(),
+        "seed": seed,
+        "data": str(data_path),
+        "features": None if features is None else str(features),
+        "val_data": None if val_data is None else str(val_data),
+        "val_features": None if val_features is None else str(val_features),
+        "dataset": prepared.dataset,
+        "train_seq": prepared.sequence,
+        "n_frames": prepared.n_frames,
+        "val_start_frame": val_start if val_data is None else None,
+        "train_windows": len(train_data),
+        "val_windows": 0 if val_split is None else len(val_split),
+        "model_config": dict(model.config),
+        "fusion_config": fusion_config,
+        "device": str(device),
+        "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config)
+
+    rows: list[dict[str, Any]] = []
+    best, best_epoch, wait, stopped_early = math.inf, None, 0, False
+    for epoch in range(settings.epochs):
+        start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        total, count = 0.0, 0
+        for batch in tqdm(train_loader, desc=f"epoch {epoch}", leave=False):
+            batch = _to_device(batch, device)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=mixed):
+                loss = association_loss(
+                    model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight
+                )
+            if not torch.isfinite(loss):
+                log.warning("non-finite loss in epoch %d, step skipped", epoch)
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = len(batch["coords"])
+            total, count = total + float(loss.detach()) * n, count + n
+        scheduler.step()
+        val_loss = float("nan")
+        if val_loader is not None:
+            seed_sampling(val_split, seed)
+            val_loss = evaluate_loss(model, val_loader, settings, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": total / count if count else float("nan"),
+            "val_loss": val_loss,
+            "lr": lr,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        rows.append(row)
+        _save_checkpoint(out / "checkpoints" / f"epoch{epoch:03d}.pt", model, {**row, "seed": seed})
+        _write_log(out / "train_log.csv", rows)
+        log.info("epoch %d: train_loss %.5f val_loss %.5f lr %.2e", epoch, row["train_loss"], val_loss, lr)
+        if math.isfinite(val_loss) and val_loss < best:
+            best, best_epoch, wait = val_loss, epoch, 0
+        else:
+            wait += 1
+        if use_early_stop and wait >= patience:
+            stopped_early = True
+            log.info("early stopping after epoch %d (best val_loss at epoch %s)", epoch, best_epoch)
+            break
+
+    done = {
+        "epochs_run": len(rows),
+        "stopped_early": stopped_early,
+        "best_val_epoch": best_epoch,
+        "checkpoints": [f"checkpoints/epoch{row['epoch']:03d}.pt" for row in rows],
+    }
+    write_json(out / "done.json", done)
+    return done
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="denselink tracking train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="cache of `tracking prepare` (training seq)")
+    parser.add_argument("--features", type=Path, default=None, help="feature parquet of the training sequence")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints/, logs)")
+    parser.add_argument("--seed", type=int, required=True, help="seed of every random stream")
+    parser.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="cache of another sequence for val_loss (the authors validated on the eval sequence)",
+    )
+    parser.add_argument("--val-features", type=Path, default=None, help="feature parquet of --val-data")
+    parser.add_argument("--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink tracking train``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(TrackastraSettings, args.settings)
+    train(args.data, args.out, args.seed, settings, args.features, args.val_data, args.val_features)
+    return 0

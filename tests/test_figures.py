@@ -1,0 +1,162 @@
+"""Appendix C figures: files exist, plotted points equal the metrics, missing runs are listed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from denselink.evaluate.metrics import metrics_record, write_metrics
+from denselink.figures.appendix_c import main
+
+SEEDS = (0, 1, 2)
+
+
+def lnk_curve(offset: float, seed: int) -> list[float]:
+    """Three epochs of LNK, distinct per run and seed."""
+    return [0.90 + offset + 0.01 * seed, 0.95 + offset - 0.005 * seed, 0.93 + offset]
+
+
+LOSS = [2.0, 3.0, 1.0]  # lowest validation loss at epoch 2 for every seed
+
+
+def write(root: Path, variant: str, offset: float) -> list[Path]:
+    paths = []
+    for seed in SEEDS:
+        record = metrics_record(
+            dataset="Fluo-N2DL-HeLa",
+            variant=variant,
+            seed=seed,
+            protocol="clean",
+            train_seq="02",
+            eval_seq="01",
+            checkpoint="epoch2.pt",
+            scores={"LNK": lnk_curve(offset, seed)[2], "TRA": 0.99, "DET": 0.99},
+            per_epoch=[
+                {"epoch": e, "LNK": v, "TRA": 0.99, "DET": 0.99, "val_loss": LOSS[e]}
+                for e, v in enumerate(lnk_curve(offset, seed))
+            ],
+        )
+        paths.append(root / variant / f"seed{seed}.json")
+        write_metrics(paths[-1], record)
+    return paths
+
+
+def authors_mean(offset: float) -> float:
+    return float(np.mean([max(lnk_curve(offset, s)) for s in SEEDS]))
+
+
+@pytest.fixture
+def scaling_metrics(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    metrics = write(tmp_path, "maester-fluo-epoch49-centroid-add_wrfeat", 0.0)
+    metrics += write(tmp_path, "maester-fluo-epoch1399-centroid-add_wrfeat", 0.02)
+    return metrics, write(tmp_path, "retrained", -0.01)
+
+
+def test_compute_scaling_points_and_missing(tmp_path: Path, scaling_metrics) -> None:
+    metrics, baseline = scaling_metrics
+    out = tmp_path / "figures"
+    expect = ["maester-fluo-epoch449-centroid-add_wrfeat"]
+    assert (
+        main(
+            [
+                "--study",
+                "compute_scaling",
+                "--metrics",
+                *map(str, metrics),
+                "--baseline",
+                *map(str, baseline),
+                "--expect",
+                *expect,
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert all((out / f"compute_scaling.{s}").stat().st_size > 1000 for s in ("png", "svg", "json"))
+    data = json.loads((out / "compute_scaling.json").read_text())
+    authors = {p["x"]: p for p in data["measures"]["authors"]["points"]}
+    assert sorted(authors) == [49, 1399]
+    assert authors[49]["mean"] == pytest.approx(authors_mean(0.0))
+    assert authors[1399]["values"] == pytest.approx([max(lnk_curve(0.02, s)) for s in SEEDS])
+    assert authors[1399]["sd"] == pytest.approx(np.std([max(lnk_curve(0.02, s)) for s in SEEDS]))
+    clean = {p["x"]: p for p in data["measures"]["clean"]["points"]}
+    assert clean[49]["values"] == pytest.approx([lnk_curve(0.0, s)[2] for s in SEEDS])
+    assert data["measures"]["authors"]["baseline"]["mean"] == pytest.approx(authors_mean(-0.01))
+    assert data["missing"] == expect
+    assert [m["x"] for m in data["measures"]["clean"]["missing"]] == [449]
+
+
+def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
+    metrics = write(tmp_path, "maester-fluo-epoch18249-centroid-add_wrfeat", 0.0)
+    metrics += write(tmp_path, "maester-mitocheck-100-epoch18249-centroid-add_wrfeat", 0.01)
+    baseline = write(tmp_path, "retrained", -0.01)
+    out = tmp_path / "figures"
+    settings = json.dumps({"run_labels": {"mitocheck-100": "Mitocheck plate 1"}})
+    assert (
+        main(
+            [
+                "--study",
+                "transfer",
+                "--metrics",
+                *map(str, metrics),
+                "--baseline",
+                *map(str, baseline),
+                "--expect",
+                "maester-mitocheck-200-epoch18249-centroid-add_wrfeat",
+                "--out-dir",
+                str(out),
+                "--settings",
+                settings,
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "transfer.json").read_text())
+    panels = {p["variant"]: p for p in data["panels"]}
+    mito = panels["maester-mitocheck-100-epoch18249-centroid-add_wrfeat"]
+    assert mito["title"] == "MAESTER pretrained on Mitocheck plate 1 (epoch 18249)"
+    for epoch in range(3):
+        expected = np.mean([lnk_curve(0.01, s)[epoch] for s in SEEDS])
+        assert mito["points"][epoch]["mean"] == pytest.approx(expected)
+    assert data["baseline"]["points"][1]["mean"] == pytest.approx(
+        np.mean([lnk_curve(-0.01, s)[1] for s in SEEDS])
+    )
+    assert data["missing"] == ["maester-mitocheck-200-epoch18249-centroid-add_wrfeat"]
+    assert (out / "transfer.png").is_file() and (out / "transfer.svg").is_file()
+
+
+def test_data_scaling_one_series_per_dataset(tmp_path: Path) -> None:
+    metrics = write(tmp_path, "maester-mitocheck-100-epoch49-centroid-add_wrfeat", 0.0)
+    metrics += write(tmp_path, "maester-mitocheck-200-epoch49-centroid-add_wrfeat", 0.01)
+    metrics += write(tmp_path, "maester-mitocheck-200-epoch449-centroid-add_wrfeat", 0.015)
+    out = tmp_path / "figures"
+    assert (
+        main(
+            [
+                "--study",
+                "data_scaling",
+                "--metrics",
+                *map(str, metrics),
+                "--out-dir",
+                str(out),
+                "--expect",
+                "maester-mitocheck-100-epoch449-centroid-add_wrfeat",
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "data_scaling.json").read_text())
+    assert sorted(data["series"]) == ["mitocheck-100", "mitocheck-200"]
+    points = {(p["series"], p["x"]): p["mean"] for p in data["measures"]["authors"]["points"]}
+    assert points == pytest.approx(
+        {
+            ("mitocheck-100", 49): authors_mean(0.0),
+            ("mitocheck-200", 49): authors_mean(0.01),
+            ("mitocheck-200", 449): authors_mean(0.015),
+        }
+    )
+    assert data["missing"] == ["maester-mitocheck-100-epoch449-centroid-add_wrfeat"]

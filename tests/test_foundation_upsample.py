@@ -1,0 +1,146 @@
+"""Upsamplers: AnyUp tiled over query pixels equals AnyUp untiled; the declared fallbacks."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from denselink.errors import CheckpointError
+from denselink.foundation.upsample import (
+    AnyUpUpsampler,
+    BilinearUpsampler,
+    GuidedUpsampler,
+    guidance_rgb,
+    load_anyup,
+)
+
+
+def anyup_dir() -> Path:
+    """The local AnyUp source: $DENSELINK_ANYUP_DIR or ../shared/third_party/anyup beside the repo."""
+    env = os.environ.get("DENSELINK_ANYUP_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "third_party" / "anyup"
+
+
+needs_anyup = pytest.mark.skipif(
+    not (anyup_dir() / "hubconf.py").is_file(),
+    reason=f"AnyUp source not found at {anyup_dir()} (set DENSELINK_ANYUP_DIR)",
+)
+
+
+@pytest.fixture(scope="module")
+def anyup_model():
+    torch.manual_seed(0)
+    return load_anyup(str(anyup_dir()), "local", pretrained=False)
+
+
+def guided_reference(features, frame, extent, sigma_s, sigma_r):
+    """Joint bilateral upsampling written as plain loops over pixels and cells."""
+    c, h, w = features.shape
+    height, width = frame.shape
+    g = (frame - frame.min()) / (frame.max() - frame.min() + 1e-7)
+    g = np.pad(g, ((0, extent[0] - height), (0, extent[1] - width)), mode="edge")
+    cell_h, cell_w = extent[0] / h, extent[1] / w
+    low = np.array(
+        [
+            [
+                g[int(i * cell_h) : int((i + 1) * cell_h), int(j * cell_w) : int((j + 1) * cell_w)].mean()
+                for j in range(w)
+            ]
+            for i in range(h)
+        ]
+    )
+    radius = max(1, math.ceil(2 * sigma_s))
+    out = np.zeros((c, height, width))
+    for y in range(height):
+        for x in range(width):
+            py, px = (y + 0.5) / cell_h - 0.5, (x + 0.5) / cell_w - 0.5
+            acc, norm = np.zeros(c), 0.0
+            for i in range(h):
+                for j in range(w):
+                    if not (
+                        -radius < i - math.floor(py) <= radius and -radius < j - math.floor(px) <= radius
+                    ):
+                        continue
+                    wgt = math.exp(-((py - i) ** 2 + (px - j) ** 2) / (2 * sigma_s**2))
+                    wgt *= math.exp(-((g[y, x] - low[i, j]) ** 2) / (2 * sigma_r**2))
+                    acc += wgt * features[:, i, j]
+                    norm += wgt
+            out[:, y, x] = acc / norm
+    return out
+
+
+@needs_anyup
+@pytest.mark.parametrize("tile_pixels", [1, 97, 480, 10_000])
+def test_anyup_tiled_equals_untiled(anyup_model, tile_pixels):
+    rng = np.random.default_rng(0)
+    frames = rng.random((2, 24, 20)).astype(np.float32)
+    image = guidance_rgb(frames, (24, 20))
+    features = torch.randn(2, 8, 6, 5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        untiled = anyup_model(image, features)
+    tiled = AnyUpUpsampler(anyup_model, tile_pixels=tile_pixels).forward_tiled(image, features)
+    assert tiled.shape == (2, 8, 24, 20)
+    torch.testing.assert_close(tiled, untiled, atol=1e-5, rtol=1e-5)
+
+
+@needs_anyup
+def test_anyup_output_is_cropped_from_the_padded_extent(anyup_model):
+    frames = np.random.default_rng(1).random((1, 30, 21)).astype(np.float32)
+    features = torch.randn(1, 4, 4, 3)
+    upsampler = AnyUpUpsampler(anyup_model, tile_pixels=256)
+    out = upsampler(features, frames, (32, 24))
+    with torch.no_grad():
+        full = anyup_model(guidance_rgb(frames, (32, 24)), features)
+    assert out.shape == (1, 4, 30, 21)
+    torch.testing.assert_close(out, full[..., :30, :21], atol=1e-5, rtol=1e-5)
+
+
+def test_anyup_that_cannot_be_loaded_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
+        load_anyup(str(tmp_path), "local", pretrained=False)
+
+
+def test_guidance_is_imagenet_normalised_and_zero_padded():
+    frames = np.array([[[0.0, 2.0], [1.0, 2.0]]], np.float32)
+    x = guidance_rgb(frames, (3, 2))
+    assert x.shape == (1, 3, 3, 2)
+    torch.testing.assert_close(
+        x[0, :, 0, 1], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
+    torch.testing.assert_close(
+        x[0, :, 1, 0], (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
+    assert torch.all(x[:, :, 2] == 0)
+
+
+def test_bilinear_keeps_constants_and_crops():
+    features = torch.full((1, 3, 4, 4), 2.5)
+    out = BilinearUpsampler()(features, np.zeros((1, 15, 16)), (16, 16))
+    assert out.shape == (1, 3, 15, 16)
+    torch.testing.assert_close(out, torch.full_like(out, 2.5))
+
+
+@pytest.mark.parametrize("sigma_s,sigma_r", [(1.0, 0.1), (0.6, 0.3)])
+def test_guided_matches_the_loop_reference(sigma_s, sigma_r):
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    frame = rng.random((15, 20)).astype(np.float32)
+    ours = GuidedUpsampler(sigma_s, sigma_r)(torch.as_tensor(features)[None], frame[None], (16, 20))
+    expected = guided_reference(features, frame, (16, 20), sigma_s, sigma_r)
+    np.testing.assert_allclose(ours[0].numpy(), expected, atol=1e-5)
+
+
+def test_guided_row_tiles_and_constants():
+    rng = np.random.default_rng(3)
+    features = torch.as_tensor(rng.normal(size=(2, 4, 6, 6)).astype(np.float32))
+    frames = rng.random((2, 24, 24)).astype(np.float32)
+    whole = GuidedUpsampler(tile_pixels=10**6)(features, frames, (24, 24))
+    rows = GuidedUpsampler(tile_pixels=24 * 5)(features, frames, (24, 24))
+    torch.testing.assert_close(whole, rows)
+    constant = GuidedUpsampler(sigma_range=0.01)(torch.full((1, 2, 6, 6), -1.5), frames[:1], (24, 24))
+    torch.testing.assert_close(constant, torch.full_like(constant, -1.5))

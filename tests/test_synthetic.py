@@ -1,0 +1,134 @@
+"""The synthetic generator: CTC-valid, deterministic, divisions with parent links, ambiguous swaps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from denselink.data.ctc import read_man_track, validate_sequence
+from denselink.data.synthetic import SynthSettings, generate_sequence, main, write_dataset
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _centroids(masks: np.ndarray) -> list[dict[int, tuple[np.ndarray, int]]]:
+    """Per frame: label -> (centroid, area)."""
+    out = []
+    for mask in masks:
+        labels = [int(v) for v in np.unique(mask) if v]
+        centres = ndimage.center_of_mass(np.ones_like(mask), mask, labels)
+        areas = ndimage.sum_labels(np.ones_like(mask), mask, labels)
+        out.append({lab: (np.array(c), int(a)) for lab, c, a in zip(labels, centres, areas, strict=True)})
+    return out
+
+
+@pytest.mark.parametrize("mode", ["default", "ambiguous"])
+def test_generated_dataset_passes_validator(tmp_path: Path, mode: str) -> None:
+    settings = SynthSettings(mode=mode, division_prob=0.2)
+    write_dataset(tmp_path / "syn", settings)
+    for index, seq in enumerate(settings.sequences):
+        manifest = validate_sequence(tmp_path / "syn", "syn", seq)
+        assert manifest.n_frames == settings.n_frames
+        assert manifest.shape == settings.shape
+        assert manifest.dtype == "uint16"
+        expected = generate_sequence(settings, index)
+        np.testing.assert_array_equal(manifest.read_masks(), expected.masks)
+        np.testing.assert_array_equal(manifest.read_frames(), expected.frames)
+        assert read_man_track(manifest.man_track).equals(expected.tracks)
+
+
+def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "a", SynthSettings(seed=3))
+    write_dataset(tmp_path / "b", SynthSettings(seed=3))
+    write_dataset(tmp_path / "c", SynthSettings(seed=4))
+    a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert len(a) == 2 * (2 * 12 + 1)
+    assert a == b
+    assert a.keys() == c.keys()
+    assert a["01/t000.tif"] != c["01/t000.tif"]
+    assert a["01/t000.tif"] != a["02/t000.tif"]
+
+
+def test_divisions_end_parent_and_start_two_children() -> None:
+    sequence = generate_sequence(SynthSettings(division_prob=0.3, n_frames=15), 0)
+    tracks = sequence.tracks.set_index("label")
+    children = tracks[tracks["parent"] > 0]
+    assert len(children) >= 4
+    geometry = _centroids(sequence.masks)
+    for parent, group in children.groupby("parent"):
+        assert len(group) == 2
+        parent_end = int(tracks.at[parent, "end"])
+        assert (group["start"] == parent_end + 1).all()
+        assert parent not in geometry[parent_end + 1]
+        parent_centre, parent_area = geometry[parent_end][parent]
+        for child in group.index:
+            child_centre, _ = geometry[parent_end + 1][child]
+            assert np.linalg.norm(child_centre - parent_centre) < np.sqrt(parent_area)
+
+
+def test_every_track_is_drawn_in_every_frame_of_its_span() -> None:
+    sequence = generate_sequence(SynthSettings(division_prob=0.2, n_cells=10, shape=(64, 64)), 1)
+    for row in sequence.tracks.itertuples(index=False):
+        for t in range(sequence.masks.shape[0]):
+            present = bool((sequence.masks[t] == row.label).any())
+            assert present == (row.start <= t <= row.end)
+
+
+def _motion_confusions(settings: SynthSettings) -> tuple[int, int, list[float]]:
+    """Links where the nearest previous cell is another track, links where mean intensity is right, areas."""
+    sequence = generate_sequence(settings, 0)
+    geometry = _centroids(sequence.masks)
+    wrong_by_motion = right_by_appearance = 0
+    areas = [area for frame in geometry for _, area in frame.values()]
+    for t in range(1, len(geometry)):
+        before, now = geometry[t - 1], geometry[t]
+        for label, (centre, _) in now.items():
+            if label not in before:
+                continue
+            nearest = min(before, key=lambda other: np.linalg.norm(before[other][0] - centre))
+            if nearest == label:
+                continue
+            wrong_by_motion += 1
+            brightness = {
+                lab: sequence.frames[t - 1][sequence.masks[t - 1] == lab].mean() for lab in (label, nearest)
+            }
+            own = sequence.frames[t][sequence.masks[t] == label].mean()
+            if abs(own - brightness[label]) < abs(own - brightness[nearest]):
+                right_by_appearance += 1
+    return wrong_by_motion, right_by_appearance, areas
+
+
+def test_ambiguous_mode_swaps_same_shape_cells() -> None:
+    common = dict(n_frames=16, n_cells=6, division_prob=0.0, shape=(80, 80))
+    ambiguous = _motion_confusions(SynthSettings(mode="ambiguous", **common))
+    default = _motion_confusions(SynthSettings(mode="default", **common))
+    wrong, right_by_appearance, areas = ambiguous
+    # 3 pairs swapping every 5 frames: each swap fools nearest-neighbour linking for both partners
+    assert wrong >= 12
+    assert default[0] <= 2
+    assert right_by_appearance >= 0.8 * wrong
+    # all cells share one size and shape: areas within a few boundary pixels of each other
+    assert max(areas) - min(areas) <= 0.25 * np.median(areas)
+
+
+def test_mini_generation_is_fast() -> None:
+    start = time.perf_counter()
+    for index in range(2):
+        generate_sequence(SynthSettings(), index)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_cli_writes_configured_sequences(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    assert (
+        main(["--out", str(out), "--settings", '{"sequences": ["01"], "n_frames": 3, "dtype": "uint8"}']) == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["01", "01_GT"]
+    manifest = validate_sequence(out, "cli", "01")
+    assert (manifest.n_frames, manifest.dtype) == (3, "uint8")

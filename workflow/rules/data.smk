@@ -1,0 +1,142 @@
+"""Raw data (CTC download, generated data, Mitocheck plates) to checked sequence manifests."""
+
+from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+
+
+def datasets_with(source, download=None):
+    return [
+        name
+        for name, spec in config["datasets"].items()
+        if spec["source"] == source and (download is None or spec["download"] == download)
+    ]
+
+
+rule data_synth:
+    output:
+        directory(data_dir("{dataset}")),
+    log:
+        results("logs/data_synth/{dataset}.log"),
+    benchmark:
+        results("benchmarks/data_synth/{dataset}.tsv")
+    wildcard_constraints:
+        dataset=one_of(datasets_with("synthetic")),
+    params:
+        settings=lambda w: settings_json(config["datasets"][w.dataset]["synth"]),
+    threads: res("data_synth")["cpus"]
+    resources:
+        **slurm_resources("data_synth"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink data synth --out {output} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule data_download:
+    output:
+        directory(data_dir("{dataset}")),
+    log:
+        results("logs/data_download/{dataset}.log"),
+    benchmark:
+        results("benchmarks/data_download/{dataset}.tsv")
+    wildcard_constraints:
+        dataset=one_of(datasets_with("ctc", download=True)),
+    params:
+        data_root=config["data_root"],
+        url=lambda w: config["datasets"][w.dataset]["url"],
+        sha256=lambda w: (
+            f"--sha256 {config['datasets'][w.dataset]['sha256']}"
+            if config["datasets"][w.dataset]["sha256"]
+            else ""
+        ),
+    threads: res("data_download")["cpus"]
+    resources:
+        **slurm_resources("data_download"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink data download --dataset {wildcards.dataset} --data-root {params.data_root} "
+        "--url {params.url} {params.sha256} > {log} 2>&1"
+
+
+rule data_validate:
+    input:
+        data_dir("{dataset}"),
+    output:
+        results("data/{dataset}/{seq}/manifest.json"),
+    log:
+        results("logs/data_validate/{dataset}/{seq}.log"),
+    benchmark:
+        results("benchmarks/data_validate/{dataset}-{seq}.tsv")
+    wildcard_constraints:
+        dataset=one_of(config["datasets"]),
+    threads: res("data_validate")["cpus"]
+    resources:
+        **slurm_resources("data_validate"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink data validate --dataset-dir {input} --dataset {wildcards.dataset} --seq {wildcards.seq} "
+        "--out {output} > {log} 2>&1"
+
+
+if config["mitocheck"]["source"] == "synthetic":
+
+    rule mitocheck_synth:
+        output:
+            directory(config["mitocheck"]["root"]),
+        log:
+            results("logs/mitocheck_synth/mitocheck.log"),
+        benchmark:
+            results("benchmarks/mitocheck_synth/mitocheck.tsv")
+        params:
+            settings=settings_json(config["mitocheck"]["synth"]),
+        threads: res("mitocheck_synth")["cpus"]
+        resources:
+            **slurm_resources("mitocheck_synth"),
+        conda:
+            "../../envs/cpu.yaml"
+        shell:
+            "denselink data mitocheck synth --out {output} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule mitocheck_manifest:
+    input:
+        config["mitocheck"]["root"],
+    output:
+        manifest(f"{MITOCHECK}/plate{{plate}}"),
+    log:
+        results("logs/mitocheck_manifest/plate{plate}.log"),
+    benchmark:
+        results("benchmarks/mitocheck_manifest/plate{plate}.tsv")
+    wildcard_constraints:
+        plate=r"[1-4]",
+    params:
+        strict="--strict" if config["mitocheck"]["strict"] else "",
+    threads: res("mitocheck_manifest")["cpus"]
+    resources:
+        **slurm_resources("mitocheck_manifest"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink data mitocheck manifest --mitocheck-root {input} --plate {wildcards.plate} "
+        "--out {output} {params.strict} > {log} 2>&1"
+
+
+rule mitocheck_dataset:
+    input:
+        lambda w: [manifest(f"{MITOCHECK}/plate{p}") for p in MITOCHECK_SIZES[int(w.size)]],
+    output:
+        manifest(f"{MITOCHECK}/{{size}}"),
+    log:
+        results("logs/mitocheck_dataset/{size}.log"),
+    benchmark:
+        results("benchmarks/mitocheck_dataset/{size}.tsv")
+    wildcard_constraints:
+        size=one_of(str(s) for s in MITOCHECK_SIZES),
+    threads: res("mitocheck_dataset")["cpus"]
+    resources:
+        **slurm_resources("mitocheck_dataset"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink data mitocheck dataset --manifests {input} --size {wildcards.size} --out {output} > {log} 2>&1"

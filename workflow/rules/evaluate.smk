@@ -1,0 +1,23 @@
+"""Table 1 from the metrics JSONs of every cell of the grid."""
+
+
+rule evaluate_table:
+    input:
+        table1_targets(config),
+    output:
+        csv=report(results("tables/table1.csv"), caption="../report/table1.rst", category="Table 1"),
+        md=results("tables/table1.md"),
+    log:
+        results("logs/evaluate_table/table1.log"),
+    benchmark:
+        results("benchmarks/evaluate_table/table1.tsv")
+    params:
+        protocols=config["table1"]["protocols"],
+    threads: res("evaluate_table")["cpus"]
+    resources:
+        **slurm_resources("evaluate_table"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
+        "--protocols {params.protocols} > {log} 2>&1"

@@ -1,0 +1,23 @@
+"""Per-cell feature tables: one embedding x one aggregation x one sequence."""
+
+
+rule features_aggregate:
+    input:
+        embedding=results("embeddings/{dataset}/{seq}/{embedding}.zarr"),
+        manifest=manifest("{dataset}/{seq}"),
+    output:
+        results("features/{dataset}/{seq}/{embedding}-{agg}.parquet"),
+    log:
+        results("logs/features_aggregate/{dataset}/{seq}/{embedding}-{agg}.log"),
+    benchmark:
+        results("benchmarks/features_aggregate/{dataset}-{seq}-{embedding}-{agg}.tsv")
+    wildcard_constraints:
+        agg="centroid|mma",
+    threads: res("features_aggregate")["cpus"]
+    resources:
+        **slurm_resources("features_aggregate"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink features aggregate --embedding {input.embedding} --manifest {input.manifest} "
+        "--agg {wildcards.agg} --out {output} > {log} 2>&1"

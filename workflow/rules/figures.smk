@@ -1,0 +1,32 @@
+"""Appendix C figures: pretraining compute, transfer across data, pretraining data size."""
+
+
+rule figures_appendix_c:
+    input:
+        metrics=lambda w: appc_targets(config, w.study),
+        baseline=appc_baseline(config),
+    output:
+        png=report(
+            results("figures/{study}.png"),
+            caption="../report/{study}.rst",
+            category="Appendix C",
+        ),
+        svg=results("figures/{study}.svg"),
+        points=results("figures/{study}.json"),
+    log:
+        results("logs/figures_appendix_c/{study}.log"),
+    benchmark:
+        results("benchmarks/figures_appendix_c/{study}.tsv")
+    wildcard_constraints:
+        study=one_of(STUDIES),
+    params:
+        out_dir=results("figures"),
+        expect=lambda w: study_variants(config, w.study),
+    threads: res("figures_appendix_c")["cpus"]
+    resources:
+        **slurm_resources("figures_appendix_c"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink figures appendix-c --study {wildcards.study} --metrics {input.metrics} "
+        "--baseline {input.baseline} --expect {params.expect} --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,0 +1,25 @@
+"""SAM / muSAM image embeddings, upsampled to pixel resolution."""
+
+
+rule foundation_embed:
+    input:
+        manifest("{dataset}/{seq}"),
+    output:
+        directory(results("embeddings/{dataset}/{seq}/{model}-{upsampler}.zarr")),
+    log:
+        results("logs/foundation_embed/{dataset}/{seq}/{model}-{upsampler}.log"),
+    benchmark:
+        results("benchmarks/foundation_embed/{dataset}-{seq}-{model}-{upsampler}.tsv")
+    wildcard_constraints:
+        model=one_of(FOUNDATION_BACKBONES),
+        upsampler=one_of({config["foundation"][m]["upsampler"] for m in FOUNDATION_BACKBONES}),
+    params:
+        settings=lambda w: settings_json(config["foundation"][w.model]),
+    threads: res("foundation_embed")["cpus"]
+    resources:
+        **slurm_resources("foundation_embed"),
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
+        "--settings {params.settings:q} > {log} 2>&1"

@@ -1,0 +1,51 @@
+"""MAESTER pretraining (one run per configured data source) and cover-and-stride inference."""
+
+
+rule maester_train:
+    input:
+        lambda w: [manifest(source) for source in config["maester"]["runs"][w.run]],
+    output:
+        results("maester/{run}/done.json"),
+    log:
+        results("logs/maester_train/{run}.log"),
+    benchmark:
+        results("benchmarks/maester_train/{run}.tsv")
+    wildcard_constraints:
+        run=one_of(config["maester"]["runs"]),
+    params:
+        launcher=maester_launcher(),
+        out_dir=lambda w: results(f"maester/{w.run}"),
+        settings=settings_json({k: config["maester"][k] for k in ("model", "train")}),
+    threads: res("maester_train")["cpus"]
+    resources:
+        **slurm_resources("maester_train"),
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "{params.launcher} --manifest {input} --out {params.out_dir} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule maester_infer:
+    input:
+        done=results("maester/{run}/done.json"),
+        manifest=manifest("{dataset}/{seq}"),
+    output:
+        directory(results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr")),
+    log:
+        results("logs/maester_infer/{dataset}/{seq}/{run}-epoch{epoch}.log"),
+    benchmark:
+        results("benchmarks/maester_infer/{dataset}-{seq}-{run}-epoch{epoch}.tsv")
+    wildcard_constraints:
+        run=one_of(config["maester"]["runs"]),
+        epoch=r"\d+",
+    params:
+        checkpoint=lambda w: results(f"maester/{w.run}/checkpoints/epoch{w.epoch}.pt"),
+        settings=settings_json(config["maester"]["infer"]),
+    threads: res("maester_infer")["cpus"]
+    resources:
+        **slurm_resources("maester_infer"),
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "denselink maester infer --checkpoint {params.checkpoint} --manifest {input.manifest} "
+        "--out {output} --settings {params.settings:q} > {log} 2>&1"

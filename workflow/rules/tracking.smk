@@ -1,0 +1,122 @@
+"""Trackastra: cached per-sequence data, per-seed training, per-checkpoint tracking and scoring."""
+
+
+def train_inputs(w):
+    inputs = {"data": results(f"trackastra_data/{w.dataset}/{w.train_seq}.pt")}
+    if parse_variant(w.variant).kind == "embedding":
+        inputs["features"] = features_path(w.dataset, w.train_seq, w.variant)
+    return inputs
+
+
+def evaluate_inputs(w):
+    inputs = {
+        "model": model_path(w.dataset, w.protocol, w.train_seq, w.variant, w.seed),
+        "manifest": manifest(f"{w.dataset}/{w.eval_seq}"),
+    }
+    if parse_variant(w.variant).kind == "embedding":
+        inputs["features"] = features_path(w.dataset, w.eval_seq, w.variant)
+    return inputs
+
+
+def features_flag(input):
+    return f"--features {input.features}" if "features" in input.keys() else ""
+
+
+rule tracking_prepare:
+    input:
+        manifest("{dataset}/{seq}"),
+    output:
+        results("trackastra_data/{dataset}/{seq}.pt"),
+    log:
+        results("logs/tracking_prepare/{dataset}/{seq}.log"),
+    benchmark:
+        results("benchmarks/tracking_prepare/{dataset}-{seq}.tsv")
+    params:
+        settings=settings_json(config["tracking"]["settings"]),
+    threads: res("tracking_prepare")["cpus"]
+    resources:
+        **slurm_resources("tracking_prepare"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink tracking prepare --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule tracking_train:
+    input:
+        unpack(train_inputs),
+    output:
+        results("models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json"),
+    log:
+        results("logs/tracking_train/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}.log"),
+    benchmark:
+        results("benchmarks/tracking_train/{dataset}-{protocol}-train{train_seq}-{variant}-seed{seed}.tsv")
+    wildcard_constraints:
+        variant="(?!pretrained/)[^/]+",
+    params:
+        out_dir=lambda w, output: Path(output[0]).parent,
+        features=lambda w, input: features_flag(input),
+        settings=lambda w: tracking_settings(w.protocol, w.variant),
+    threads: res("tracking_train")["cpus"]
+    resources:
+        **slurm_resources("tracking_train"),
+    conda:
+        "../../envs/gpu.yaml"
+    shell:
+        "denselink tracking train --data {input.data} {params.features} --out {params.out_dir} "
+        "--seed {wildcards.seed} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule tracking_evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        metrics=results("metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.json"),
+        res_dir=directory(results("tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}")),
+    log:
+        results("logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.log"),
+    benchmark:
+        results("benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-{variant}-seed{seed}.tsv")
+    wildcard_constraints:
+        variant="(?!pretrained/)[^/]+",
+    params:
+        model_dir=lambda w, input: Path(input.model).parent,
+        features=lambda w, input: features_flag(input),
+        settings=lambda w: tracking_settings(w.protocol, w.variant),
+    threads: res("tracking_evaluate")["cpus"]
+    resources:
+        **slurm_resources("tracking_evaluate"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} {params.features} "
+        "--protocol {wildcards.protocol} --out {output.metrics} --res-dir {output.res_dir} "
+        "--dataset {wildcards.dataset} --variant {wildcards.variant} --seed {wildcards.seed} "
+        "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
+        "> {log} 2>&1"
+
+
+rule tracking_evaluate_pretrained:
+    input:
+        manifest=manifest("{dataset}/{eval_seq}"),
+    output:
+        metrics=results("metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.json"),
+        res_dir=directory(results("tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}")),
+    log:
+        results("logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.log"),
+    benchmark:
+        results("benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-pretrained-seed{seed}.tsv")
+    params:
+        pretrained=config["tracking"]["pretrained_model"] or "none",
+        settings=lambda w: tracking_settings(w.protocol, "pretrained"),
+    threads: res("tracking_evaluate")["cpus"]
+    resources:
+        **slurm_resources("tracking_evaluate"),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "denselink tracking evaluate --pretrained {params.pretrained} --manifest {input.manifest} "
+        "--protocol {wildcards.protocol} --out {output.metrics} --res-dir {output.res_dir} "
+        "--dataset {wildcards.dataset} --variant pretrained --seed {wildcards.seed} "
+        "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
+        "> {log} 2>&1"
