@@ -12,7 +12,11 @@ from pathlib import Path
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-configfile: "config.yaml"
+# config.yaml is the full paper experiment; `--configfile FILE...` replaces it (e.g. the mini config).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "workflow/rules/common.smk"

@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 SMOKE = Path(__file__).parent / "data" / "slurm_smoke"
+MINI = REPO / "workflow" / "configs" / "mini.yaml"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
 
@@ -29,7 +30,8 @@ def _slurm_unavailable() -> str | None:
     done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
     states = done.stdout.split()
     if done.returncode != 0 or not {"idle", "mix", "alloc"} & set(states):
-        return f"no Slurm node is up (sinfo: {done.stderr.strip() or states}); run scripts/slurm/start_local_slurm.sh"
+        found = done.stderr.strip() or states
+        return f"no Slurm node is up (sinfo: {found}); run scripts/slurm/start_local_slurm.sh"
     return None
 
 
@@ -78,23 +80,34 @@ def minutes(limit: str) -> int:
     return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
 
 
-def profile_set_resources() -> dict[str, dict]:
-    return yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"]
+def profile() -> dict:
+    return yaml.safe_load((PROFILE / "config.yaml").read_text())
 
 
-def test_profile_sets_gpus_and_squeue_status() -> None:
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    assert profile["executor"] == "slurm"
-    assert profile["slurm-status-command"] == "squeue"
-    assert {rule: res["gpu"] for rule, res in profile["set-resources"].items()} == {
-        "maester_train": 4,
-        "maester_infer": 1,
-        "foundation_embed": 1,
-        "tracking_train": 1,
-    }
-    min_job_age = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True)
-    age = int(re.search(r"MinJobAge\s*=\s*(\d+)", min_job_age.stdout).group(1))
-    assert age >= 3 * profile["slurm-init-seconds-before-status-checks"]
+def check_job_resources(job_id: str, rule: str, spec: dict) -> dict[str, str]:
+    """Slurm granted the job the cpus, memory, runtime, GPUs and partition that `spec` and the profile ask."""
+    job = slurm_job(job_id)
+    assert job["JobState"] == "COMPLETED"
+    assert job["Comment"].startswith(f"rule_{rule}")
+    assert int(job["NumCPUs"]) == spec["cpus"]
+    assert job["MinMemoryNode"] == f"{spec['mem_mb']}M"
+    assert minutes(job["TimeLimit"]) == spec["runtime"]
+    assert job["Partition"] == ("gpu" if rule in GPU_RULES else "debug")
+    if spec["gpus"]:
+        assert job["TresPerJob"] == f"gres:gpu:{spec['gpus']}"
+    else:
+        assert "TresPerJob" not in job
+    return job
+
+
+def test_profile_asks_squeue_and_sends_gpu_rules_to_gpu_partition() -> None:
+    settings = profile()
+    assert settings["executor"] == "slurm"
+    assert settings["slurm-status-command"] == "squeue"
+    assert settings["set-resources"] == {rule: {"slurm_partition": "gpu"} for rule in GPU_RULES}
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    min_job_age = int(re.search(r"MinJobAge\s*=\s*(\d+)", config).group(1))
+    assert min_job_age >= 3 * settings["slurm-init-seconds-before-status-checks"]
 
 
 def test_smoke_jobs_run_on_slurm_with_requested_resources(tmp_path: Path) -> None:
@@ -102,7 +115,6 @@ def test_smoke_jobs_run_on_slurm_with_requested_resources(tmp_path: Path) -> Non
     shutil.copytree(SMOKE, workdir)
     done = run_snakemake(workdir)
     wanted = yaml.safe_load((SMOKE / "config.yaml").read_text())["resources"]
-    gpus = profile_set_resources()
 
     ids = submitted_job_ids(workdir, done.stdout + done.stderr)
     outputs = sorted((workdir / "out").glob("*.env"))
@@ -115,19 +127,42 @@ def test_smoke_jobs_run_on_slurm_with_requested_resources(tmp_path: Path) -> Non
     assert len(ids) == len(outputs)
     for out in outputs:
         env = dict(line.split("=", 1) for line in out.read_text().splitlines())
-        # the job ran inside the Slurm job snakemake submitted for it
+        # each job ran inside the Slurm job snakemake submitted for it, with what its rule asked for
         assert env["SLURM_JOB_ID"] in ids
         rule = re.sub(r"_\d+$", "", out.stem)
-        job = slurm_job(env["SLURM_JOB_ID"])
-        assert job["JobState"] == "COMPLETED"
-        assert job["Comment"].startswith(f"rule_{rule}")
-        assert int(job["NumCPUs"]) == wanted[rule]["cpus"] == int(env["SLURM_CPUS_PER_TASK"])
-        assert job["MinMemoryNode"] == f"{wanted[rule]['mem_mb']}M"
-        assert minutes(job["TimeLimit"]) == wanted[rule]["runtime"]
-        if rule in GPU_RULES:
-            assert job["Partition"] == "gpu"
-            assert job["TresPerJob"] == f"gres:gpu:{gpus[rule]['gpu']}"
-            assert int(env["SLURM_GPUS_ON_NODE"]) == gpus[rule]["gpu"]
-        else:
-            assert job["Partition"] == "debug"
-            assert "TresPerJob" not in job
+        check_job_resources(env["SLURM_JOB_ID"], rule, wanted[rule])
+        assert int(env["SLURM_CPUS_PER_TASK"]) == wanted[rule]["cpus"]
+        assert int(env.get("SLURM_GPUS_ON_NODE", 0)) == wanted[rule]["gpus"]
+
+
+@pytest.mark.skipif(not MINI.exists(), reason=f"{MINI} not written yet")
+def test_mini_workflow_maester_run_on_slurm(tmp_path: Path) -> None:
+    """The real workflow on the mini config: generated data, manifests and one MAESTER pretraining run."""
+    config = yaml.safe_load(MINI.read_text())
+    runs = config["maester"]["runs"]
+    run = next(name for name, sources in runs.items() if not any(s.startswith("mitocheck") for s in sources))
+    # the workflow's configfile (config.yaml) must exist in the working directory; mini.yaml overrides it
+    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
+    target = f"results/maester/{run}/done.json"
+    done = run_snakemake(
+        tmp_path,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(MINI),
+        "--config",
+        "results_root=results",
+        f"data_root={tmp_path / 'data'}",
+        "--",
+        target,
+    )
+    assert (tmp_path / target).is_file()
+    ids = submitted_job_ids(tmp_path, done.stdout + done.stderr)
+    jobs = {job_id: slurm_job(job_id) for job_id in ids}
+    rules = sorted(re.match(r"rule_([a-z_]+?)(_wildcards_|$)", j["Comment"]).group(1) for j in jobs.values())
+    datasets = {source.split("/")[0] for source in runs[run]}
+    expected = ["data_synth"] * len(datasets) + ["data_validate"] * len(set(runs[run])) + ["maester_train"]
+    assert rules == sorted(expected)
+    [train_id] = [i for i, j in jobs.items() if j["Comment"] == "rule_maester_train_wildcards_" + run]
+    wanted = {**config["resources"]["default"], **config["resources"].get("maester_train", {})}
+    check_job_resources(train_id, "maester_train", wanted)

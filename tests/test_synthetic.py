@@ -132,3 +132,16 @@ def test_cli_writes_configured_sequences(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["01", "01_GT"]
     manifest = validate_sequence(out, "cli", "01")
     assert (manifest.n_frames, manifest.dtype) == (3, "uint8")
+
+
+def test_traccuracy_loads_generated_ground_truth(tmp_path: Path) -> None:
+    from traccuracy.loaders import load_ctc_data
+
+    settings = SynthSettings(sequences=["01"], division_prob=0.3, n_cells=8)
+    write_dataset(tmp_path / "syn", settings)
+    tra = tmp_path / "syn/01_GT/TRA"
+    graph = load_ctc_data(str(tra), str(tra / "man_track.txt"), run_checks=True).graph
+    tracks = generate_sequence(settings, 0).tracks
+    lengths = tracks["end"] - tracks["start"] + 1
+    assert graph.number_of_nodes() == int(lengths.sum())
+    assert graph.number_of_edges() == int((lengths - 1).sum() + (tracks["parent"] > 0).sum())

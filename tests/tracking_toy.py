@@ -27,7 +27,8 @@ def write_swap_sequence(
     side = int(np.ceil(np.sqrt(pairs)))
     step = size / side
     centres = [((i // side + 0.5) * step, (i % side + 0.5) * step) for i in range(pairs)]
-    codes = rng.normal(size=(2 * pairs + 1, dim)).astype(np.float32)
+    # one code per track id, shared by all sequences (an ideal identity feature)
+    codes = np.random.default_rng(12345).normal(size=(2 * pairs + 1, dim)).astype(np.float32)
     images, tra = root / seq, root / f"{seq}_GT" / "TRA"
     images.mkdir(parents=True, exist_ok=True)
     tra.mkdir(parents=True, exist_ok=True)

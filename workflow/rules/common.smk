@@ -78,6 +78,10 @@ def check_references(cfg):
         _require(run in runs, f"appendix_c.{study}", f"run {run!r} is not in maester.runs")
         _require(epoch in saved, f"appendix_c.{study}", f"epoch {epoch} is not in maester.train.save_epochs")
     for protocol, spec in cfg["protocols"].items():
+        trains = [d["train"] for d in spec["directions"]]
+        if spec["validate_on_eval"]:
+            _require(spec["val_fraction"] == 0, f"protocols.{protocol}", "validate_on_eval needs val_fraction 0")
+            _require(len(set(trains)) == len(trains), f"protocols.{protocol}", "validate_on_eval: one eval per train")
         for direction in spec["directions"]:
             for name in used_datasets(cfg):
                 for seq in direction.values():
@@ -126,6 +130,14 @@ def metrics_path(dataset, protocol, train_seq, eval_seq, variant, seed):
 
 def model_path(dataset, protocol, train_seq, variant, seed):
     return results(f"models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json")
+
+
+def validation_seq(protocol, train_seq):
+    """The sequence val_loss is computed on when a protocol validates on its evaluation sequence."""
+    spec = config["protocols"][protocol]
+    if not spec["validate_on_eval"]:
+        return None
+    return next(d["eval"] for d in spec["directions"] if d["train"] == train_seq)
 
 
 def one_of(names):

@@ -13,6 +13,7 @@ rule evaluate_table:
         results("benchmarks/evaluate_table/table1.tsv")
     params:
         protocols=config["table1"]["protocols"],
+        settings=settings_json({**config["table1"]["settings"], "main_fusion": config["tracking"]["fusion"]}),
     threads: res("evaluate_table")["cpus"]
     resources:
         **slurm_resources("evaluate_table"),
@@ -20,4 +21,4 @@ rule evaluate_table:
         "../../envs/cpu.yaml"
     shell:
         "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
-        "--protocols {params.protocols} > {log} 2>&1"
+        "--protocols {params.protocols} --settings {params.settings:q} > {log} 2>&1"

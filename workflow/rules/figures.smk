@@ -22,6 +22,7 @@ rule figures_appendix_c:
     params:
         out_dir=results("figures"),
         expect=lambda w: study_variants(config, w.study),
+        settings=settings_json(config["appendix_c"]["settings"]),
     threads: res("figures_appendix_c")["cpus"]
     resources:
         **slurm_resources("figures_appendix_c"),
@@ -29,4 +30,5 @@ rule figures_appendix_c:
         "../../envs/cpu.yaml"
     shell:
         "denselink figures appendix-c --study {wildcards.study} --metrics {input.metrics} "
-        "--baseline {input.baseline} --expect {params.expect} --out-dir {params.out_dir} > {log} 2>&1"
+        "--baseline {input.baseline} --expect {params.expect} --out-dir {params.out_dir} "
+        "--settings {params.settings:q} > {log} 2>&1"

@@ -2,9 +2,15 @@
 
 
 def train_inputs(w):
+    fused = parse_variant(w.variant).kind == "embedding"
     inputs = {"data": results(f"trackastra_data/{w.dataset}/{w.train_seq}.pt")}
-    if parse_variant(w.variant).kind == "embedding":
+    if fused:
         inputs["features"] = features_path(w.dataset, w.train_seq, w.variant)
+    val_seq = validation_seq(w.protocol, w.train_seq)
+    if val_seq is not None:
+        inputs["val_data"] = results(f"trackastra_data/{w.dataset}/{val_seq}.pt")
+        if fused:
+            inputs["val_features"] = features_path(w.dataset, val_seq, w.variant)
     return inputs
 
 
@@ -18,8 +24,10 @@ def evaluate_inputs(w):
     return inputs
 
 
-def features_flag(input):
-    return f"--features {input.features}" if "features" in input.keys() else ""
+def optional_flags(input):
+    """--features / --val-data / --val-features for the inputs a job has."""
+    names = ("features", "val_data", "val_features")
+    return " ".join(f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys())
 
 
 rule tracking_prepare:
@@ -55,7 +63,7 @@ rule tracking_train:
         variant="(?!pretrained/)[^/]+",
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
-        features=lambda w, input: features_flag(input),
+        optional=lambda w, input: optional_flags(input),
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     threads: res("tracking_train")["cpus"]
     resources:
@@ -63,7 +71,7 @@ rule tracking_train:
     conda:
         "../../envs/gpu.yaml"
     shell:
-        "denselink tracking train --data {input.data} {params.features} --out {params.out_dir} "
+        "denselink tracking train --data {input.data} {params.optional} --out {params.out_dir} "
         "--seed {wildcards.seed} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -81,7 +89,8 @@ rule tracking_evaluate:
         variant="(?!pretrained/)[^/]+",
     params:
         model_dir=lambda w, input: Path(input.model).parent,
-        features=lambda w, input: features_flag(input),
+        optional=lambda w, input: optional_flags(input),
+        epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     threads: res("tracking_evaluate")["cpus"]
     resources:
@@ -89,8 +98,8 @@ rule tracking_evaluate:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} {params.features} "
-        "--protocol {wildcards.protocol} --out {output.metrics} --res-dir {output.res_dir} "
+        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} {params.optional} "
+        "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
         "--dataset {wildcards.dataset} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
         "> {log} 2>&1"
@@ -107,7 +116,8 @@ rule tracking_evaluate_pretrained:
     benchmark:
         results("benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-pretrained-seed{seed}.tsv")
     params:
-        pretrained=config["tracking"]["pretrained_model"] or "none",
+        pretrained=config["tracking"]["pretrained_model"],
+        epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, "pretrained"),
     threads: res("tracking_evaluate")["cpus"]
     resources:
@@ -116,7 +126,7 @@ rule tracking_evaluate_pretrained:
         "../../envs/cpu.yaml"
     shell:
         "denselink tracking evaluate --pretrained {params.pretrained} --manifest {input.manifest} "
-        "--protocol {wildcards.protocol} --out {output.metrics} --res-dir {output.res_dir} "
+        "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
         "--dataset {wildcards.dataset} --variant pretrained --seed {wildcards.seed} "
         "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
         "> {log} 2>&1"

@@ -29,6 +29,8 @@ MODELS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "TrackastraSettings",
         ("fusion", "val_fraction", "early_stopping"),
     ),
+    "TableSettings": ("denselink.evaluate.table", "TableSettings", ("protocols", "main_fusion")),
+    "FigureSettings": ("denselink.figures.appendix_c", "FigureSettings", ()),
 }
 
 

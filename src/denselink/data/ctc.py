@@ -9,9 +9,7 @@ checks first (names, counts, the track table, TIFF headers) and decodes pixels l
 from __future__ import annotations
 
 import argparse
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -184,19 +182,18 @@ def _frame_labels(frame_path: Path, mask_path: Path) -> set[int]:
 def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, man_track: Path) -> None:
     spans = {int(r.label): (int(r.start), int(r.end)) for r in tracks.itertuples(index=False)}
     present: list[set[int]] = []
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        decoded = pool.map(_frame_labels, frames, masks)
-        for t, labels in enumerate(tqdm(decoded, total=len(frames), desc="validating frames", unit="frame")):
-            for label in sorted(labels):
-                if label not in spans:
-                    raise CTCFormatError(masks[t], f"label {label} is not a track in {man_track}")
-                start, end = spans[label]
-                if not start <= t <= end:
-                    raise CTCFormatError(
-                        masks[t],
-                        f"label {label} in frame {t}, outside its span {start}-{end} in {man_track.name}",
-                    )
-            present.append(labels)
+    decoded = map(_frame_labels, frames, masks)
+    for t, labels in enumerate(tqdm(decoded, total=len(frames), desc="validating frames", unit="frame")):
+        for label in sorted(labels):
+            if label not in spans:
+                raise CTCFormatError(masks[t], f"label {label} is not a track in {man_track}")
+            start, end = spans[label]
+            if not start <= t <= end:
+                raise CTCFormatError(
+                    masks[t],
+                    f"label {label} in frame {t}, outside its span {start}-{end} in {man_track.name}",
+                )
+        present.append(labels)
     for label, (start, end) in spans.items():
         for t in sorted({start, end}):
             if label not in present[t]:

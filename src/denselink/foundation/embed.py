@@ -101,6 +101,12 @@ class FoundationSettings(StageSettings):
     device: str = pydantic.Field("auto", description="auto (CUDA when available) | cpu | cuda[:N]")
     chunk: int = pydantic.Field(256, ge=1, description="zarr chunk side in pixels (tileY = tileX)")
 
+    @pydantic.model_validator(mode="after")
+    def _weights_source(self) -> FoundationSettings:
+        if self.random_init and self.checkpoint is not None:
+            raise ValueError("random_init and checkpoint exclude each other")
+        return self
+
 
 def make_upsampler(settings: FoundationSettings, device: torch.device) -> Upsampler:
     """The configured upsampler; a fallback is announced with a WARNING line."""

@@ -43,7 +43,9 @@ class CoverGeometry:
         if self.patch_size % 2 == 0:
             raise ConfigError("patch_size", f"must be odd for cover-and-stride, got {self.patch_size}")
         if self.img_size % self.patch_size:
-            raise ConfigError("img_size", f"{self.img_size} is not a multiple of patch_size {self.patch_size}")
+            raise ConfigError(
+                "img_size", f"{self.img_size} is not a multiple of patch_size {self.patch_size}"
+            )
         if not 0 < self.central_patch <= self.grid:
             raise ConfigError("central_patch", f"must be in [1, {self.grid}], got {self.central_patch}")
         last = self.token_index(self.central_patch - 1, self.central_patch - 1)

@@ -67,7 +67,8 @@ def _padded_slab(
     out = np.zeros([s.stop - s.start for s in box], dtype=np.float32)
     inner = []
     for s, n, p in zip(box, shape, pad, strict=True):
-        lo, hi = max(s.start - p, 0), min(s.stop - p, n)
+        lo = max(s.start - p, 0)
+        hi = max(min(s.stop - p, n), lo)
         inner.append((lo, hi, lo + p - s.start))
     (t0, t1, ot), (y0, y1, oy), (x0, x1, ox) = inner
     for t in range(t0, t1):

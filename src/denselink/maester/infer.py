@@ -40,7 +40,9 @@ __all__ = ["MaesterInferSettings", "cover_and_stride", "cover_and_stride_referen
 class MaesterInferSettings(StageSettings):
     """Cover-and-stride inference (paper Table 2: central_patch 4)."""
 
-    central_patch: int = Field(4, gt=0, description="Kept central tokens per FOV side (4 of 16 in the paper).")
+    central_patch: int = Field(
+        4, gt=0, description="Kept central tokens per FOV side (4 of 16 in the paper)."
+    )
     batch_size: int = Field(256, gt=0, description="FOVs per encoder call.")
     legacy_offset: bool = Field(
         False,
@@ -51,7 +53,9 @@ class MaesterInferSettings(StageSettings):
         "auto", description="Encoder precision on CUDA ('auto': bf16 when supported, else fp16); CPU: fp32."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
-    tile: int = Field(256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile)).")
+    tile: int = Field(
+        256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile))."
+    )
 
 
 def _device(setting: str) -> torch.device:
@@ -81,7 +85,7 @@ def _sha256(path: Path) -> str:
 def infer_sequence(
     checkpoint: str | Path, manifest: str | Path, out: str | Path, settings: MaesterInferSettings
 ) -> Path:
-    """Embed every frame of the sequence in ``manifest`` with the encoder of ``checkpoint``; returns ``out``."""
+    """Embed every frame of ``manifest``'s sequence with the encoder of ``checkpoint``; returns ``out``."""
     checkpoint, out = Path(checkpoint), Path(out)
     sequence = load_manifest(manifest)
     missing = [p for p in sequence.frames if not p.is_file()]

@@ -35,7 +35,23 @@ from denselink.maester.dataset import MaesterCropDataset
 from denselink.maester.model import MaesterModelSettings, build_model
 from denselink.settings import StageSettings, load_settings
 
-PAPER_SAVE_EPOCHS = [49, 149, 449, 1399, 2399, 4399, 6399, 8399, 10399, 12399, 14399, 16399, 16599, 17599, 18249]
+PAPER_SAVE_EPOCHS = [
+    49,
+    149,
+    449,
+    1399,
+    2399,
+    4399,
+    6399,
+    8399,
+    10399,
+    12399,
+    14399,
+    16399,
+    16599,
+    17599,
+    18249,
+]
 
 
 class MaesterTrainSettings(StageSettings):
@@ -45,20 +61,25 @@ class MaesterTrainSettings(StageSettings):
     lr: float = Field(6e-5, gt=0, description="AdamW learning rate (constant, no schedule).")
     weight_decay: float = Field(1e-5, ge=0, description="AdamW weight decay.")
     samples_per_epoch: int = Field(20000, gt=0, description="Crops per epoch, split over all processes.")
-    epochs: int = Field(18250, gt=0, description="Epochs to train (the last paper checkpoint is epoch 18249).")
+    epochs: int = Field(
+        18250, gt=0, description="Epochs to train (the last paper checkpoint is epoch 18249)."
+    )
     save_epochs: list[int] = Field(
         default_factory=lambda: list(PAPER_SAVE_EPOCHS),
         description="0-based epochs after which checkpoints/epoch{N}.pt is kept (paper Appendix C).",
     )
     sampling: Literal["frame", "axis"] = Field(
-        "frame", description="'frame': a crop is one time frame (fork); 'axis': random volume axis (original)."
+        "frame",
+        description="'frame': a crop is one time frame (fork); 'axis': random volume axis (original).",
     )
     augment: bool = Field(True, description="Random half-size crop resized back, plus a random flip.")
     pad: int = Field(4, ge=0, description="Zero padding of the volume on every axis before cropping.")
     pad_time: bool = Field(True, description="Also pad the time axis (the fork does: all-zero frames).")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
     cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
-    seed: int = Field(42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index).")
+    seed: int = Field(
+        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
 
     @model_validator(mode="after")
@@ -102,7 +123,9 @@ def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
         tmp.write_text("epoch,loss,seconds\n" + rows)
 
 
-def train(manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False) -> dict[str, Any]:
+def train(
+    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False
+) -> dict[str, Any]:
     """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content."""
     cfg = settings.train
     sequences = [seq for path in manifests for seq in load_manifests(path)]
@@ -129,19 +152,20 @@ def train(manifests: list[Path], out: Path, settings: MaesterSettings, resume: b
         dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"
     )
     save_epochs = set(cfg.save_epochs)
-    for epoch in tqdm(range(start, cfg.epochs), desc="maester epochs", disable=rank != 0, initial=start,
-                      total=cfg.epochs):  # fmt: skip
+    epochs = tqdm(range(start, cfg.epochs), "maester epochs", cfg.epochs, disable=rank != 0, initial=start)
+    for epoch in epochs:
         began = time.perf_counter()
         dataset.set_epoch(epoch)
         masks = torch.Generator(device=device).manual_seed(_derived_seed(cfg.seed, epoch, rank))
         ddp.train()
-        totals = torch.zeros(2, dtype=torch.float64, device=device)
+        losses = []
         for batch in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
             loss = ddp(batch.to(device, non_blocking=True), generator=masks)[0]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            totals += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=device)])
+            losses.append(loss.detach())
+        totals = torch.stack([torch.stack(losses).double().sum(), torch.tensor(len(losses), device=device)])
         if world > 1:
             dist.all_reduce(totals)
         history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])
@@ -161,10 +185,12 @@ def train(manifests: list[Path], out: Path, settings: MaesterSettings, resume: b
                 save_checkpoint(ckpt_dir / f"epoch{epoch}.pt", payload)
             save_checkpoint(last, payload)
             _write_loss_csv(out / "loss.csv", history)
+
+    def kept(e: int) -> bool:
+        return (ckpt_dir / f"epoch{e}.pt").is_file()
+
     done = {
-        "checkpoints": {
-            str(e): f"checkpoints/epoch{e}.pt" for e in sorted(save_epochs) if (ckpt_dir / f"epoch{e}.pt").is_file()
-        },
+        "checkpoints": {str(e): f"checkpoints/epoch{e}.pt" for e in sorted(save_epochs) if kept(e)},
         "last": "checkpoints/last.pt",
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,
