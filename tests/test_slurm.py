@@ -35,9 +35,10 @@ def _slurm_unavailable() -> str | None:
     return None
 
 
+SLURM_UNAVAILABLE = _slurm_unavailable()
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(_slurm_unavailable() is not None, reason=str(_slurm_unavailable())),
+    pytest.mark.skipif(SLURM_UNAVAILABLE is not None, reason=str(SLURM_UNAVAILABLE)),
 ]
 
 
@@ -93,6 +94,7 @@ def check_job_resources(job_id: str, rule: str, spec: dict) -> dict[str, str]:
     assert job["MinMemoryNode"] == f"{spec['mem_mb']}M"
     assert minutes(job["TimeLimit"]) == spec["runtime"]
     assert job["Partition"] == ("gpu" if rule in GPU_RULES else "debug")
+    assert job["NumNodes"] == "1"
     if spec["gpus"]:
         assert job["TresPerJob"] == f"gres:gpu:{spec['gpus']}"
     else:
@@ -104,7 +106,10 @@ def test_profile_asks_squeue_and_sends_gpu_rules_to_gpu_partition() -> None:
     settings = profile()
     assert settings["executor"] == "slurm"
     assert settings["slurm-status-command"] == "squeue"
-    assert settings["set-resources"] == {rule: {"slurm_partition": "gpu"} for rule in GPU_RULES}
+    assert {rule: res["slurm_partition"] for rule, res in settings["set-resources"].items()} == dict.fromkeys(
+        GPU_RULES, "gpu"
+    )
+    assert settings["set-resources"]["maester_train"]["nodes"] == 1
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
     min_job_age = int(re.search(r"MinJobAge\s*=\s*(\d+)", config).group(1))
     assert min_job_age >= 3 * settings["slurm-init-seconds-before-status-checks"]

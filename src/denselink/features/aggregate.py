@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse
 import zarr
 from tqdm import tqdm
 
@@ -69,25 +68,20 @@ def aggregate_frame(
         )
     values = mask[ys, xs].astype(np.int64)
     labels, inverse, area = np.unique(values, return_inverse=True, return_counts=True)
-    mean_y = np.bincount(inverse, weights=ys) / area
-    mean_x = np.bincount(inverse, weights=xs) / area
+    order = np.argsort(inverse, kind="stable")  # foreground pixels grouped by label
+    starts = np.concatenate([[0], np.cumsum(area)[:-1]])
+    sy, sx = ys[order], xs[order]
     if agg == "mma":
-        n_pixels = mask.size
-        onehot = scipy.sparse.csr_matrix(
-            (np.ones(ys.size, np.float32), (inverse, ys * mask.shape[1] + xs)), shape=(labels.size, n_pixels)
-        )
-        flat = np.asarray(embedding, dtype=np.float32).reshape(channels, n_pixels)
-        sums = np.asarray(onehot @ flat.T)
-        return labels, np.stack([mean_y, mean_x], axis=1), area, (sums / area[:, None]).astype(np.float32)
+        sums = np.add.reduceat(embedding[:, sy, sx], starts, axis=1, dtype=np.float64)
+        centre = np.stack([np.add.reduceat(sy, starts), np.add.reduceat(sx, starts)], axis=1) / area[:, None]
+        return labels, centre, area, (sums / area).T.astype(np.float32)
     if agg == "centroid":
-        order = np.argsort(inverse, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(area)[:-1]])
-        sy, sx = ys[order], xs[order]
         cy = np.floor((np.minimum.reduceat(sy, starts) + np.maximum.reduceat(sy, starts)) / 2 + 0.5)
         cx = np.floor((np.minimum.reduceat(sx, starts) + np.maximum.reduceat(sx, starts)) / 2 + 0.5)
         cy, cx = cy.astype(np.int64), cx.astype(np.int64)
     else:
-        cy, cx = np.round(mean_y).astype(np.int64), np.round(mean_x).astype(np.int64)
+        cy = np.round(np.add.reduceat(sy, starts) / area).astype(np.int64)
+        cx = np.round(np.add.reduceat(sx, starts) / area).astype(np.int64)
     features = np.asarray(embedding[:, cy, cx], dtype=np.float32).T
     return labels, np.stack([cy, cx], axis=1).astype(np.float64), area, features
 

@@ -165,7 +165,12 @@ def train(
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
-        totals = torch.stack([torch.stack(losses).double().sum(), torch.tensor(len(losses), device=device)])
+        totals = torch.stack(
+            [
+                torch.stack(losses).double().sum(),
+                torch.tensor(float(len(losses)), dtype=torch.float64, device=device),
+            ]
+        )
         if world > 1:
             dist.all_reduce(totals)
         history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])

@@ -1,0 +1,155 @@
+"""Path safety: resolve every path of the workflow config and check it before any job runs.
+
+Relative paths in the config are relative to the working directory (where Snakemake runs).
+The results root must lie inside the working directory unless that is explicitly allowed
+(``allow_external_results=True`` or the environment variable ``DENSELINK_ALLOW_EXTERNAL_RESULTS=1``),
+so a typo such as ``results_root: ../..`` or ``/`` can never make the pipeline write or replace
+files elsewhere. Writers use :func:`assert_inside` to keep an output under its root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from denselink.errors import ConfigError
+from denselink.evaluate.variants import FOUNDATION_BACKBONES
+
+ALLOW_EXTERNAL_ENV = "DENSELINK_ALLOW_EXTERNAL_RESULTS"
+
+
+def resolve_path(value: str | Path, workdir: Path) -> Path:
+    """``value`` as an absolute, normalised path (``~`` expanded, relative to ``workdir``), links kept."""
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_absolute():
+        path = Path(workdir) / path
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def assert_inside(path: str | Path, root: str | Path) -> Path:
+    """The resolved ``path`` (symlinks followed); a ConfigError when it lies outside ``root``."""
+    resolved, resolved_root = Path(path).resolve(), Path(root).resolve()
+    if not _is_inside(resolved, resolved_root):
+        raise ConfigError(path, f"resolves to {resolved}, outside {resolved_root}; refusing to write there")
+    return resolved
+
+
+def _get(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _require_dir(key: str, path: Path, problem: str) -> None:
+    if not path.exists():
+        raise ConfigError(key, f"{path} does not exist ({problem})")
+    if not path.is_dir():
+        raise ConfigError(key, f"{path} is not a directory ({problem})")
+
+
+def _not_a_file(key: str, path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(key, f"{path} exists and is not a directory")
+
+
+def _check_results_root(config: dict[str, Any], workdir: Path, allow_external: bool) -> Path:
+    root = resolve_path(config.get("results_root", "results"), workdir)
+    if root == workdir:
+        raise ConfigError("results_root", f"{root} is the working directory itself; name a subfolder")
+    if not _is_inside(root, workdir) and not allow_external:
+        raise ConfigError(
+            "results_root",
+            f"{root} escapes the working directory {workdir} "
+            f"(set {ALLOW_EXTERNAL_ENV}=1 to allow a results root elsewhere)",
+        )
+    _not_a_file("results_root", root)
+    return root
+
+
+def _check_datasets(config: dict[str, Any], data_root: Path) -> dict[str, Path]:
+    paths = {}
+    for name, spec in (config.get("datasets") or {}).items():
+        folder = data_root / name
+        paths[f"datasets.{name}"] = folder
+        if spec.get("source") == "ctc" and not spec.get("download", False):
+            _require_dir(f"datasets.{name}", folder, "a local CTC dataset (download: false) must be present")
+        else:
+            _not_a_file(f"datasets.{name}", folder)
+    return paths
+
+
+def _uses_mitocheck(config: dict[str, Any]) -> bool:
+    runs = _get(config, "maester.runs", {}) or {}
+    return any(source.partition("/")[0] == "mitocheck" for sources in runs.values() for source in sources)
+
+
+def _check_foundation(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    used = _get(config, "table1.embeddings", list(FOUNDATION_BACKBONES)) or []
+    for backbone in FOUNDATION_BACKBONES:
+        spec = _get(config, f"foundation.{backbone}", {}) or {}
+        prefix = f"foundation.{backbone}"
+        if spec.get("cache_dir"):
+            paths[f"{prefix}.cache_dir"] = resolve_path(spec["cache_dir"], workdir)
+            _not_a_file(f"{prefix}.cache_dir", paths[f"{prefix}.cache_dir"])
+        if spec.get("checkpoint"):
+            path = resolve_path(spec["checkpoint"], workdir)
+            paths[f"{prefix}.checkpoint"] = path
+            if backbone in used and not path.is_file():
+                raise ConfigError(f"{prefix}.checkpoint", f"{path} is not an existing checkpoint file")
+        anyup = spec.get("anyup") or {}
+        if anyup.get("source") == "local":
+            path = resolve_path(anyup.get("repo", ""), workdir)
+            paths[f"{prefix}.anyup.repo"] = path
+            if backbone in used and spec.get("upsampler", "anyup") == "anyup":
+                _require_dir(f"{prefix}.anyup.repo", path, "anyup.source is local: a clone of AnyUp")
+                if not (path / "hubconf.py").is_file():
+                    raise ConfigError(f"{prefix}.anyup.repo", f"{path} holds no hubconf.py (not an AnyUp clone)")
+    return paths
+
+
+def _check_pretrained(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
+    spec = _get(config, "tracking.pretrained_model")
+    if not spec:
+        return {}
+    path = resolve_path(spec, workdir)
+    if not path.exists():
+        return {}  # a trackastra name, or an absent folder: evaluate writes a "skipped" record
+    if not (path / "model.pt").is_file():
+        raise ConfigError("tracking.pretrained_model", f"{path} exists but holds no model.pt")
+    return {"tracking.pretrained_model": path}
+
+
+def check_config_paths(
+    config: dict[str, Any], workdir: Path, allow_external_results: bool | None = None
+) -> dict[str, Path]:
+    """Resolve and check every path of a (schema-validated) workflow config.
+
+    Returns ``{dotted config key: absolute path}``. Raises a ConfigError naming the key and the
+    path when an input that must exist is missing, when a folder is a file, or when the results
+    root escapes ``workdir`` (unless allowed; ``None`` reads ``DENSELINK_ALLOW_EXTERNAL_RESULTS``).
+    """
+    workdir = resolve_path(workdir, Path.cwd())
+    if allow_external_results is None:
+        allow_external_results = os.environ.get(ALLOW_EXTERNAL_ENV, "") == "1"
+    paths = {"results_root": _check_results_root(config, workdir, allow_external_results)}
+    paths["data_root"] = resolve_path(config.get("data_root", "data"), workdir)
+    _not_a_file("data_root", paths["data_root"])
+    paths.update(_check_datasets(config, paths["data_root"]))
+    mitocheck = config.get("mitocheck") or {}
+    paths["mitocheck.root"] = resolve_path(mitocheck.get("root", "data/mitocheck"), workdir)
+    if mitocheck.get("source", "local") == "local" and _uses_mitocheck(config):
+        _require_dir("mitocheck.root", paths["mitocheck.root"], "maester.runs use local Mitocheck plates")
+    else:
+        _not_a_file("mitocheck.root", paths["mitocheck.root"])
+    paths.update(_check_foundation(config, workdir))
+    paths.update(_check_pretrained(config, workdir))
+    return paths

@@ -1,0 +1,157 @@
+"""Config paths are resolved and checked before any job; writers stay inside their root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from denselink.errors import ConfigError
+from denselink.paths import ALLOW_EXTERNAL_ENV, assert_inside, check_config_paths
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mini_config() -> dict:
+    return yaml.safe_load((REPO / "workflow" / "configs" / "mini.yaml").read_text())
+
+
+def paper_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_mini_config_resolves_under_workdir(tmp_path: Path) -> None:
+    paths = check_config_paths(mini_config(), tmp_path)
+    assert paths["results_root"] == tmp_path / "results" / "mini"
+    assert paths["data_root"] == tmp_path / "results" / "mini" / "raw"
+    assert paths["datasets.Synth-HeLa"] == tmp_path / "results" / "mini" / "raw" / "Synth-HeLa"
+    assert paths["mitocheck.root"] == tmp_path / "results" / "mini" / "raw" / "mitocheck"
+    assert all(path.is_absolute() for path in paths.values())
+
+
+def test_relative_workdir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert check_config_paths(mini_config(), Path("."))["results_root"] == tmp_path / "results" / "mini"
+
+
+@pytest.mark.parametrize("root", ["../elsewhere", "results/../../x", "/", "~"])
+def test_results_root_escaping_workdir_is_refused(tmp_path: Path, root: str) -> None:
+    config = mini_config() | {"results_root": root}
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path / "work")
+    assert err.value.path == "results_root"
+    assert "escapes the working directory" in err.value.problem and ALLOW_EXTERNAL_ENV in err.value.problem
+
+
+def test_results_root_equal_to_workdir_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="results_root: .* is the working directory itself"):
+        check_config_paths(mini_config() | {"results_root": "."}, tmp_path)
+
+
+def test_external_results_root_allowed_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = mini_config() | {"results_root": str(tmp_path / "scratch")}
+    work = tmp_path / "work"
+    assert check_config_paths(config, work, allow_external_results=True)["results_root"] == tmp_path / "scratch"
+    monkeypatch.setenv(ALLOW_EXTERNAL_ENV, "1")
+    assert check_config_paths(config, work)["results_root"] == tmp_path / "scratch"
+    with pytest.raises(ConfigError):
+        check_config_paths(config, work, allow_external_results=False)
+
+
+def test_results_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "results").write_text("not a folder")
+    with pytest.raises(ConfigError, match="results_root: .* exists and is not a directory"):
+        check_config_paths(mini_config() | {"results_root": "results"}, tmp_path)
+
+
+def test_local_ctc_dataset_must_exist(tmp_path: Path) -> None:
+    config = paper_config()
+    config["datasets"]["Fluo-N2DL-HeLa"]["download"] = False
+    config["mitocheck"]["source"] = "synthetic"
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path)
+    assert err.value.path == "datasets.Fluo-N2DL-HeLa"
+    assert str(tmp_path / "data" / "Fluo-N2DL-HeLa") in err.value.problem
+    (tmp_path / "data" / "Fluo-N2DL-HeLa").mkdir(parents=True)
+    assert check_config_paths(config, tmp_path)["datasets.Fluo-N2DL-HeLa"] == tmp_path / "data" / "Fluo-N2DL-HeLa"
+
+
+def test_downloaded_dataset_may_be_absent(tmp_path: Path) -> None:
+    config = paper_config()
+    config["mitocheck"]["source"] = "synthetic"
+    paths = check_config_paths(config, tmp_path)
+    assert paths["datasets.DIC-C2DH-HeLa"] == tmp_path / "data" / "DIC-C2DH-HeLa"
+
+
+def test_local_mitocheck_root_must_exist_when_runs_use_it(tmp_path: Path) -> None:
+    config = paper_config()
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path)
+    assert err.value.path == "mitocheck.root" and "does not exist" in err.value.problem
+    config["maester"]["runs"] = {"fluo": ["Fluo-N2DL-HeLa/01"]}
+    assert check_config_paths(config, tmp_path)["mitocheck.root"] == tmp_path / "data" / "mitocheck"
+
+
+def test_foundation_checkpoint_must_be_a_file(tmp_path: Path) -> None:
+    config = mini_config()
+    config["foundation"]["sam"] = {"model_type": "vit_b", "checkpoint": "weights/sam_vit_b.pt"}
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path)
+    assert err.value.path == "foundation.sam.checkpoint"
+    assert str(tmp_path / "weights" / "sam_vit_b.pt") in err.value.problem
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "sam_vit_b.pt").write_bytes(b"x")
+    assert check_config_paths(config, tmp_path)["foundation.sam.checkpoint"] == tmp_path / "weights" / "sam_vit_b.pt"
+
+
+def test_unused_backbone_checkpoint_is_not_required(tmp_path: Path) -> None:
+    config = mini_config()
+    config["foundation"]["musam"] = {"checkpoint": "absent.pt"}
+    config["table1"]["embeddings"] = ["sam", "maester"]
+    assert check_config_paths(config, tmp_path)["foundation.musam.checkpoint"] == tmp_path / "absent.pt"
+
+
+def test_local_anyup_clone_must_hold_hubconf(tmp_path: Path) -> None:
+    config = mini_config()
+    config["foundation"]["sam"] = {"upsampler": "anyup", "anyup": {"repo": "third_party/anyup", "source": "local"}}
+    with pytest.raises(ConfigError, match="foundation.sam.anyup.repo: .* does not exist"):
+        check_config_paths(config, tmp_path)
+    (tmp_path / "third_party" / "anyup").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds no hubconf.py"):
+        check_config_paths(config, tmp_path)
+    (tmp_path / "third_party" / "anyup" / "hubconf.py").write_text("")
+    assert check_config_paths(config, tmp_path)["foundation.sam.anyup.repo"] == tmp_path / "third_party" / "anyup"
+
+
+def test_pretrained_model_folder(tmp_path: Path) -> None:
+    config = mini_config()
+    assert "tracking.pretrained_model" not in check_config_paths(config, tmp_path)  # a trackastra name
+    config["tracking"]["pretrained_model"] = "models/general"
+    assert "tracking.pretrained_model" not in check_config_paths(config, tmp_path)  # absent: row skipped
+    (tmp_path / "models" / "general").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="tracking.pretrained_model: .* holds no model.pt"):
+        check_config_paths(config, tmp_path)
+    (tmp_path / "models" / "general" / "model.pt").write_bytes(b"x")
+    assert check_config_paths(config, tmp_path)["tracking.pretrained_model"] == tmp_path / "models" / "general"
+
+
+def test_assert_inside(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    root.mkdir()
+    assert assert_inside(root / "metrics" / "a.json", root) == root / "metrics" / "a.json"
+    assert assert_inside(root, root) == root
+    with pytest.raises(ConfigError, match="outside"):
+        assert_inside(root / ".." / "a.json", root)
+    with pytest.raises(ConfigError, match="outside"):
+        assert_inside(tmp_path / "results2" / "a.json", root)  # a sibling sharing the prefix
+
+
+def test_assert_inside_follows_symlinks(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    (root / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(ConfigError) as err:
+        assert_inside(root / "link" / "a.json", root)
+    assert err.value.path == str(root / "link" / "a.json")

@@ -1,0 +1,159 @@
+"""prepare -> train -> evaluate on a tiny ambiguous sequence: caching, determinism, fusion gain."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from tracking_toy import write_swap_sequence
+
+from denselink import cli
+from denselink.errors import FeatureTableError
+from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run
+from denselink.tracking.predict import export_trackastra_folder
+from denselink.tracking.prepare import TrackingCacheError, load_prepared, prepare
+from denselink.tracking.settings import TrackastraSettings
+from denselink.tracking.train import lr_factor, train
+
+MINI = {
+    "window": 4,
+    "d_model": 32,
+    "num_encoder_layers": 1,
+    "num_decoder_layers": 1,
+    "pos_embed_per_dim": 8,
+    "feat_embed_per_dim": 4,
+    "epochs": 4,
+    "warmup_epochs": 1,
+    "train_samples": 128,
+    "lr": 2e-3,
+    "crop_size": None,
+    "val_fraction": 0.25,
+}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("toy")
+    eval_manifest, eval_features = write_swap_sequence(root, "01", seed=1)
+    train_manifest, train_features = write_swap_sequence(root, "02", seed=0)
+    cache = root / "02.pt"
+    prepare(train_manifest, cache, TrackastraSettings(**MINI))
+    return {
+        "root": root,
+        "cache": cache,
+        "train_manifest": train_manifest,
+        "train_features": train_features,
+        "eval_manifest": eval_manifest,
+        "eval_features": eval_features,
+    }
+
+
+def _run(toy: dict[str, Path], out: Path, fusion: str = "none", seed: int = 0, **extra) -> dict:
+    settings = TrackastraSettings(**{**MINI, **extra}, fusion=fusion)
+    fused = fusion != "none"
+    train(toy["cache"], out, seed, settings, toy["train_features"] if fused else None)
+    return evaluate_run(
+        out,
+        toy["eval_manifest"],
+        out / "metrics.json",
+        out / "01_RES",
+        "paper",
+        settings,
+        toy["eval_features"] if fused else None,
+    )
+
+
+def test_cache_is_reused_and_refused_for_other_settings(toy: dict[str, Path]) -> None:
+    stamp = toy["cache"].stat().st_mtime_ns
+    first = load_prepared(toy["cache"], TrackastraSettings(**MINI))
+    assert len(first.data) == 12 - 4 + 1 and first.data.feat_dim == 7
+    assert first.dataset == "Toy" and first.sequence == "02" and first.n_frames == 12
+    assert first.data.windows[0]["img"] is None  # dense arrays are not cached
+    assert toy["cache"].stat().st_mtime_ns == stamp
+    with pytest.raises(TrackingCacheError, match="window"):
+        load_prepared(toy["cache"], TrackastraSettings(**{**MINI, "window": 6}))
+
+
+def test_lr_schedule_is_trackastras_warmup_then_cosine() -> None:
+    assert lr_factor(0, 10, 100, 0.001) == pytest.approx(0.01)
+    assert lr_factor(5, 10, 100, 0.001) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(10, 10, 100, 0.001) == pytest.approx(1.0)
+    assert lr_factor(99, 10, 100, 0.001) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 91)) * 0.999 + 0.001)
+
+
+def test_same_seed_gives_identical_model_and_metrics(toy: dict[str, Path], tmp_path: Path) -> None:
+    first = _run(toy, tmp_path / "a", fusion="add_token", epochs=2)
+    second = _run(toy, tmp_path / "b", fusion="add_token", epochs=2)
+    assert first.pop("checkpoint").endswith("a/checkpoints/epoch001.pt")
+    assert second.pop("checkpoint").endswith("b/checkpoints/epoch001.pt")
+    assert first == second and first["LNK"] > 0
+    assert (tmp_path / "a" / "metrics.json").read_bytes().replace(b"/a/", b"/b/") == (
+        tmp_path / "b" / "metrics.json"
+    ).read_bytes()
+    for name in ("epoch000.pt", "epoch001.pt"):
+        a = torch.load(tmp_path / "a" / "checkpoints" / name, weights_only=False)["state_dict"]
+        b = torch.load(tmp_path / "b" / "checkpoints" / name, weights_only=False)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    log = pd.read_csv(tmp_path / "a" / "train_log.csv")
+    assert list(log.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+    assert list(log.epoch) == [0, 1] and log.val_loss.notna().all()
+    assert json.loads((tmp_path / "a" / "done.json").read_text())["epochs_run"] == 2
+
+
+def test_identity_features_link_the_ambiguous_case_better(toy: dict[str, Path], tmp_path: Path) -> None:
+    retrained = _run(toy, tmp_path / "retrained")
+    fused = _run(toy, tmp_path / "fused", fusion="add_token")
+    assert fused["LNK"] >= 0.9
+    assert fused["LNK"] > retrained["LNK"] + 0.3
+    assert sorted(p.name for p in (tmp_path / "fused" / "01_RES").iterdir())[:2] == ["mask000.tif", "mask001.tif"]
+
+
+def test_missing_cell_features_stop_training_early(toy: dict[str, Path], tmp_path: Path) -> None:
+    table = pd.read_parquet(toy["train_features"])
+    partial = tmp_path / "partial.parquet"
+    table[~((table.frame == 3) & (table.label == 2))].to_parquet(partial)
+    settings = TrackastraSettings(**MINI, fusion="add_wrfeat")
+    with pytest.raises(FeatureTableError, match="frame 3, label 2"):
+        train(toy["cache"], tmp_path / "run", 0, settings, partial)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_pretrained_folder_scores_like_its_checkpoint_and_absent_is_skipped(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    record = _run(toy, run, epochs=1)
+    folder = export_trackastra_folder(run / "checkpoints" / "epoch000.pt", tmp_path / "exported")
+    settings = TrackastraSettings(**MINI)
+    pretrained = evaluate_pretrained(
+        str(folder), toy["eval_manifest"], tmp_path / "p.json", tmp_path / "p_RES", "paper", settings
+    )
+    assert pretrained["LNK"] == record["LNK"] and pretrained["variant"] == "pretrained"
+    skipped = evaluate_pretrained(
+        str(tmp_path / "absent"), toy["eval_manifest"], tmp_path / "s.json", tmp_path / "s_RES", "paper", settings
+    )
+    assert skipped["status"] == "skipped" and skipped["LNK"] is None and "absent" in skipped["reason"]
+
+
+def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -> None:
+    settings = json.dumps({**MINI, "epochs": 1})
+    cache = tmp_path / "02.pt"
+    assert cli.main(["tracking", "prepare", "--manifest", str(toy["train_manifest"]), "--out", str(cache),
+                     "--settings", settings]) == 0  # fmt: skip
+    run = tmp_path / "run"
+    assert cli.main(["tracking", "train", "--data", str(cache), "--out", str(run), "--seed", "3",
+                     "--settings", settings]) == 0  # fmt: skip
+    out = tmp_path / "metrics.json"
+    assert cli.main(["tracking", "evaluate", "--model-dir", str(run), "--manifest", str(toy["eval_manifest"]),
+                     "--protocol", "clean", "--out", str(out), "--res-dir", str(tmp_path / "RES"),
+                     "--variant", "retrained", "--settings", settings]) == 0  # fmt: skip
+    metrics = json.loads(out.read_text())
+    assert (metrics["seed"], metrics["train_seq"], metrics["eval_seq"], metrics["protocol"]) == (3, "02", "01", "clean")
+    assert [row["epoch"] for row in metrics["per_epoch"]] == [0]
+    bad = json.dumps({**MINI, "window": 5})
+    assert cli.main(["tracking", "train", "--data", str(cache), "--out", str(run), "--seed", "3",
+                     "--settings", bad]) == 2  # fmt: skip
