@@ -15,7 +15,12 @@ from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, Fu
 from denselink.tracking.settings import TrackastraSettings
 
 SETTINGS = TrackastraSettings(
-    window=4, d_model=16, num_encoder_layers=1, num_decoder_layers=1, pos_embed_per_dim=8, feat_embed_per_dim=4
+    window=4,
+    d_model=16,
+    num_encoder_layers=1,
+    num_decoder_layers=1,
+    pos_embed_per_dim=8,
+    feat_embed_per_dim=4,
 )
 CONFIG = SETTINGS.transformer_kwargs(7)
 D = 5

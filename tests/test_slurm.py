@@ -27,7 +27,10 @@ def _slurm_unavailable() -> str | None:
     """Why no Slurm node can take jobs here, or None when one can."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "Slurm client commands absent (start one with scripts/slurm/start_local_slurm.sh)"
-    done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 30 s"
     states = done.stdout.split()
     if done.returncode != 0 or not {"idle", "mix", "alloc"} & set(states):
         found = done.stderr.strip() or states
@@ -146,7 +149,7 @@ def test_mini_workflow_maester_run_on_slurm(tmp_path: Path) -> None:
     config = yaml.safe_load(MINI.read_text())
     runs = config["maester"]["runs"]
     run = next(name for name, sources in runs.items() if not any(s.startswith("mitocheck") for s in sources))
-    # the workflow's configfile (config.yaml) must exist in the working directory; mini.yaml overrides it
+    # as from the repository root: config.yaml is read first, mini.yaml overrides it
     (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
     target = f"results/maester/{run}/done.json"
     done = run_snakemake(

@@ -82,7 +82,9 @@ def test_lr_schedule_is_trackastras_warmup_then_cosine() -> None:
     assert lr_factor(0, 10, 100, 0.001) == pytest.approx(0.01)
     assert lr_factor(5, 10, 100, 0.001) == pytest.approx(0.01 + 0.99 * 0.5)
     assert lr_factor(10, 10, 100, 0.001) == pytest.approx(1.0)
-    assert lr_factor(99, 10, 100, 0.001) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 91)) * 0.999 + 0.001)
+    assert lr_factor(99, 10, 100, 0.001) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 89 / 91)) * 0.999 + 0.001
+    )
 
 
 def test_same_seed_gives_identical_model_and_metrics(toy: dict[str, Path], tmp_path: Path) -> None:
@@ -109,7 +111,10 @@ def test_identity_features_link_the_ambiguous_case_better(toy: dict[str, Path], 
     fused = _run(toy, tmp_path / "fused", fusion="add_token")
     assert fused["LNK"] >= 0.9
     assert fused["LNK"] > retrained["LNK"] + 0.3
-    assert sorted(p.name for p in (tmp_path / "fused" / "01_RES").iterdir())[:2] == ["mask000.tif", "mask001.tif"]
+    assert sorted(p.name for p in (tmp_path / "fused" / "01_RES").iterdir())[:2] == [
+        "mask000.tif",
+        "mask001.tif",
+    ]
 
 
 def test_missing_cell_features_stop_training_early(toy: dict[str, Path], tmp_path: Path) -> None:
@@ -134,9 +139,15 @@ def test_pretrained_folder_scores_like_its_checkpoint_and_absent_is_skipped(
     )
     assert pretrained["LNK"] == record["LNK"] and pretrained["variant"] == "pretrained"
     skipped = evaluate_pretrained(
-        str(tmp_path / "absent"), toy["eval_manifest"], tmp_path / "s.json", tmp_path / "s_RES", "paper", settings
+        str(tmp_path / "absent"),
+        toy["eval_manifest"],
+        tmp_path / "s.json",
+        tmp_path / "s_RES",
+        "paper",
+        settings,
     )
     assert skipped["status"] == "skipped" and skipped["LNK"] is None and "absent" in skipped["reason"]
+    assert list((tmp_path / "s_RES").iterdir()) == []
 
 
 def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -> None:
@@ -152,7 +163,12 @@ def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -
                      "--protocol", "clean", "--out", str(out), "--res-dir", str(tmp_path / "RES"),
                      "--variant", "retrained", "--settings", settings]) == 0  # fmt: skip
     metrics = json.loads(out.read_text())
-    assert (metrics["seed"], metrics["train_seq"], metrics["eval_seq"], metrics["protocol"]) == (3, "02", "01", "clean")
+    assert (metrics["seed"], metrics["train_seq"], metrics["eval_seq"], metrics["protocol"]) == (
+        3,
+        "02",
+        "01",
+        "clean",
+    )
     assert [row["epoch"] for row in metrics["per_epoch"]] == [0]
     bad = json.dumps({**MINI, "window": 5})
     assert cli.main(["tracking", "train", "--data", str(cache), "--out", str(run), "--seed", "3",

@@ -23,19 +23,18 @@ die() { printf '[start_local_slurm] error: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages and starts slurmctld/slurmd)"
 
 # 1. packages ---------------------------------------------------------------------------------------------
-if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sinfo >/dev/null \
-    || ! command -v munged >/dev/null; then
+if [[ ! -x /usr/sbin/slurmctld || ! -x /usr/sbin/slurmd || ! -x /usr/bin/sinfo || ! -x /usr/sbin/munged ]]; then
     log "installing slurm-wlm and munge with apt"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # policy-rc.d keeps the packages' init scripts from starting daemons during installation.
     policy=/usr/sbin/policy-rc.d
-    own_policy=0
     if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        trap 'rm -f "$policy"' EXIT
     fi
     apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
-    [[ $own_policy -eq 1 ]] && rm -f "$policy"
 else
     log "slurm-wlm and munge already installed"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the single-node Slurm cluster started by scripts/slurm/start_local_slurm.sh: slurmd, slurmctld and
-# munged, each by the pid in its own pid file. `--keep-munge` leaves munged running. Jobs still queued are
-# lost with the daemons' state only if DENSELINK_SLURM_STATE is removed afterwards.
+# munged, each by the pid in its own pid file. `--keep-munge` leaves munged running. Queued jobs and the job
+# history stay in the state folder (DENSELINK_SLURM_STATE) for the next start; delete it for a clean slate.
 set -euo pipefail
 
 state="${DENSELINK_SLURM_STATE:-/var/spool/denselink-slurm}"

@@ -113,7 +113,9 @@ def evaluate_run(
             res = Path(tmp) / f"epoch{rows[i]['epoch']:03d}_RES"
             model, _ = load_checkpoint(checkpoints[i])
             rows[i].update(_score_checkpoint(model, manifest, table, settings, gt_dir, res))
-            log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")})
+            log.info(
+                "epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")}
+            )
             if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
                 if best_res is not None:
                     shutil.rmtree(best_res)
@@ -138,7 +140,11 @@ def evaluate_run(
 
 def _summary(path: Path) -> dict[str, Any]:
     _, record = load_checkpoint(path)
-    return {"epoch": int(record["epoch"]), "val_loss": record.get("val_loss"), "fusion_config": record.get("fusion_config")}
+    return {
+        "epoch": int(record["epoch"]),
+        "val_loss": record.get("val_loss"),
+        "fusion_config": record.get("fusion_config"),
+    }
 
 
 def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
@@ -173,6 +179,8 @@ def evaluate_pretrained(
             f"Trackastra.from_pretrained({folder.name!r}) needs internet) or configure its folder"
         )
         log.warning("skipping the pretrained baseline: %s", reason)
+        with atomic_path(res_dir) as tmp:
+            tmp.mkdir()  # the workflow's declared output exists, empty
         record = metrics_record(
             **meta, protocol=protocol, checkpoint=str(folder), scores=None, status="skipped", reason=reason
         )
@@ -196,15 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", type=Path, required=True, help="manifest of the eval sequence (GT)")
     parser.add_argument("--features", type=Path, default=None, help="feature parquet of the eval sequence")
     parser.add_argument("--protocol", choices=("clean", "paper"), default="clean", help="checkpoint choice")
-    parser.add_argument("--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one")
+    parser.add_argument(
+        "--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one"
+    )
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--res-dir", type=Path, required=True, help="CTC result folder of the chosen checkpoint")
+    parser.add_argument(
+        "--res-dir", type=Path, required=True, help="CTC result folder of the chosen checkpoint"
+    )
     parser.add_argument("--dataset", default=None, help="dataset name in the metrics (default: from the run)")
     parser.add_argument("--variant", default=None, help="variant name (default: retrained / fused-<mode>)")
     parser.add_argument("--seed", type=int, default=None, help="seed in the metrics (default: the run's)")
     parser.add_argument("--train-seq", default=None, help="training sequence id (default: the run's)")
     parser.add_argument("--eval-seq", default=None, help="eval sequence id (default: the manifest's)")
-    parser.add_argument("--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)")
+    parser.add_argument(
+        "--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)"
+    )
     return parser
 
 
@@ -224,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrained is not None:
         if args.features is not None:
             raise ConfigError("--features", "the pretrained model takes no learned features")
-        evaluate_pretrained(args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta)
+        evaluate_pretrained(
+            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta
+        )
     else:
         evaluate_run(
             args.model_dir,

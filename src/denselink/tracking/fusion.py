@@ -48,7 +48,9 @@ class FeatureTable:
         columns = sorted(c for c in frame.columns if c.startswith("f") and c[1:].isdigit())
         missing = [c for c in ("frame", "label") if c not in frame.columns]
         if missing or not columns:
-            raise FeatureTableError(self.path, f"needs columns frame, label, f000..; missing {missing or 'f000'}")
+            raise FeatureTableError(
+                self.path, f"needs columns frame, label, f000..; missing {missing or 'f000'}"
+            )
         keys = list(zip(frame["frame"].astype(int), frame["label"].astype(int), strict=True))
         if len(set(keys)) != len(keys):
             raise FeatureTableError(self.path, "duplicate (frame, label) rows")

@@ -39,7 +39,9 @@ def load_checkpoint(path: str | Path) -> tuple[TrackingTransformer, dict[str, An
         model = build_model(record["model_config"], record.get("fusion_config"))
         model.load_state_dict(record["state_dict"])
     except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as err:
-        raise CheckpointError(path, f"not a usable trackastra checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            path, f"not a usable trackastra checkpoint ({type(err).__name__}: {err})"
+        ) from err
     return model.eval(), record
 
 

@@ -130,7 +130,9 @@ def load_prepared(path: Path, settings: TrackastraSettings) -> PreparedSequence:
         raise TrackingCacheError(path, f"not a denselink trackastra cache of format {CACHE_FORMAT}")
     wanted = settings.data_key()
     if payload["settings"] != wanted:
-        diff = {k: (payload["settings"].get(k), v) for k, v in wanted.items() if payload["settings"].get(k) != v}
+        diff = {
+            k: (payload["settings"].get(k), v) for k, v in wanted.items() if payload["settings"].get(k) != v
+        }
         raise TrackingCacheError(path, f"built with other settings (cached, requested): {diff}; rebuild it")
     return PreparedSequence(
         data=payload["data"],
@@ -147,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", type=Path, required=True, help="sequence manifest JSON (with GT masks)")
     parser.add_argument("--out", type=Path, required=True, help="cache file to write, e.g. {seq}.pt")
     parser.add_argument(
-        "--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used)"
+        "--settings",
+        default=None,
+        help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used)",
     )
     return parser
 

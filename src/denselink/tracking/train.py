@@ -123,7 +123,9 @@ def association_loss(
             ]
         )
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            soft_loss = torch.nn.functional.binary_cross_entropy(soft.float(), target.float(), reduction="none")
+            soft_loss = torch.nn.functional.binary_cross_entropy(
+                soft.float(), target.float(), reduction="none"
+            )
         loss = 0.01 * loss + soft_loss
     with torch.no_grad():
         sum1 = torch.stack([blockwise_sum(a, t, dim=-1) for a, t in zip(target, timepoints, strict=True)])
@@ -155,7 +157,9 @@ def evaluate_loss(model: torch.nn.Module, loader: DataLoader, settings: Trackast
     with torch.no_grad():
         for batch in loader:
             batch = _to_device(batch, device)
-            loss = association_loss(model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight)
+            loss = association_loss(
+                model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight
+            )
             if torch.isfinite(loss):
                 n = len(batch["coords"])
                 total, count = total + float(loss) * n, count + n
@@ -198,7 +202,9 @@ def train(
     out = Path(out)
     prepared: PreparedSequence = load_prepared(data_path, settings)
     if (features is None) != (settings.fusion == "none"):
-        raise ConfigError("--features", f"fusion={settings.fusion!r} needs --features exactly when not 'none'")
+        raise ConfigError(
+            "--features", f"fusion={settings.fusion!r} needs --features exactly when not 'none'"
+        )
     if val_data is not None and settings.val_fraction > 0:
         raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
     table = FeatureTable(features) if features is not None else None
@@ -342,7 +348,9 @@ def train(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="denselink tracking train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="cache of `tracking prepare` (training seq)")
-    parser.add_argument("--features", type=Path, default=None, help="feature parquet of the training sequence")
+    parser.add_argument(
+        "--features", type=Path, default=None, help="feature parquet of the training sequence"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints/, logs)")
     parser.add_argument("--seed", type=int, required=True, help="seed of every random stream")
     parser.add_argument(
@@ -352,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache of another sequence for val_loss (the authors validated on the eval sequence)",
     )
     parser.add_argument("--val-features", type=Path, default=None, help="feature parquet of --val-data")
-    parser.add_argument("--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file")
+    parser.add_argument(
+        "--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file"
+    )
     return parser
 
 
