@@ -3,20 +3,24 @@
 Every rule runs one `denselink <group> <command>`; workflow/rules/common.smk holds the grid.
 """
 
-import os
 import sys
 from pathlib import Path
 
-# Jobs run the `denselink` of the interpreter that runs Snakemake (e.g. .venv/bin) unless a
-# conda env (--use-conda) puts its own first on the PATH.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+from snakemake.settings.types import DeploymentMethod
+
+# Without --use-conda, jobs run the `denselink` installed beside the Python that runs Snakemake
+# (e.g. .venv/bin), whether or not that environment is activated.
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+
+    shell.prefix(
+        f'set -euo pipefail; export PATH="{Path(sys.executable).parent}:$PATH"; '
+    )
 
 
 # config.yaml is the full paper experiment; `--configfile FILE...` replaces it (e.g. the mini config).
 if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
-
 
 
 include: "workflow/rules/common.smk"

@@ -52,7 +52,9 @@ def test_results_root_equal_to_workdir_is_refused(tmp_path: Path) -> None:
 def test_external_results_root_allowed_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = mini_config() | {"results_root": str(tmp_path / "scratch")}
     work = tmp_path / "work"
-    assert check_config_paths(config, work, allow_external_results=True)["results_root"] == tmp_path / "scratch"
+    assert (
+        check_config_paths(config, work, allow_external_results=True)["results_root"] == tmp_path / "scratch"
+    )
     monkeypatch.setenv(ALLOW_EXTERNAL_ENV, "1")
     assert check_config_paths(config, work)["results_root"] == tmp_path / "scratch"
     with pytest.raises(ConfigError):
@@ -74,7 +76,10 @@ def test_local_ctc_dataset_must_exist(tmp_path: Path) -> None:
     assert err.value.path == "datasets.Fluo-N2DL-HeLa"
     assert str(tmp_path / "data" / "Fluo-N2DL-HeLa") in err.value.problem
     (tmp_path / "data" / "Fluo-N2DL-HeLa").mkdir(parents=True)
-    assert check_config_paths(config, tmp_path)["datasets.Fluo-N2DL-HeLa"] == tmp_path / "data" / "Fluo-N2DL-HeLa"
+    assert (
+        check_config_paths(config, tmp_path)["datasets.Fluo-N2DL-HeLa"]
+        == tmp_path / "data" / "Fluo-N2DL-HeLa"
+    )
 
 
 def test_downloaded_dataset_may_be_absent(tmp_path: Path) -> None:
@@ -102,7 +107,10 @@ def test_foundation_checkpoint_must_be_a_file(tmp_path: Path) -> None:
     assert str(tmp_path / "weights" / "sam_vit_b.pt") in err.value.problem
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "sam_vit_b.pt").write_bytes(b"x")
-    assert check_config_paths(config, tmp_path)["foundation.sam.checkpoint"] == tmp_path / "weights" / "sam_vit_b.pt"
+    assert (
+        check_config_paths(config, tmp_path)["foundation.sam.checkpoint"]
+        == tmp_path / "weights" / "sam_vit_b.pt"
+    )
 
 
 def test_unused_backbone_checkpoint_is_not_required(tmp_path: Path) -> None:
@@ -114,14 +122,20 @@ def test_unused_backbone_checkpoint_is_not_required(tmp_path: Path) -> None:
 
 def test_local_anyup_clone_must_hold_hubconf(tmp_path: Path) -> None:
     config = mini_config()
-    config["foundation"]["sam"] = {"upsampler": "anyup", "anyup": {"repo": "third_party/anyup", "source": "local"}}
+    config["foundation"]["sam"] = {
+        "upsampler": "anyup",
+        "anyup": {"repo": "third_party/anyup", "source": "local"},
+    }
     with pytest.raises(ConfigError, match="foundation.sam.anyup.repo: .* does not exist"):
         check_config_paths(config, tmp_path)
     (tmp_path / "third_party" / "anyup").mkdir(parents=True)
     with pytest.raises(ConfigError, match="holds no hubconf.py"):
         check_config_paths(config, tmp_path)
     (tmp_path / "third_party" / "anyup" / "hubconf.py").write_text("")
-    assert check_config_paths(config, tmp_path)["foundation.sam.anyup.repo"] == tmp_path / "third_party" / "anyup"
+    assert (
+        check_config_paths(config, tmp_path)["foundation.sam.anyup.repo"]
+        == tmp_path / "third_party" / "anyup"
+    )
 
 
 def test_pretrained_model_folder(tmp_path: Path) -> None:
@@ -133,7 +147,9 @@ def test_pretrained_model_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tracking.pretrained_model: .* holds no model.pt"):
         check_config_paths(config, tmp_path)
     (tmp_path / "models" / "general" / "model.pt").write_bytes(b"x")
-    assert check_config_paths(config, tmp_path)["tracking.pretrained_model"] == tmp_path / "models" / "general"
+    assert (
+        check_config_paths(config, tmp_path)["tracking.pretrained_model"] == tmp_path / "models" / "general"
+    )
 
 
 def test_assert_inside(tmp_path: Path) -> None:

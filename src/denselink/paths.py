@@ -112,7 +112,9 @@ def _check_foundation(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
             if backbone in used and spec.get("upsampler", "anyup") == "anyup":
                 _require_dir(f"{prefix}.anyup.repo", path, "anyup.source is local: a clone of AnyUp")
                 if not (path / "hubconf.py").is_file():
-                    raise ConfigError(f"{prefix}.anyup.repo", f"{path} holds no hubconf.py (not an AnyUp clone)")
+                    raise ConfigError(
+                        f"{prefix}.anyup.repo", f"{path} holds no hubconf.py (not an AnyUp clone)"
+                    )
     return paths
 
 

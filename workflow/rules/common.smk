@@ -10,7 +10,12 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from denselink.evaluate.variants import FOUNDATION_BACKBONES, parse_variant, variant_name
+from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+from denselink.evaluate.variants import (
+    FOUNDATION_BACKBONES,
+    parse_variant,
+    variant_name,
+)
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 STUDIES = ("compute_scaling", "transfer", "data_scaling")
@@ -34,11 +39,16 @@ def check_config(cfg):
     schema["$id"] = SCHEMA.resolve().as_uri()
     validator = jsonschema.Draft202012Validator(schema, registry=_registry())
     problems = []
-    for error in sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]):
+    for error in sorted(
+        validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]
+    ):
         key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
         problems.append(f"  {key}: {error.message}")
     if problems:
-        raise WorkflowError("invalid config (see workflow/schemas/config.schema.yaml):\n" + "\n".join(problems))
+        raise WorkflowError(
+            "invalid config (see workflow/schemas/config.schema.yaml):\n"
+            + "\n".join(problems)
+        )
     validate(cfg, str(SCHEMA))  # applies the schema's defaults
     check_references(cfg)
 
@@ -53,13 +63,22 @@ def check_references(cfg):
     datasets, runs = cfg["datasets"], cfg["maester"]["runs"]
     saved = set(cfg["maester"]["train"]["save_epochs"])
     for name in datasets:
-        _require(name != MITOCHECK and "/" not in name, f"datasets.{name}", "reserved or invalid name")
+        _require(
+            name != MITOCHECK and "/" not in name,
+            f"datasets.{name}",
+            "reserved or invalid name",
+        )
     for run, sources in runs.items():
-        _require("-epoch" not in run, f"maester.runs.{run}", "a run name must not contain '-epoch'")
+        _require(
+            "-epoch" not in run,
+            f"maester.runs.{run}",
+            "a run name must not contain '-epoch'",
+        )
         for source in sources:
             head, _, tail = source.partition("/")
             _require(
-                head == MITOCHECK or (head in datasets and tail in datasets[head]["sequences"]),
+                head == MITOCHECK
+                or (head in datasets and tail in datasets[head]["sequences"]),
                 f"maester.runs.{run}",
                 f"{source!r} is neither DATASET/SEQ of a configured dataset nor mitocheck/SIZE|plateN",
             )
@@ -67,21 +86,51 @@ def check_references(cfg):
         _require(name in datasets, "table1.datasets", f"{name!r} is not in datasets")
     for name, ref in cfg["table1"]["maester"].items():
         _require(name in datasets, f"table1.maester.{name}", "not in datasets")
-        _require(ref["run"] in runs, f"table1.maester.{name}.run", f"{ref['run']!r} is not in maester.runs")
-        _require(ref["epoch"] in saved, f"table1.maester.{name}.epoch", "not in maester.train.save_epochs")
+        _require(
+            ref["run"] in runs,
+            f"table1.maester.{name}.run",
+            f"{ref['run']!r} is not in maester.runs",
+        )
+        _require(
+            ref["epoch"] in saved,
+            f"table1.maester.{name}.epoch",
+            "not in maester.train.save_epochs",
+        )
     if "maester" in cfg["table1"]["embeddings"]:
         for name in cfg["table1"]["datasets"]:
-            _require(name in cfg["table1"]["maester"], "table1.maester", f"no MAESTER checkpoint for {name}")
+            _require(
+                name in cfg["table1"]["maester"],
+                "table1.maester",
+                f"no MAESTER checkpoint for {name}",
+            )
     appc = cfg["appendix_c"]
-    _require(appc["dataset"] in datasets, "appendix_c.dataset", f"{appc['dataset']!r} is not in datasets")
+    _require(
+        appc["dataset"] in datasets,
+        "appendix_c.dataset",
+        f"{appc['dataset']!r} is not in datasets",
+    )
     for study, run, epoch in study_checkpoints(cfg):
-        _require(run in runs, f"appendix_c.{study}", f"run {run!r} is not in maester.runs")
-        _require(epoch in saved, f"appendix_c.{study}", f"epoch {epoch} is not in maester.train.save_epochs")
+        _require(
+            run in runs, f"appendix_c.{study}", f"run {run!r} is not in maester.runs"
+        )
+        _require(
+            epoch in saved,
+            f"appendix_c.{study}",
+            f"epoch {epoch} is not in maester.train.save_epochs",
+        )
     for protocol, spec in cfg["protocols"].items():
         trains = [d["train"] for d in spec["directions"]]
         if spec["validate_on_eval"]:
-            _require(spec["val_fraction"] == 0, f"protocols.{protocol}", "validate_on_eval needs val_fraction 0")
-            _require(len(set(trains)) == len(trains), f"protocols.{protocol}", "validate_on_eval: one eval per train")
+            _require(
+                spec["val_fraction"] == 0,
+                f"protocols.{protocol}",
+                "validate_on_eval needs val_fraction 0",
+            )
+            _require(
+                len(set(trains)) == len(trains),
+                f"protocols.{protocol}",
+                "validate_on_eval: one eval per train",
+            )
         for direction in spec["directions"]:
             for name in used_datasets(cfg):
                 for seq in direction.values():
@@ -121,15 +170,21 @@ def embedding_stem(backbone_or_embedding):
 
 def features_path(dataset, seq, variant):
     parsed = parse_variant(variant)
-    return results(f"features/{dataset}/{seq}/{embedding_stem(parsed.embedding)}-{parsed.agg}.parquet")
+    return results(
+        f"features/{dataset}/{seq}/{embedding_stem(parsed.embedding)}-{parsed.agg}.parquet"
+    )
 
 
 def metrics_path(dataset, protocol, train_seq, eval_seq, variant, seed):
-    return results(f"metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.json")
+    return results(
+        f"metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.json"
+    )
 
 
 def model_path(dataset, protocol, train_seq, variant, seed):
-    return results(f"models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json")
+    return results(
+        f"models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json"
+    )
 
 
 def validation_seq(protocol, train_seq):
@@ -145,6 +200,50 @@ def one_of(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
 
 
+def datasets_with(source, download=None):
+    """Names of the configured datasets with this source (and download flag)."""
+    return [
+        name
+        for name, spec in config["datasets"].items()
+        if spec["source"] == source
+        and (download is None or spec["download"] == download)
+    ]
+
+
+# --------------------------------------------------------------------------- rule inputs
+def train_inputs(w):
+    """Cached data (+ features, + validation data) of one training job."""
+    fused = parse_variant(w.variant).kind == "embedding"
+    inputs = {"data": results(f"trackastra_data/{w.dataset}/{w.train_seq}.pt")}
+    if fused:
+        inputs["features"] = features_path(w.dataset, w.train_seq, w.variant)
+    val_seq = validation_seq(w.protocol, w.train_seq)
+    if val_seq is not None:
+        inputs["val_data"] = results(f"trackastra_data/{w.dataset}/{val_seq}.pt")
+        if fused:
+            inputs["val_features"] = features_path(w.dataset, val_seq, w.variant)
+    return inputs
+
+
+def evaluate_inputs(w):
+    """Model, eval manifest (+ features) of one evaluation job."""
+    inputs = {
+        "model": model_path(w.dataset, w.protocol, w.train_seq, w.variant, w.seed),
+        "manifest": manifest(f"{w.dataset}/{w.eval_seq}"),
+    }
+    if parse_variant(w.variant).kind == "embedding":
+        inputs["features"] = features_path(w.dataset, w.eval_seq, w.variant)
+    return inputs
+
+
+def optional_flags(input):
+    """--features / --val-data / --val-features for the inputs a job has."""
+    names = ("features", "val_data", "val_features")
+    return " ".join(
+        f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys()
+    )
+
+
 # --------------------------------------------------------------------------- settings and resources
 def settings_json(section):
     """A config section as the JSON string a command's --settings takes."""
@@ -158,7 +257,9 @@ def tracking_settings(protocol, variant):
     settings["val_fraction"] = config["protocols"][protocol]["val_fraction"]
     settings["fusion"] = parsed.fusion or "none"
     stopping = config["tracking"]["early_stopping"]
-    settings["early_stopping"] = stopping["retrained"] if parsed.kind == "retrained" else stopping["embeddings"]
+    settings["early_stopping"] = (
+        stopping["retrained"] if parsed.kind == "retrained" else stopping["embeddings"]
+    )
     return settings_json(settings)
 
 
@@ -173,7 +274,9 @@ def maester_launcher():
     """``denselink maester train``, or torchrun with one process per GPU when procs > 1."""
     procs = config["maester"]["procs"]
     if procs > 1:
-        return f"torchrun --standalone --nproc_per_node {procs} -m denselink.maester.train"
+        return (
+            f"torchrun --standalone --nproc_per_node {procs} -m denselink.maester.train"
+        )
     return "denselink maester train"
 
 
@@ -187,7 +290,9 @@ def fusions():
 
 
 def directions(protocol):
-    return [(d["train"], d["eval"]) for d in config["protocols"][protocol]["directions"]]
+    return [
+        (d["train"], d["eval"]) for d in config["protocols"][protocol]["directions"]
+    ]
 
 
 def table1_variants(cfg, dataset):
@@ -196,8 +301,19 @@ def table1_variants(cfg, dataset):
     for backbone in cfg["table1"]["embeddings"]:
         ref = cfg["table1"]["maester"].get(dataset, {}) if backbone == "maester" else {}
         for agg in cfg["features"]["aggregations"]:
-            for fusion in [cfg["tracking"]["fusion"], *cfg["tracking"]["fusion_ablations"]]:
-                names.append(variant_name(backbone, agg, fusion, run=ref.get("run"), epoch=ref.get("epoch")))
+            for fusion in [
+                cfg["tracking"]["fusion"],
+                *cfg["tracking"]["fusion_ablations"],
+            ]:
+                names.append(
+                    variant_name(
+                        backbone,
+                        agg,
+                        fusion,
+                        run=ref.get("run"),
+                        epoch=ref.get("epoch"),
+                    )
+                )
     return names
 
 
@@ -208,8 +324,14 @@ def grid_metrics(cfg, dataset, variants, protocols, all_directions=True):
         pairs = directions(protocol) if all_directions else directions(protocol)[:1]
         for train_seq, eval_seq in pairs:
             for variant in variants:
-                for seed in [0] if variant == "pretrained" else cfg["tracking"]["seeds"]:
-                    paths.append(metrics_path(dataset, protocol, train_seq, eval_seq, variant, seed))
+                for seed in (
+                    [0] if variant == "pretrained" else cfg["tracking"]["seeds"]
+                ):
+                    paths.append(
+                        metrics_path(
+                            dataset, protocol, train_seq, eval_seq, variant, seed
+                        )
+                    )
     return paths
 
 
@@ -217,7 +339,9 @@ def table1_targets(cfg):
     """Every metrics JSON that Table 1 summarises."""
     paths = []
     for dataset in cfg["table1"]["datasets"]:
-        paths += grid_metrics(cfg, dataset, table1_variants(cfg, dataset), cfg["table1"]["protocols"])
+        paths += grid_metrics(
+            cfg, dataset, table1_variants(cfg, dataset), cfg["table1"]["protocols"]
+        )
     return paths
 
 
@@ -226,7 +350,10 @@ def study_checkpoints(cfg, only=None):
     appc = cfg["appendix_c"]
     rows = []
     if only in (None, "compute_scaling"):
-        rows += [("compute_scaling", appc["compute_scaling"]["run"], e) for e in appc["compute_scaling"]["epochs"]]
+        rows += [
+            ("compute_scaling", appc["compute_scaling"]["run"], e)
+            for e in appc["compute_scaling"]["epochs"]
+        ]
     if only in (None, "transfer"):
         rows += [("transfer", r["run"], r["epoch"]) for r in appc["transfer"]["runs"]]
     if only in (None, "data_scaling"):
@@ -238,7 +365,9 @@ def study_checkpoints(cfg, only=None):
 def study_variants(cfg, study):
     appc = cfg["appendix_c"]
     return [
-        variant_name("maester", appc["agg"], cfg["tracking"]["fusion"], run=run, epoch=epoch)
+        variant_name(
+            "maester", appc["agg"], cfg["tracking"]["fusion"], run=run, epoch=epoch
+        )
         for _, run, epoch in study_checkpoints(cfg, study)
     ]
 
@@ -246,12 +375,20 @@ def study_variants(cfg, study):
 def appc_targets(cfg, study):
     """Metrics JSONs of one Appendix C study (the first direction of each configured protocol)."""
     appc = cfg["appendix_c"]
-    return grid_metrics(cfg, appc["dataset"], study_variants(cfg, study), appc["protocols"], all_directions=False)
+    return grid_metrics(
+        cfg,
+        appc["dataset"],
+        study_variants(cfg, study),
+        appc["protocols"],
+        all_directions=False,
+    )
 
 
 def appc_baseline(cfg):
     appc = cfg["appendix_c"]
-    return grid_metrics(cfg, appc["dataset"], ["retrained"], appc["protocols"], all_directions=False)
+    return grid_metrics(
+        cfg, appc["dataset"], ["retrained"], appc["protocols"], all_directions=False
+    )
 
 
 def figure_files(study):
@@ -272,4 +409,9 @@ def all_targets():
 def slurm_resources(rule_name):
     """The ``resources:`` of a rule (names the Slurm executor plugin reads)."""
     spec = res(rule_name)
-    return dict(mem_mb=spec["mem_mb"], runtime=spec["runtime"], cpus_per_task=spec["cpus"], gpu=spec["gpus"])
+    return dict(
+        mem_mb=spec["mem_mb"],
+        runtime=spec["runtime"],
+        cpus_per_task=spec["cpus"],
+        gpu=spec["gpus"],
+    )

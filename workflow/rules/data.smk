@@ -1,15 +1,5 @@
 """Raw data (CTC download, generated data, Mitocheck plates) to checked sequence manifests."""
 
-from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
-
-
-def datasets_with(source, download=None):
-    return [
-        name
-        for name, spec in config["datasets"].items()
-        if spec["source"] == source and (download is None or spec["download"] == download)
-    ]
-
 
 rule data_synth:
     output:
@@ -20,13 +10,13 @@ rule data_synth:
         results("benchmarks/data_synth/{dataset}.tsv")
     wildcard_constraints:
         dataset=one_of(datasets_with("synthetic")),
-    params:
-        settings=lambda w: settings_json(config["datasets"][w.dataset]["synth"]),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("data_synth")["cpus"]
     resources:
         **slurm_resources("data_synth"),
-    conda:
-        "../../envs/cpu.yaml"
+    params:
+        settings=lambda w: settings_json(config["datasets"][w.dataset]["synth"]),
     shell:
         "denselink data synth --out {output} --settings {params.settings:q} > {log} 2>&1"
 
@@ -40,19 +30,19 @@ rule data_download:
         results("benchmarks/data_download/{dataset}.tsv")
     wildcard_constraints:
         dataset=one_of(datasets_with("ctc", download=True)),
+    conda:
+        "../../envs/cpu.yaml"
+    threads: res("data_download")["cpus"]
+    resources:
+        **slurm_resources("data_download"),
     params:
-        data_root=config["data_root"],
+        data_root=lambda w, output: Path(output[0]).parent,
         url=lambda w: config["datasets"][w.dataset]["url"],
         sha256=lambda w: (
             f"--sha256 {config['datasets'][w.dataset]['sha256']}"
             if config["datasets"][w.dataset]["sha256"]
             else ""
         ),
-    threads: res("data_download")["cpus"]
-    resources:
-        **slurm_resources("data_download"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink data download --dataset {wildcards.dataset} --data-root {params.data_root} "
         "--url {params.url} {params.sha256} > {log} 2>&1"
@@ -69,11 +59,11 @@ rule data_validate:
         results("benchmarks/data_validate/{dataset}-{seq}.tsv")
     wildcard_constraints:
         dataset=one_of(config["datasets"]),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("data_validate")["cpus"]
     resources:
         **slurm_resources("data_validate"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink data validate --dataset-dir {input} --dataset {wildcards.dataset} --seq {wildcards.seq} "
         "--out {output} > {log} 2>&1"
@@ -88,13 +78,13 @@ if config["mitocheck"]["source"] == "synthetic":
             results("logs/mitocheck_synth/mitocheck.log"),
         benchmark:
             results("benchmarks/mitocheck_synth/mitocheck.tsv")
-        params:
-            settings=settings_json(config["mitocheck"]["synth"]),
+        conda:
+            "../../envs/cpu.yaml"
         threads: res("mitocheck_synth")["cpus"]
         resources:
             **slurm_resources("mitocheck_synth"),
-        conda:
-            "../../envs/cpu.yaml"
+        params:
+            settings=settings_json(config["mitocheck"]["synth"]),
         shell:
             "denselink data mitocheck synth --out {output} --settings {params.settings:q} > {log} 2>&1"
 
@@ -110,13 +100,13 @@ rule mitocheck_manifest:
         results("benchmarks/mitocheck_manifest/plate{plate}.tsv")
     wildcard_constraints:
         plate=r"[1-4]",
-    params:
-        strict="--strict" if config["mitocheck"]["strict"] else "",
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("mitocheck_manifest")["cpus"]
     resources:
         **slurm_resources("mitocheck_manifest"),
-    conda:
-        "../../envs/cpu.yaml"
+    params:
+        strict="--strict" if config["mitocheck"]["strict"] else "",
     shell:
         "denselink data mitocheck manifest --mitocheck-root {input} --plate {wildcards.plate} "
         "--out {output} {params.strict} > {log} 2>&1"
@@ -124,7 +114,9 @@ rule mitocheck_manifest:
 
 rule mitocheck_dataset:
     input:
-        lambda w: [manifest(f"{MITOCHECK}/plate{p}") for p in MITOCHECK_SIZES[int(w.size)]],
+        lambda w: [
+            manifest(f"{MITOCHECK}/plate{p}") for p in MITOCHECK_SIZES[int(w.size)]
+        ],
     output:
         manifest(f"{MITOCHECK}/{{size}}"),
     log:
@@ -133,10 +125,10 @@ rule mitocheck_dataset:
         results("benchmarks/mitocheck_dataset/{size}.tsv")
     wildcard_constraints:
         size=one_of(str(s) for s in MITOCHECK_SIZES),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("mitocheck_dataset")["cpus"]
     resources:
         **slurm_resources("mitocheck_dataset"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink data mitocheck dataset --manifests {input} --size {wildcards.size} --out {output} > {log} 2>&1"

@@ -5,20 +5,29 @@ rule evaluate_table:
     input:
         table1_targets(config),
     output:
-        csv=report(results("tables/table1.csv"), caption="../report/table1.rst", category="Table 1"),
+        csv=report(
+            results("tables/table1.csv"),
+            caption="../report/table1.rst",
+            category="Table 1",
+        ),
         md=results("tables/table1.md"),
     log:
         results("logs/evaluate_table/table1.log"),
     benchmark:
         results("benchmarks/evaluate_table/table1.tsv")
-    params:
-        protocols=config["table1"]["protocols"],
-        settings=settings_json({**config["table1"]["settings"], "main_fusion": config["tracking"]["fusion"]}),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("evaluate_table")["cpus"]
     resources:
         **slurm_resources("evaluate_table"),
-    conda:
-        "../../envs/cpu.yaml"
+    params:
+        protocols=config["table1"]["protocols"],
+        settings=settings_json(
+            {
+                **config["table1"]["settings"],
+                "main_fusion": config["tracking"]["fusion"],
+            }
+        ),
     shell:
         "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
         "--protocols {params.protocols} --settings {params.settings:q} > {log} 2>&1"

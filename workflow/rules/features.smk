@@ -13,11 +13,11 @@ rule features_aggregate:
         results("benchmarks/features_aggregate/{dataset}-{seq}-{embedding}-{agg}.tsv")
     wildcard_constraints:
         agg="centroid|mma",
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("features_aggregate")["cpus"]
     resources:
         **slurm_resources("features_aggregate"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink features aggregate --embedding {input.embedding} --manifest {input.manifest} "
         "--agg {wildcards.agg} --out {output} > {log} 2>&1"

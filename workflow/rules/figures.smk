@@ -19,15 +19,15 @@ rule figures_appendix_c:
         results("benchmarks/figures_appendix_c/{study}.tsv")
     wildcard_constraints:
         study=one_of(STUDIES),
-    params:
-        out_dir=results("figures"),
-        expect=lambda w: study_variants(config, w.study),
-        settings=settings_json(config["appendix_c"]["settings"]),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("figures_appendix_c")["cpus"]
     resources:
         **slurm_resources("figures_appendix_c"),
-    conda:
-        "../../envs/cpu.yaml"
+    params:
+        out_dir=lambda w, output: Path(output.png).parent,
+        expect=lambda w: study_variants(config, w.study),
+        settings=settings_json(config["appendix_c"]["settings"]),
     shell:
         "denselink figures appendix-c --study {wildcards.study} --metrics {input.metrics} "
         "--baseline {input.baseline} --expect {params.expect} --out-dir {params.out_dir} "

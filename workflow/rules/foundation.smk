@@ -12,14 +12,16 @@ rule foundation_embed:
         results("benchmarks/foundation_embed/{dataset}-{seq}-{model}-{upsampler}.tsv")
     wildcard_constraints:
         model=one_of(FOUNDATION_BACKBONES),
-        upsampler=one_of({config["foundation"][m]["upsampler"] for m in FOUNDATION_BACKBONES}),
-    params:
-        settings=lambda w: settings_json(config["foundation"][w.model]),
+        upsampler=one_of(
+            {config["foundation"][m]["upsampler"] for m in FOUNDATION_BACKBONES}
+        ),
+    conda:
+        "../../envs/gpu.yaml"
     threads: res("foundation_embed")["cpus"]
     resources:
         **slurm_resources("foundation_embed"),
-    conda:
-        "../../envs/gpu.yaml"
+    params:
+        settings=lambda w: settings_json(config["foundation"][w.model]),
     shell:
         "denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
         "--settings {params.settings:q} > {log} 2>&1"

@@ -12,15 +12,15 @@ rule maester_train:
         results("benchmarks/maester_train/{run}.tsv")
     wildcard_constraints:
         run=one_of(config["maester"]["runs"]),
+    conda:
+        "../../envs/gpu.yaml"
+    threads: res("maester_train")["cpus"]
+    resources:
+        **slurm_resources("maester_train"),
     params:
         launcher=maester_launcher(),
         out_dir=lambda w: results(f"maester/{w.run}"),
         settings=settings_json({k: config["maester"][k] for k in ("model", "train")}),
-    threads: res("maester_train")["cpus"]
-    resources:
-        **slurm_resources("maester_train"),
-    conda:
-        "../../envs/gpu.yaml"
     shell:
         "{params.launcher} --manifest {input} --out {params.out_dir} --settings {params.settings:q} > {log} 2>&1"
 
@@ -38,14 +38,14 @@ rule maester_infer:
     wildcard_constraints:
         run=one_of(config["maester"]["runs"]),
         epoch=r"\d+",
-    params:
-        checkpoint=lambda w: results(f"maester/{w.run}/checkpoints/epoch{w.epoch}.pt"),
-        settings=settings_json(config["maester"]["infer"]),
+    conda:
+        "../../envs/gpu.yaml"
     threads: res("maester_infer")["cpus"]
     resources:
         **slurm_resources("maester_infer"),
-    conda:
-        "../../envs/gpu.yaml"
+    params:
+        checkpoint=lambda w: results(f"maester/{w.run}/checkpoints/epoch{w.epoch}.pt"),
+        settings=settings_json(config["maester"]["infer"]),
     shell:
         "denselink maester infer --checkpoint {params.checkpoint} --manifest {input.manifest} "
         "--out {output} --settings {params.settings:q} > {log} 2>&1"

@@ -1,35 +1,6 @@
 """Trackastra: cached per-sequence data, per-seed training, per-checkpoint tracking and scoring."""
 
 
-def train_inputs(w):
-    fused = parse_variant(w.variant).kind == "embedding"
-    inputs = {"data": results(f"trackastra_data/{w.dataset}/{w.train_seq}.pt")}
-    if fused:
-        inputs["features"] = features_path(w.dataset, w.train_seq, w.variant)
-    val_seq = validation_seq(w.protocol, w.train_seq)
-    if val_seq is not None:
-        inputs["val_data"] = results(f"trackastra_data/{w.dataset}/{val_seq}.pt")
-        if fused:
-            inputs["val_features"] = features_path(w.dataset, val_seq, w.variant)
-    return inputs
-
-
-def evaluate_inputs(w):
-    inputs = {
-        "model": model_path(w.dataset, w.protocol, w.train_seq, w.variant, w.seed),
-        "manifest": manifest(f"{w.dataset}/{w.eval_seq}"),
-    }
-    if parse_variant(w.variant).kind == "embedding":
-        inputs["features"] = features_path(w.dataset, w.eval_seq, w.variant)
-    return inputs
-
-
-def optional_flags(input):
-    """--features / --val-data / --val-features for the inputs a job has."""
-    names = ("features", "val_data", "val_features")
-    return " ".join(f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys())
-
-
 rule tracking_prepare:
     input:
         manifest("{dataset}/{seq}"),
@@ -39,13 +10,13 @@ rule tracking_prepare:
         results("logs/tracking_prepare/{dataset}/{seq}.log"),
     benchmark:
         results("benchmarks/tracking_prepare/{dataset}-{seq}.tsv")
-    params:
-        settings=settings_json(config["tracking"]["settings"]),
+    conda:
+        "../../envs/cpu.yaml"
     threads: res("tracking_prepare")["cpus"]
     resources:
         **slurm_resources("tracking_prepare"),
-    conda:
-        "../../envs/cpu.yaml"
+    params:
+        settings=settings_json(config["tracking"]["settings"]),
     shell:
         "denselink tracking prepare --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
 
@@ -54,22 +25,28 @@ rule tracking_train:
     input:
         unpack(train_inputs),
     output:
-        results("models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json"),
+        results(
+            "models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json"
+        ),
     log:
-        results("logs/tracking_train/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}.log"),
+        results(
+            "logs/tracking_train/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}.log"
+        ),
     benchmark:
-        results("benchmarks/tracking_train/{dataset}-{protocol}-train{train_seq}-{variant}-seed{seed}.tsv")
+        results(
+            "benchmarks/tracking_train/{dataset}-{protocol}-train{train_seq}-{variant}-seed{seed}.tsv"
+        )
     wildcard_constraints:
         variant="(?!pretrained/)[^/]+",
+    conda:
+        "../../envs/gpu.yaml"
+    threads: res("tracking_train")["cpus"]
+    resources:
+        **slurm_resources("tracking_train"),
     params:
         out_dir=lambda w, output: Path(output[0]).parent,
         optional=lambda w, input: optional_flags(input),
         settings=lambda w: tracking_settings(w.protocol, w.variant),
-    threads: res("tracking_train")["cpus"]
-    resources:
-        **slurm_resources("tracking_train"),
-    conda:
-        "../../envs/gpu.yaml"
     shell:
         "denselink tracking train --data {input.data} {params.optional} --out {params.out_dir} "
         "--seed {wildcards.seed} --settings {params.settings:q} > {log} 2>&1"
@@ -79,24 +56,34 @@ rule tracking_evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        metrics=results("metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.json"),
-        res_dir=directory(results("tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}")),
+        metrics=results(
+            "metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.json"
+        ),
+        res_dir=directory(
+            results(
+                "tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}"
+            )
+        ),
     log:
-        results("logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.log"),
+        results(
+            "logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}/seed{seed}.log"
+        ),
     benchmark:
-        results("benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-{variant}-seed{seed}.tsv")
+        results(
+            "benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-{variant}-seed{seed}.tsv"
+        )
     wildcard_constraints:
         variant="(?!pretrained/)[^/]+",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: res("tracking_evaluate")["cpus"]
+    resources:
+        **slurm_resources("tracking_evaluate"),
     params:
         model_dir=lambda w, input: Path(input.model).parent,
         optional=lambda w, input: optional_flags(input),
         epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, w.variant),
-    threads: res("tracking_evaluate")["cpus"]
-    resources:
-        **slurm_resources("tracking_evaluate"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} {params.optional} "
         "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
@@ -109,21 +96,31 @@ rule tracking_evaluate_pretrained:
     input:
         manifest=manifest("{dataset}/{eval_seq}"),
     output:
-        metrics=results("metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.json"),
-        res_dir=directory(results("tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}")),
+        metrics=results(
+            "metrics/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.json"
+        ),
+        res_dir=directory(
+            results(
+                "tracks/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}"
+            )
+        ),
     log:
-        results("logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.log"),
+        results(
+            "logs/tracking_evaluate/{dataset}/{protocol}/{train_seq}-{eval_seq}/pretrained/seed{seed}.log"
+        ),
     benchmark:
-        results("benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-pretrained-seed{seed}.tsv")
+        results(
+            "benchmarks/tracking_evaluate/{dataset}-{protocol}-{train_seq}-{eval_seq}-pretrained-seed{seed}.tsv"
+        )
+    conda:
+        "../../envs/cpu.yaml"
+    threads: res("tracking_evaluate")["cpus"]
+    resources:
+        **slurm_resources("tracking_evaluate"),
     params:
         pretrained=config["tracking"]["pretrained_model"],
         epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, "pretrained"),
-    threads: res("tracking_evaluate")["cpus"]
-    resources:
-        **slurm_resources("tracking_evaluate"),
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "denselink tracking evaluate --pretrained {params.pretrained} --manifest {input.manifest} "
         "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
