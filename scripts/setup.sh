@@ -23,7 +23,6 @@ urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=5)
 PY
   extra=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-.venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet "${extra[@]}" -c envs/constraints-cpu.txt -e ".[dev]"
 # trackastra declares torchvision; PyPI's wheel is a CUDA build that cannot load beside CPU torch.
 .venv/bin/pip uninstall --quiet -y torchvision || true

@@ -41,7 +41,7 @@ def mini() -> dict:
 
 def test_stage_schemas_are_generated_from_the_current_models():
     on_disk = build_stage_schemas.OUT.read_text()
-    assert on_disk == build_stage_schemas.render(), "run: .venv/bin/python workflow/schemas/build_stage_schemas.py"
+    assert on_disk == build_stage_schemas.render(), "run workflow/schemas/build_stage_schemas.py"
 
 
 def test_every_schema_key_has_a_description():
@@ -65,18 +65,46 @@ def test_every_schema_key_has_a_description():
     assert missing == []
 
 
-@pytest.mark.parametrize(
-    ("edit", "key", "problem"),
-    [
-        (lambda c: c["tracking"]["settings"].update(d_modle=32), "tracking.settings", "'d_modle' was unexpected"),
-        (lambda c: c.update(seedz=[0]), "<top level>", "'seedz' was unexpected"),
-        (lambda c: c["maester"]["train"].update(epochs="three"), "maester.train.epochs", "not of type 'integer'"),
-        (lambda c: c["protocols"]["clean"].update(val_fraction=1.5), "protocols.clean.val_fraction", "1.5"),
-        (lambda c: c["tracking"].update(seeds=[-1]), "tracking.seeds.0", "-1 is less than the minimum of 0"),
-        (lambda c: c["maester"]["train"].update(save_epochs=[0, 1]), "table1.maester.Synth-HeLa.epoch", "save_epochs"),
-    ],
-    ids=["unknown-stage-key", "unknown-top-key", "wrong-type", "out-of-range", "negative-seed", "unsaved-epoch"],
-)
+def _set(*path_and_value):
+    """An edit of a config dict: set the key at ``path`` to ``value``."""
+    *path, key, value = path_and_value
+
+    def edit(config: dict) -> None:
+        node = config
+        for part in path:
+            node = node[part]
+        node[key] = value
+
+    return edit
+
+
+BAD_CONFIGS = {
+    "unknown-stage-key": (
+        _set("tracking", "settings", "d_modle", 32),
+        "tracking.settings",
+        "'d_modle' was unexpected",
+    ),
+    "unknown-top-key": (_set("seedz", [0]), "<top level>", "'seedz' was unexpected"),
+    "wrong-type": (
+        _set("maester", "train", "epochs", "three"),
+        "maester.train.epochs",
+        "not of type 'integer'",
+    ),
+    "out-of-range": (_set("protocols", "clean", "val_fraction", 1.5), "protocols.clean.val_fraction", "1.5"),
+    "negative-seed": (
+        _set("tracking", "seeds", [-1]),
+        "tracking.seeds.0",
+        "-1 is less than the minimum of 0",
+    ),
+    "unsaved-epoch": (
+        _set("maester", "train", "save_epochs", [0, 1]),
+        "table1.maester.Synth-HeLa.epoch",
+        "save_epochs",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "key", "problem"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, mini, edit, key, problem):
     bad = copy.deepcopy(mini)
     edit(bad)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import zarr
@@ -72,7 +73,7 @@ def test_same_seed_gives_byte_identical_metrics(manifests: dict[str, Path], tmp_
             "--out", metrics, "--res-dir", res, "--settings", settings,
         )  # fmt: skip
         checkpoints = sorted((run / "checkpoints").glob("epoch*.pt"))
-        weights = [torch.load(p, map_location="cpu", weights_only=False)["model"] for p in checkpoints]
+        weights = [torch.load(p, map_location="cpu", weights_only=False)["state_dict"] for p in checkpoints]
         results.append((metrics.read_bytes(), (res / "res_track.txt").read_bytes(), weights))
     (first_metrics, first_tracks, first_weights), (second_metrics, second_tracks, second_weights) = results
     assert first_metrics == second_metrics
@@ -103,7 +104,7 @@ def test_different_seed_gives_different_weights(manifests: dict[str, Path], tmp_
             settings,
         )
         weights.append(
-            torch.load(tmp_path / seed / "checkpoints" / "epoch000.pt", weights_only=False)["model"]
+            torch.load(tmp_path / seed / "checkpoints" / "epoch000.pt", weights_only=False)["state_dict"]
         )
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
@@ -111,27 +112,19 @@ def test_different_seed_gives_different_weights(manifests: dict[str, Path], tmp_
 def test_maester_train_and_infer_are_reproducible(manifests: dict[str, Path], tmp_path: Path) -> None:
     settings = json.dumps({"model": MODEL, "train": MAESTER_TRAIN})
     infer = json.dumps({"device": "cpu", "batch_size": 64, "tile": 16})
-    arrays, digests = [], []
+    arrays, losses = [], []
     for name in ("a", "b"):
         run = tmp_path / name
         denselink("maester", "train", "--manifest", manifests["01"], "--out", run, "--settings", settings)
         checkpoint = run / "checkpoints" / "epoch1.pt"
         out = tmp_path / f"{name}.zarr"
         denselink(
-            "maester",
-            "infer",
-            "--checkpoint",
-            checkpoint,
-            "--manifest",
-            manifests["02"],
-            "--out",
-            out,
-            "--settings",
-            infer,
-        )
+            "maester", "infer", "--checkpoint", checkpoint, "--manifest", manifests["02"],
+            "--out", out, "--settings", infer,
+        )  # fmt: skip
         arrays.append(np.asarray(zarr.open_group(out, mode="r")["embedding"][...]))
-        digests.append((run / "loss.csv").read_bytes())
+        losses.append(pd.read_csv(run / "loss.csv")["loss"].to_numpy())  # its other columns are timings
     assert arrays[0].shape == (SYNTH["n_frames"], MODEL["embed_dim"], *SYNTH["shape"])
     assert arrays[0].dtype == np.float16 and np.isfinite(arrays[0]).all()
     assert np.array_equal(arrays[0], arrays[1])
-    assert digests[0] == digests[1]
+    assert len(losses[0]) == MAESTER_TRAIN["epochs"] and np.array_equal(losses[0], losses[1])

@@ -9,6 +9,7 @@ import yaml
 
 from denselink.errors import ConfigError
 from denselink.paths import ALLOW_EXTERNAL_ENV, assert_inside, check_config_paths
+from denselink.preflight import check_stage_settings, preflight
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,3 +172,17 @@ def test_assert_inside_follows_symlinks(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         assert_inside(root / "link" / "a.json", root)
     assert err.value.path == str(root / "link" / "a.json")
+
+
+def test_preflight_parses_every_stage_section(tmp_path: Path) -> None:
+    assert preflight(mini_config(), tmp_path)["results_root"] == tmp_path / "results" / "mini"
+    config = mini_config()
+    config["maester"]["model"]["patch_size"] = 4
+    with pytest.raises(ConfigError) as err:
+        check_stage_settings(config)
+    assert err.value.path == "maester" and "patch_size must be odd" in err.value.problem
+    config = mini_config()
+    config["datasets"]["Synth-HeLa"]["synth"]["n_frames"] = "ten"
+    with pytest.raises(ConfigError) as err:
+        preflight(config, tmp_path)
+    assert err.value.path == "datasets.Synth-HeLa.synth" and "n_frames" in err.value.problem
