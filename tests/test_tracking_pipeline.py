@@ -173,3 +173,12 @@ def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -
     bad = json.dumps({**MINI, "window": 5})
     assert cli.main(["tracking", "train", "--data", str(cache), "--out", str(run), "--seed", "3",
                      "--settings", bad]) == 2  # fmt: skip
+
+
+def test_retraining_drops_checkpoints_of_an_earlier_longer_run(toy: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    stale = out / "checkpoints" / "epoch099.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an earlier run")
+    train(toy["cache"], out, 0, TrackastraSettings(**{**MINI, "epochs": 2}))
+    assert sorted(p.name for p in (out / "checkpoints").glob("epoch*.pt")) == ["epoch000.pt", "epoch001.pt"]

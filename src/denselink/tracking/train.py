@@ -17,6 +17,7 @@ import io
 import logging
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,9 @@ def train(
         "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
     }
     out.mkdir(parents=True, exist_ok=True)
+    # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "done.json").unlink(missing_ok=True)
     write_json(out / "config.json", config)
 
     rows: list[dict[str, Any]] = []
