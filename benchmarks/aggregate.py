@@ -14,7 +14,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,31 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from denselink.machine import machine_info
+
 RESULTS = Path(__file__).resolve().parent / "results" / "aggregate.json"
 ANYUP_DIR = Path(
     os.environ.get("DENSELINK_ANYUP_DIR", Path(__file__).resolve().parents[2] / "shared/third_party/anyup")
 )
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "gpu": gpu,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
 
 
 def write_sequence(root: Path, n_frames: int, size: int, channels: int, seed: int = 0) -> tuple[Path, Path]:
@@ -215,7 +195,7 @@ def main() -> None:
         "sam_seconds_per_frame_cpu": cpu["vit_b"]["seconds_per_frame"],
         "musam_seconds_per_frame_cpu": cpu["vit_b"]["seconds_per_frame"],
         "anyup_seconds_per_tile_cpu": None if cpu["anyup"] is None else cpu["anyup"]["seconds_per_tile"],
-        "machine": machine(),
+        "machine": machine_info(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "denselink_version": denselink.__version__,
         "settings": vars(args) | {"child": None},

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from denselink import __version__
 from denselink.atomic import write_json
 from denselink.data.manifest import SequenceManifest
+from denselink.machine import machine_info
 from denselink.maester.cover import CoverGeometry, cover_and_stride, cover_and_stride_reference, plan_cover
 from denselink.maester.infer import MaesterInferSettings, infer_sequence
 from denselink.maester.model import MaesterModelSettings, build_model
@@ -43,25 +42,6 @@ MINI_TRAIN = {
 }  # fmt: skip
 HELA_SHAPE, HELA_FRAMES = (700, 1100), 92
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s
-
-
-def machine() -> dict:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in ln
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
 
 
 def encoder_flops(s: MaesterModelSettings) -> float:
@@ -201,7 +181,7 @@ def main() -> None:
         "max_abs_diff": max(row["max_abs_diff"] for row in mini.values()),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "denselink_version": __version__,
-        "machine": machine(),
+        "machine": machine_info(),
         "settings": {
             "mini_frame": [64, 64],
             "mini_model": MINI_MODEL,

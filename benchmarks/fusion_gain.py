@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import denselink
 from denselink.atomic import write_json
 from denselink.data.ctc import validate_sequence, write_manifest
 from denselink.data.synthetic import SynthSettings, write_dataset
+from denselink.machine import machine_info
 from denselink.tracking.evaluate import choose_epoch, evaluate_run
 from denselink.tracking.prepare import prepare
 from denselink.tracking.settings import TrackastraSettings
@@ -68,19 +67,6 @@ def identity_table(manifest_path: Path, out: Path, dim: int = 16) -> Path:
     columns = ["frame", "label", "y", "x", "area", *(f"f{i:03d}" for i in range(dim))]
     pd.DataFrame(rows, columns=columns).to_parquet(out)
     return out
-
-
-def _machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu_model": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch_threads": torch.get_num_threads()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare_seconds": round(prepare_seconds, 2),
         "settings": {"trackastra": MINI, "fusion": args.fusion, "synthetic": SYNTH, "seeds": args.seeds},
         "features": "ideal identity: fixed random 16-d code per track id (no MAESTER/SAM weights offline)",
-        "machine": _machine(),
+        "machine": machine_info(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "denselink_version": denselink.__version__,
     }
