@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import tempfile
 import time
@@ -27,13 +28,15 @@ from scipy import stats
 import denselink
 from denselink.atomic import write_json
 from denselink.data.ctc import validate_sequence, write_manifest
+from denselink.data.manifest import load_manifest
 from denselink.data.synthetic import SynthSettings, write_dataset
 from denselink.machine import machine_info
 from denselink.tracking.evaluate import choose_epoch, evaluate_run
-from denselink.tracking.prepare import prepare
+from denselink.tracking.prepare import load_prepared, prepare
 from denselink.tracking.settings import TrackastraSettings
-from denselink.tracking.train import train
+from denselink.tracking.train import split_tail, train
 
+PALETTE_SEED = 2024
 RESULTS = Path(__file__).resolve().parent / "results" / "fusion_gain.json"
 MINI = {
     "window": 4,
@@ -42,28 +45,52 @@ MINI = {
     "num_decoder_layers": 1,
     "pos_embed_per_dim": 8,
     "feat_embed_per_dim": 4,
-    "epochs": 6,
-    "warmup_epochs": 1,
+    "epochs": 16,
+    "warmup_epochs": 2,
     "train_samples": 128,
     "lr": 2e-3,
     "crop_size": None,
     "val_fraction": 0.25,
 }
-SYNTH = {"mode": "ambiguous", "shape": (64, 64), "n_frames": 12, "seed": 0}
+SYNTH = {"mode": "ambiguous", "shape": (64, 64), "n_frames": 32, "seed": 0}
 
 
-def identity_table(manifest_path: Path, out: Path, dim: int = 16) -> Path:
-    """One fixed random code per track id (shared by all sequences), in the feature-table format."""
-    from denselink.data.manifest import load_manifest
+def identity_table(
+    manifest_path: Path,
+    out: Path,
+    code_seed: int,
+    dim: int = 16,
+    fresh_from: int | None = None,
+    palette: int | None = None,
+) -> Path:
+    """Ideal identity features: one random code per track id, in the feature-table format.
 
+    ``code_seed`` must differ between sequences: with one codebook shared by track id, track 13 of
+    the eval sequence would carry the code of the training sequence's track 13, and a model that
+    memorised the training lineage (e.g. "13 is a daughter of 11") links unrelated eval cells.
+    Frames from ``fresh_from`` on (the validation tail) get an independent second draw, so that
+    val_loss measures transfer to unseen codes instead of recall of the training codes. With
+    ``palette`` K, each track draws one of K fixed codes (shared by all sequences), so a code names
+    no single track and cannot be memorised; partners differ with probability 1 - 1/K.
+    """
     manifest = load_manifest(manifest_path)
-    codebook = np.random.default_rng(12345).normal(size=(4096, dim)).astype(np.float32)
+    masks = [manifest.read_mask(t) for t in range(manifest.n_frames)]
+    labels = sorted({int(label) for mask in masks for label in np.unique(mask[mask > 0])})
+    rng = np.random.default_rng(code_seed)
+    colours = np.random.default_rng(PALETTE_SEED).normal(size=(palette or 1, dim)).astype(np.float32)
+    codebooks = []
+    for _ in range(2):
+        if palette is None:
+            codes = rng.normal(size=(len(labels), dim)).astype(np.float32)
+        else:
+            codes = colours[rng.integers(0, palette, len(labels))]
+        codebooks.append(dict(zip(labels, codes, strict=True)))
     rows = []
-    for t in range(manifest.n_frames):
-        mask = manifest.read_mask(t)
+    for t, mask in enumerate(masks):
+        codebook = codebooks[fresh_from is not None and t >= fresh_from]
         for label in np.unique(mask[mask > 0]):
             ys, xs = np.nonzero(mask == label)
-            rows.append([t, int(label), ys.mean(), xs.mean(), len(ys), *codebook[label % len(codebook)]])
+            rows.append([t, int(label), ys.mean(), xs.mean(), len(ys), *codebook[int(label)]])
     columns = ["frame", "label", "y", "x", "area", *(f"f{i:03d}" for i in range(dim))]
     pd.DataFrame(rows, columns=columns).to_parquet(out)
     return out
@@ -74,31 +101,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8, help="training seeds (paired runs)")
     parser.add_argument("--fusion", default="add_token", help="fusion mode of the fused runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="result JSON")
+    parser.add_argument(
+        "--val-only",
+        action="store_true",
+        help="tuning mode: print per-epoch val_loss on the training sequence's tail, never touch "
+        "the eval sequence, write no JSON",
+    )
+    parser.add_argument(
+        "--palette", type=int, default=None, help="draw identity codes from K shared codes (default: unique)"
+    )
+    parser.add_argument("--trackastra", default="{}", help="JSON overrides of the TrackastraSettings")
+    parser.add_argument("--synth", default="{}", help="JSON overrides of the SynthSettings")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
+    mini, synth = {**MINI, **json.loads(args.trackastra)}, {**SYNTH, **json.loads(args.synth)}
     runs: dict[str, list[dict]] = {"retrained": [], "fused": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_dataset(root / "synth", SynthSettings(**SYNTH))
+        write_dataset(root / "synth", SynthSettings(**synth))
         paths = {}
         for seq in ("01", "02"):
-            manifest = validate_sequence(root / "synth", "Synth", seq)
-            write_manifest(manifest, root / f"{seq}.json")
-            paths[seq] = (root / f"{seq}.json", identity_table(root / f"{seq}.json", root / f"{seq}.parquet"))
-        settings = TrackastraSettings(**MINI)
+            write_manifest(validate_sequence(root / "synth", "Synth", seq), root / f"{seq}.json")
+            paths[seq] = root / f"{seq}.json"
+        settings = TrackastraSettings(**mini)
         start = time.perf_counter()
-        prepare(paths["02"][0], root / "02.pt", settings)
+        prepare(paths["02"], root / "02.pt", settings)
         prepare_seconds = time.perf_counter() - start
+        prepared = load_prepared(root / "02.pt", settings)
+        val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)[2]
+        tables = {
+            "02": identity_table(
+                paths["02"], root / "02.parquet", 12346, fresh_from=val_start, palette=args.palette
+            ),
+            "01": identity_table(paths["01"], root / "01.parquet", 12345, palette=args.palette),
+        }
         for seed in range(args.seeds):
             for variant, fusion in (("retrained", "none"), ("fused", args.fusion)):
                 run = root / f"{variant}{seed}"
-                s = TrackastraSettings(**MINI, fusion=fusion)
-                feats = (paths["02"][1], paths["01"][1]) if fusion != "none" else (None, None)
+                s = TrackastraSettings(**mini, fusion=fusion)
+                feats = (tables["02"], tables["01"]) if fusion != "none" else (None, None)
                 t0 = time.perf_counter()
                 train(root / "02.pt", run, seed, s, feats[0])
                 t1 = time.perf_counter()
-                record = evaluate_run(run, paths["01"][0], run / "m.json", run / "RES", "clean", s, feats[1])
+                log = pd.read_csv(run / "train_log.csv")
+                if args.val_only:
+                    print(
+                        variant,
+                        seed,
+                        "val_loss",
+                        np.round(log["val_loss"].to_numpy(), 4).tolist(),
+                        flush=True,
+                    )
+                    continue
+                record = evaluate_run(run, paths["01"], run / "m.json", run / "RES", "clean", s, feats[1])
                 t2 = time.perf_counter()
                 paper = choose_epoch(record["per_epoch"], "paper")
                 runs[variant].append(
@@ -107,12 +163,17 @@ def main(argv: list[str] | None = None) -> int:
                         "LNK": record["LNK"],
                         "epoch": record["epoch"],
                         "LNK_paper": paper["LNK"],
+                        "epoch_paper": paper["epoch"],
                         "per_epoch_LNK": [row["LNK"] for row in record["per_epoch"]],
+                        "per_epoch_val_loss": [row["val_loss"] for row in record["per_epoch"]],
+                        "per_epoch_train_loss": log["train_loss"].tolist(),
                         "train_s": round(t1 - t0, 2),
                         "evaluate_s": round(t2 - t1, 2),
                     }
                 )
                 print(variant, seed, record["LNK"], paper["LNK"], flush=True)
+    if args.val_only:
+        return 0
     base = np.array([r["LNK"] for r in runs["retrained"]])
     fused = np.array([r["LNK"] for r in runs["fused"]])
     diff = fused - base
@@ -132,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "lnk_fused_paper": float(np.mean([r["LNK_paper"] for r in runs["fused"]])),
         "runs": runs,
         "prepare_seconds": round(prepare_seconds, 2),
-        "settings": {"trackastra": MINI, "fusion": args.fusion, "synthetic": SYNTH, "seeds": args.seeds},
+        "settings": {"trackastra": mini, "fusion": args.fusion, "synthetic": synth, "seeds": args.seeds},
         "features": "ideal identity: fixed random 16-d code per track id (no MAESTER/SAM weights offline)",
         "machine": machine_info(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

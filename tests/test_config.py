@@ -97,7 +97,7 @@ BAD_CONFIGS = {
         "-1 is less than the minimum of 0",
     ),
     "unsaved-epoch": (
-        _set("maester", "train", "save_epochs", [0, 1]),
+        _set("maester", "train", "save_epochs", [1, 2]),
         "table1.maester.Synth-HeLa.epoch",
         "save_epochs",
     ),

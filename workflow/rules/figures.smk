@@ -8,7 +8,7 @@ rule figures_appendix_c:
     output:
         png=report(
             results("figures/{study}.png"),
-            caption="../report/{study}.rst",
+            caption="../report/appendix_c.rst",
             category="Appendix C",
         ),
         svg=results("figures/{study}.svg"),
