@@ -27,6 +27,9 @@ include: "workflow/rules/common.smk"
 
 
 check_config(config)
+# Stage settings (e.g. an even MAESTER patch size) and configured paths: once, before any job is planned.
+if workflow.is_main_process:
+    run_preflight(config)
 
 
 report: "workflow/report/workflow.rst"

@@ -11,6 +11,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+from denselink.errors import DenselinkError
+from denselink.preflight import preflight
 from denselink.evaluate.variants import (
     FOUNDATION_BACKBONES,
     parse_variant,
@@ -51,6 +53,14 @@ def check_config(cfg):
         )
     validate(cfg, str(SCHEMA))  # applies the schema's defaults
     check_references(cfg)
+
+
+def run_preflight(cfg):
+    """Stage settings parsed by their own models and every configured path checked, as one clear line."""
+    try:
+        preflight(cfg, Path.cwd())
+    except DenselinkError as err:
+        raise WorkflowError(f"invalid config: {err}") from None
 
 
 def _require(condition, key, problem):
