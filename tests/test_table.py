@@ -168,7 +168,7 @@ def test_markdown_shows_sections_and_skips(metrics: list[Path], tmp_path: Path) 
     text = md.read_text()
     assert "## Protocol `clean`" in text and "## Protocol `paper`" in text
     assert "### Fluo-N2DL-HeLa: train on 02, evaluate on 01" in text
-    assert "n/a (no muSAM weights)" in text
+    assert "n/a (skipped [1])" in text and "\n[1] no muSAM weights" in text
     assert "| Trackastra (re-trained) | 0.9367 ± 0.00016 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in text
     assert len(pd.read_csv(csv)) == 8
 

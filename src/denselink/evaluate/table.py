@@ -183,9 +183,12 @@ def _fmt_mean_var(mean: float, var: float, n: int) -> str:
     return f"{mean:.4f} ± {var:.2g} (n={n})"
 
 
-def _cell(row: pd.Series) -> str:
+def _cell(row: pd.Series, notes: list[str]) -> str:
     if row["status"] == "skipped":
-        return f"n/a ({row['reason'] or 'skipped'})"
+        reason = row["reason"] or "no reason given"
+        if reason not in notes:
+            notes.append(reason)
+        return f"n/a (skipped [{notes.index(reason) + 1}])"
     if row["status"] != "ok":
         return "n/a"
     text = _fmt_mean_var(row["LNK_mean"], row["LNK_var"], int(row["n_seeds"]))
@@ -237,13 +240,16 @@ def _main_table(section: pd.DataFrame) -> list[str]:
     header = "| Method / Features | " + " | ".join(f"LNK ({c})" for c in COLUMNS)
     header += " | " + " | ".join(f"Paper ({c})" for c in COLUMNS) + " |"
     lines = [header, "|" + "---|" * (1 + 2 * len(COLUMNS))]
+    notes: list[str] = []
     for label in labels:
         rows = section[section["row"] == label]
         cells = {row["column"]: row for _, row in rows.iterrows()}
         first = rows.iloc[0]
-        ours = [_cell(cells[c]) if c in cells else "–" for c in COLUMNS]
+        ours = [_cell(cells[c], notes) if c in cells else "–" for c in COLUMNS]
         paper = [_paper_cell(first["dataset"], first["family"], c, "[" in label) for c in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(ours) + " | " + " | ".join(paper) + " |")
+    if notes:
+        lines += [""] + [f"[{i}] {reason}" for i, reason in enumerate(notes, start=1)]
     return lines
 
 
