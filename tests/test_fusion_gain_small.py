@@ -69,3 +69,19 @@ def test_identity_codes_are_per_track_and_per_sequence(tmp_path: Path) -> None:
     again = _tables(tmp_path / "again")
     for seq, table in tables.items():
         pd.testing.assert_frame_equal(table, again[seq])
+
+
+def test_palette_codes_come_from_k_shared_codes(tmp_path: Path) -> None:
+    fusion_gain = _benchmark()
+    write_dataset(tmp_path / "synth", SynthSettings(mode="ambiguous", shape=(48, 48), n_frames=6, n_cells=8))
+    write_manifest(validate_sequence(tmp_path / "synth", "Synth", "01"), tmp_path / "01.json")
+    tables = [
+        pd.read_parquet(
+            fusion_gain.identity_table(tmp_path / "01.json", tmp_path / f"{k}.parquet", k, palette=2)
+        )
+        for k in (1, 2)
+    ]
+    codes = [np.unique(table.filter(regex=r"^f\d+$").to_numpy(), axis=0) for table in tables]
+    assert len(codes[0]) == 2  # 8 tracks, 2 colours
+    np.testing.assert_array_equal(codes[0], codes[1])  # the palette is shared by all sequences
+    assert [len(_codes(table)) for table in tables] == [8, 8]
