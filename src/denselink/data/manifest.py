@@ -104,7 +104,7 @@ def load_manifests(path: str | Path) -> list[SequenceManifest]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise CTCFormatError(path, f"manifest is not valid JSON: {err}") from err
-    entries = data["sequences"] if "sequences" in data else [data]
+    entries = data.get("sequences", [data])
     try:
         return [SequenceManifest.from_dict(entry) for entry in entries]
     except (KeyError, TypeError, ValueError, IndexError) as err:

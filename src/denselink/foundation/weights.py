@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from denselink.atomic import atomic_path
 from denselink.errors import CheckpointError, DownloadError
+from denselink.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,7 @@ def load_encoder_state(path: str | Path) -> OrderedDict[str, torch.Tensor]:
     torch_em training checkpoints whose keys start with ``sam.``, as micro_sam does.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint file does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or non-torch files
-        raise CheckpointError(path, f"not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    state = load_torch_file(path, weights_only=True)
     if isinstance(state, dict) and "model_state" in state:
         state = state["model_state"]
     if not isinstance(state, dict):

@@ -17,6 +17,7 @@ import torch
 from denselink.atomic import atomic_path
 from denselink.errors import CheckpointError
 from denselink.maester.model import MaesterModel, MaesterModelSettings
+from denselink.torch_files import load_torch_file
 
 FORMAT = "denselink-maester-v1"
 
@@ -51,12 +52,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint as a dict with at least ``model_settings``, ``state_dict`` and ``epoch``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint file does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch.load raises many types for corrupt files
-        raise CheckpointError(path, f"unreadable checkpoint ({type(err).__name__}: {err})") from err
+    data = load_torch_file(path)
     if isinstance(data, dict) and data.get("format") == FORMAT:
         return data
     if isinstance(data, dict) and "patch_embed.proj.weight" in data:

@@ -26,16 +26,15 @@ from trackastra.utils import normalize
 from denselink.atomic import atomic_path
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError
+from denselink.torch_files import load_torch_file
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, build_model
 
 
 def load_checkpoint(path: str | Path) -> tuple[TrackingTransformer, dict[str, Any]]:
     """The model of a ``tracking train`` checkpoint (eval mode, CPU) and the checkpoint record."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint does not exist")
+    record = load_torch_file(path)
     try:
-        record = torch.load(path, map_location="cpu", weights_only=False)
         model = build_model(record["model_config"], record.get("fusion_config"))
         model.load_state_dict(record["state_dict"])
     except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as err:

@@ -24,6 +24,7 @@ from denselink.atomic import atomic_path
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import CTCFormatError, DenselinkError
 from denselink.settings import load_settings
+from denselink.torch_files import load_torch_file
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,9 @@ def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> Non
 def load_prepared(path: Path, settings: TrackastraSettings) -> PreparedSequence:
     """Load a cache, refusing one built with data settings other than ``settings``."""
     path = Path(path)
-    if not path.is_file():
-        raise TrackingCacheError(path, "cache does not exist (run `denselink tracking prepare`)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch.load raises many types for corrupt files
-        raise TrackingCacheError(path, f"unreadable cache ({type(err).__name__}: {err})") from err
+    payload = load_torch_file(
+        path, what="cache (built by `denselink tracking prepare`)", error=TrackingCacheError
+    )
     if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
         raise TrackingCacheError(path, f"not a denselink trackastra cache of format {CACHE_FORMAT}")
     wanted = settings.data_key()
