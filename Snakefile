@@ -29,7 +29,7 @@ include: "workflow/rules/common.smk"
 check_config(config)
 # Stage settings (e.g. an even MAESTER patch size) and configured paths: once, before any job is planned.
 if workflow.is_main_process:
-    run_preflight(config)
+    run_preflight(config, workflow.dryrun or invoked_as_dry_run())
 
 
 report: "workflow/report/workflow.rst"

@@ -99,6 +99,16 @@ def test_local_mitocheck_root_must_exist_when_runs_use_it(tmp_path: Path) -> Non
     assert check_config_paths(config, tmp_path)["mitocheck.root"] == tmp_path / "data" / "mitocheck"
 
 
+def test_dry_run_collects_absent_inputs_instead_of_raising(tmp_path: Path) -> None:
+    missing: list[str] = []
+    paths = check_config_paths(paper_config(), tmp_path, missing=missing)
+    assert paths["mitocheck.root"] == tmp_path / "data" / "mitocheck"
+    assert missing == [
+        f"mitocheck.root: {tmp_path / 'data' / 'mitocheck'} does not exist "
+        "(maester.runs use local Mitocheck plates)"
+    ]
+
+
 def test_foundation_checkpoint_must_be_a_file(tmp_path: Path) -> None:
     config = mini_config()
     config["foundation"]["sam"] = {"model_type": "vit_b", "checkpoint": "weights/sam_vit_b.pt"}

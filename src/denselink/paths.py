@@ -48,9 +48,17 @@ def _get(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _require_dir(key: str, path: Path, problem: str) -> None:
+def _missing(key: str, problem: str, missing: list[str] | None) -> None:
+    """Raise for an absent input, or only note it (``missing`` given: a dry run inspecting the DAG)."""
+    if missing is None:
+        raise ConfigError(key, problem)
+    missing.append(f"{key}: {problem}")
+
+
+def _require_dir(key: str, path: Path, problem: str, missing: list[str] | None = None) -> None:
     if not path.exists():
-        raise ConfigError(key, f"{path} does not exist ({problem})")
+        _missing(key, f"{path} does not exist ({problem})", missing)
+        return
     if not path.is_dir():
         raise ConfigError(key, f"{path} is not a directory ({problem})")
 
@@ -80,6 +88,7 @@ def _check_datasets(config: dict[str, Any], data_root: Path) -> dict[str, Path]:
         folder = data_root / name
         paths[f"datasets.{name}"] = folder
         if spec.get("source") == "ctc" and not spec.get("download", False):
+            # strict even in a dry run: without the data there is no DAG to show
             _require_dir(f"datasets.{name}", folder, "a local CTC dataset (download: false) must be present")
         else:
             _not_a_file(f"datasets.{name}", folder)
@@ -91,7 +100,7 @@ def _uses_mitocheck(config: dict[str, Any]) -> bool:
     return any(source.partition("/")[0] == "mitocheck" for sources in runs.values() for source in sources)
 
 
-def _check_foundation(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
+def _check_foundation(config: dict[str, Any], workdir: Path, missing: list[str] | None) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     used = _get(config, "table1.embeddings", list(FOUNDATION_BACKBONES)) or []
     for backbone in FOUNDATION_BACKBONES:
@@ -104,14 +113,14 @@ def _check_foundation(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
             path = resolve_path(spec["checkpoint"], workdir)
             paths[f"{prefix}.checkpoint"] = path
             if backbone in used and not path.is_file():
-                raise ConfigError(f"{prefix}.checkpoint", f"{path} is not an existing checkpoint file")
+                _missing(f"{prefix}.checkpoint", f"{path} is not an existing checkpoint file", missing)
         anyup = spec.get("anyup") or {}
         if anyup.get("source") == "local":
             path = resolve_path(anyup.get("repo", ""), workdir)
             paths[f"{prefix}.anyup.repo"] = path
             if backbone in used and spec.get("upsampler", "anyup") == "anyup":
-                _require_dir(f"{prefix}.anyup.repo", path, "anyup.source is local: a clone of AnyUp")
-                if not (path / "hubconf.py").is_file():
+                _require_dir(f"{prefix}.anyup.repo", path, "anyup.source is local: a clone of AnyUp", missing)
+                if path.is_dir() and not (path / "hubconf.py").is_file():
                     raise ConfigError(
                         f"{prefix}.anyup.repo", f"{path} holds no hubconf.py (not an AnyUp clone)"
                     )
@@ -131,13 +140,18 @@ def _check_pretrained(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
 
 
 def check_config_paths(
-    config: dict[str, Any], workdir: Path, allow_external_results: bool | None = None
+    config: dict[str, Any],
+    workdir: Path,
+    allow_external_results: bool | None = None,
+    missing: list[str] | None = None,
 ) -> dict[str, Path]:
     """Resolve and check every path of a (schema-validated) workflow config.
 
     Returns ``{dotted config key: absolute path}``. Raises a ConfigError naming the key and the
     path when an input that must exist is missing, when a folder is a file, or when the results
     root escapes ``workdir`` (unless allowed; ``None`` reads ``DENSELINK_ALLOW_EXTERNAL_RESULTS``).
+    With a ``missing`` list, absent inputs are appended to it instead of raising, so a dry run can
+    show the DAG of an experiment whose data is not in place yet.
     """
     workdir = resolve_path(workdir, Path.cwd())
     if allow_external_results is None:
@@ -149,9 +163,11 @@ def check_config_paths(
     mitocheck = config.get("mitocheck") or {}
     paths["mitocheck.root"] = resolve_path(mitocheck.get("root", "data/mitocheck"), workdir)
     if mitocheck.get("source", "local") == "local" and _uses_mitocheck(config):
-        _require_dir("mitocheck.root", paths["mitocheck.root"], "maester.runs use local Mitocheck plates")
+        _require_dir(
+            "mitocheck.root", paths["mitocheck.root"], "maester.runs use local Mitocheck plates", missing
+        )
     else:
         _not_a_file("mitocheck.root", paths["mitocheck.root"])
-    paths.update(_check_foundation(config, workdir))
+    paths.update(_check_foundation(config, workdir, missing))
     paths.update(_check_pretrained(config, workdir))
     return paths

@@ -57,7 +57,10 @@ def check_stage_settings(config: dict[str, Any]) -> None:
             load_settings(model, json.dumps(section), origin=key)
 
 
-def preflight(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
-    """Stage settings and paths of a schema-validated config; the resolved paths (see check_config_paths)."""
+def preflight(config: dict[str, Any], workdir: Path, missing: list[str] | None = None) -> dict[str, Path]:
+    """Stage settings and paths of a schema-validated config; the resolved paths (see check_config_paths).
+
+    ``missing`` collects absent inputs instead of raising (dry runs).
+    """
     check_stage_settings(config)
-    return check_config_paths(config, workdir)
+    return check_config_paths(config, workdir, missing=missing)

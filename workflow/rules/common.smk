@@ -1,6 +1,7 @@
 """Config checks, paths, per-rule resources and the experiment grid, in one place."""
 
 import json
+import sys
 import re
 from pathlib import Path
 
@@ -55,12 +56,28 @@ def check_config(cfg):
     check_references(cfg)
 
 
-def run_preflight(cfg):
-    """Stage settings parsed by their own models and every configured path checked, as one clear line."""
+def invoked_as_dry_run():
+    """True for `snakemake -n` / `--dry-run`, known from the command line before any executor exists."""
+    for arg in sys.argv[1:]:
+        if arg in ("--dry-run", "--dryrun", "--just-print"):
+            return True
+        if re.fullmatch(r"-[a-zA-Z]*n[a-zA-Z]*", arg):
+            return True
+    return False
+
+
+def run_preflight(cfg, dry_run):
+    """Stage settings parsed by their own models and every configured path checked, as one clear line.
+
+    A dry run only warns about inputs that are not in place yet, so the DAG can be inspected first.
+    """
+    missing = [] if dry_run else None
     try:
-        preflight(cfg, Path.cwd())
+        preflight(cfg, Path.cwd(), missing=missing)
     except DenselinkError as err:
         raise WorkflowError(f"invalid config: {err}") from None
+    for problem in missing or []:
+        print(f"WARNING (dry run): {problem}; a real run stops here", file=sys.stderr)
 
 
 def _require(condition, key, problem):

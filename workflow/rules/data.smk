@@ -91,7 +91,12 @@ if config["mitocheck"]["source"] == "synthetic":
 
 rule mitocheck_manifest:
     input:
-        config["mitocheck"]["root"],
+        # a generated miniature comes from mitocheck_synth; local plates are checked at start-up
+        plates=(
+            [config["mitocheck"]["root"]]
+            if config["mitocheck"]["source"] == "synthetic"
+            else []
+        ),
     output:
         manifest(f"{MITOCHECK}/plate{{plate}}"),
     log:
@@ -106,9 +111,10 @@ rule mitocheck_manifest:
     resources:
         **slurm_resources("mitocheck_manifest"),
     params:
+        root=config["mitocheck"]["root"],
         strict="--strict" if config["mitocheck"]["strict"] else "",
     shell:
-        "denselink data mitocheck manifest --mitocheck-root {input} --plate {wildcards.plate} "
+        "denselink data mitocheck manifest --mitocheck-root {params.root:q} --plate {wildcards.plate} "
         "--out {output} {params.strict} > {log} 2>&1"
 
 
