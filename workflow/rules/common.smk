@@ -56,10 +56,19 @@ def check_config(cfg):
     check_references(cfg)
 
 
+INSPECTION_FLAGS = {
+    "--dry-run", "--dryrun", "--just-print", "--lint", "--dag", "--rulegraph", "--filegraph",
+    "--summary", "--detailed-summary", "--list-rules", "--list-target-rules",
+}  # fmt: skip
+
+
 def invoked_as_dry_run():
-    """True for `snakemake -n` / `--dry-run`, known from the command line before any executor exists."""
+    """True for `snakemake -n` and the other DAG inspections (--lint, --rulegraph, ...).
+
+    Read from the command line: at parse time no executor (which knows about -n) exists yet.
+    """
     for arg in sys.argv[1:]:
-        if arg in ("--dry-run", "--dryrun", "--just-print"):
+        if arg in INSPECTION_FLAGS:
             return True
         if re.fullmatch(r"-[a-zA-Z]*n[a-zA-Z]*", arg):
             return True

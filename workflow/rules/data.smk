@@ -111,7 +111,7 @@ rule mitocheck_manifest:
     resources:
         **slurm_resources("mitocheck_manifest"),
     params:
-        root=config["mitocheck"]["root"],
+        root=lambda w: config["mitocheck"]["root"],
         strict="--strict" if config["mitocheck"]["strict"] else "",
     shell:
         "denselink data mitocheck manifest --mitocheck-root {params.root:q} --plate {wildcards.plate} "
