@@ -184,3 +184,15 @@ def test_retraining_drops_checkpoints_of_an_earlier_longer_run(toy: dict[str, Pa
     stale.write_bytes(b"from an earlier run")
     train(toy["cache"], out, 0, TrackastraSettings(**{**MINI, "epochs": 2}))
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch*.pt")) == ["epoch000.pt", "epoch001.pt"]
+
+
+def test_early_stopping_ends_patience_epochs_after_the_best_val_loss(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    settings = TrackastraSettings(**{**MINI, "epochs": 12, "lr": 0.5, "early_stopping": True})
+    done = train(toy["cache"], tmp_path / "run", 0, settings)
+    log = pd.read_csv(tmp_path / "run" / "train_log.csv")
+    patience = 12 // 6
+    best = int(log.loc[log["val_loss"].idxmin(), "epoch"])
+    assert done["stopped_early"] and done["best_val_epoch"] == best
+    assert done["epochs_run"] == len(log) == best + patience + 1 < 12

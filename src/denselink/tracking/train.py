@@ -263,7 +263,7 @@ def train(
     )
     mixed = settings.mixed_precision and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=mixed)
-    patience = settings.epochs // 6
+    patience = max(1, settings.epochs // 6)  # the authors' epochs//6, at least one epoch
     use_early_stop = settings.early_stopping and val_loader is not None
     if settings.early_stopping and val_loader is None:
         log.warning("early_stopping needs validation data (val_fraction > 0 or --val-data); disabled")
