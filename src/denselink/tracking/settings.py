@@ -60,7 +60,8 @@ class TrackastraSettings(StageSettings):
     div_upweight: float = Field(2.0, ge=0, description="Loss weight of division links.")
     mixed_precision: bool = Field(True, description="16-bit mixed precision on GPU (always fp32 on CPU).")
     early_stopping: bool = Field(
-        False, description="Stop when val_loss has not improved for max(1, epochs//6) epochs (retrained baseline)."
+        False,
+        description="Stop after max(1, epochs//6) epochs without a lower val_loss (retrained baseline).",
     )
     val_fraction: float = Field(
         0.0,
