@@ -17,7 +17,8 @@ from scipy import ndimage
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import ConfigError
 from denselink.maester.checkpoint import read_checkpoint
-from denselink.maester.train import PAPER_SAVE_EPOCHS, MaesterSettings, MaesterTrainSettings, train
+from denselink.maester.settings import PAPER_SAVE_EPOCHS, MaesterSettings, MaesterTrainSettings
+from denselink.maester.train import train
 from denselink.settings import load_settings
 
 MINI_MODEL = {

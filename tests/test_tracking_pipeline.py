@@ -12,10 +12,25 @@ import torch
 from tracking_toy import write_swap_sequence
 
 from denselink import cli
+from denselink.data.manifest import load_manifest
 from denselink.errors import FeatureTableError
-from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run
-from denselink.tracking.predict import export_trackastra_folder
+from denselink.evaluate.metrics import score_ctc
+from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run, list_checkpoints
+from denselink.tracking.predict import (
+    export_trackastra_folder,
+    link_windows,
+    load_checkpoint,
+    sequence_windows,
+    track_sequence,
+)
 from denselink.tracking.prepare import TrackingCacheError, load_prepared, prepare
+from denselink.tracking.score_cache import (
+    ScoreCacheError,
+    build_score_cache,
+    load_score_cache,
+    write_score_cache,
+)
+from denselink.tracking.scoring import score_linking
 from denselink.tracking.settings import TrackastraSettings
 from denselink.tracking.train import lr_factor, train
 
@@ -196,3 +211,50 @@ def test_early_stopping_ends_patience_epochs_after_the_best_val_loss(
     best = int(log.loc[log["val_loss"].idxmin(), "epoch"])
     assert done["stopped_early"] and done["best_val_epoch"] == best
     assert done["epochs_run"] == len(log) == best + patience + 1 < 12
+
+
+@pytest.fixture(scope="module")
+def dividing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A generated sequence with divisions and a run whose checkpoints link it imperfectly."""
+    root = tmp_path_factory.mktemp("dividing")
+    synth = {"shape": [96, 96], "n_frames": 14, "n_cells": 8, "division_prob": 0.15, "sequences": ["01"]}
+    assert cli.main(["data", "synth", "--out", str(root / "data"), "--settings", json.dumps(synth)]) == 0
+    manifest = root / "manifest.json"
+    assert cli.main(["data", "validate", "--dataset-dir", str(root / "data"), "--dataset", "synth",
+                     "--seq", "01", "--out", str(manifest)]) == 0  # fmt: skip
+    settings = TrackastraSettings(**{**MINI, "epochs": 3, "val_fraction": 0.0})
+    prepare(manifest, root / "01.pt", settings)
+    train(root / "01.pt", root / "run", 0, settings)
+    return {"root": root, "manifest": manifest, "run": root / "run"}
+
+
+def test_cached_scoring_equals_the_old_per_checkpoint_path(dividing: dict[str, Path], tmp_path: Path) -> None:
+    manifest = load_manifest(dividing["manifest"])
+    cache_path = tmp_path / "score.pt"
+    assert cli.main(["tracking", "score-cache", "--manifest", str(dividing["manifest"]),
+                     "--out", str(cache_path)]) == 0  # fmt: skip
+    cache = load_score_cache(cache_path, manifest)
+    gt_dir = Path(manifest.man_track).parent
+    compared = 0
+    for checkpoint in list_checkpoints(dividing["run"]):
+        model, _ = load_checkpoint(checkpoint)
+        res = track_sequence(model, manifest, tmp_path / f"{checkpoint.stem}_RES")
+        linked = bool((res / "res_track.txt").read_text().strip())
+        windows = sequence_windows(cache.features, model.config["window"])
+        graph = link_windows(model, windows, cache.features)
+        new = score_linking(graph, cache)
+        assert (new is not None) == linked
+        if linked:
+            assert new == score_ctc(gt_dir, res)  # LNK, TRA, DET and every error count
+            compared += 1
+    assert compared >= 2
+    divisions = [n for n in cache.gt_graph.nodes if cache.gt_graph.out_degree(n) == 2]
+    assert divisions, "the sequence should divide so that division links are scored"
+
+
+def test_score_cache_of_another_sequence_is_refused(dividing: dict[str, Path], toy: dict[str, Path]) -> None:
+    manifest = load_manifest(dividing["manifest"])
+    path = dividing["root"] / "toy-score.pt"
+    write_score_cache(build_score_cache(load_manifest(toy["eval_manifest"])), path, toy["eval_manifest"])
+    with pytest.raises(ScoreCacheError, match="expected"):
+        load_score_cache(path, manifest)

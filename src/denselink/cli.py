@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("features", "aggregate"): ("denselink.features.aggregate", "per-cell feature table"),
     ("tracking", "prepare"): ("denselink.tracking.prepare", "cache trackastra's per-sequence data"),
     ("tracking", "train"): ("denselink.tracking.train", "train trackastra (optionally fused)"),
+    ("tracking", "score-cache"): ("denselink.tracking.score_cache", "cache what scoring needs of a sequence"),
     ("tracking", "evaluate"): ("denselink.tracking.evaluate", "track + score every checkpoint"),
     ("evaluate", "table"): ("denselink.evaluate.table", "Table 1 under a protocol"),
     ("evaluate", "ingest"): ("denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),

@@ -18,15 +18,15 @@ from denselink.settings import load_settings
 
 # config section (dotted; "*" = every key of a mapping) -> (module, settings model)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("datasets.*.synth", "denselink.data.synthetic", "SynthSettings"),
-    ("mitocheck.synth", "denselink.data.mitocheck", "MitocheckSynthSettings"),
-    ("maester", "denselink.maester.train", "MaesterSettings"),
-    ("maester.infer", "denselink.maester.infer", "MaesterInferSettings"),
-    ("foundation.sam", "denselink.foundation.embed", "FoundationSettings"),
-    ("foundation.musam", "denselink.foundation.embed", "FoundationSettings"),
+    ("datasets.*.synth", "denselink.data.settings", "SynthSettings"),
+    ("mitocheck.synth", "denselink.data.settings", "MitocheckSynthSettings"),
+    ("maester", "denselink.maester.settings", "MaesterSettings"),
+    ("maester.infer", "denselink.maester.settings", "MaesterInferSettings"),
+    ("foundation.sam", "denselink.foundation.settings", "FoundationSettings"),
+    ("foundation.musam", "denselink.foundation.settings", "FoundationSettings"),
     ("tracking.settings", "denselink.tracking.settings", "TrackastraSettings"),
-    ("table1.settings", "denselink.evaluate.table", "TableSettings"),
-    ("appendix_c.settings", "denselink.figures.appendix_c", "FigureSettings"),
+    ("table1.settings", "denselink.evaluate.settings", "TableSettings"),
+    ("appendix_c.settings", "denselink.figures.settings", "FigureSettings"),
 )
 
 

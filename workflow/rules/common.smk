@@ -11,7 +11,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+from denselink.data.settings import DATASETS as MITOCHECK_SIZES
 from denselink.errors import DenselinkError
 from denselink.preflight import preflight
 from denselink.evaluate.variants import (
@@ -262,10 +262,11 @@ def train_inputs(w):
 
 
 def evaluate_inputs(w):
-    """Model, eval manifest (+ features) of one evaluation job."""
+    """Model, eval manifest, eval score cache (+ features) of one evaluation job."""
     inputs = {
         "model": model_path(w.dataset, w.protocol, w.train_seq, w.variant, w.seed),
         "manifest": manifest(f"{w.dataset}/{w.eval_seq}"),
+        "score_cache": results(f"trackastra_eval/{w.dataset}/{w.eval_seq}.pt"),
     }
     if parse_variant(w.variant).kind == "embedding":
         inputs["features"] = features_path(w.dataset, w.eval_seq, w.variant)

@@ -23,5 +23,5 @@ rule foundation_embed:
     params:
         settings=lambda w: settings_json(config["foundation"][w.model]),
     shell:
-        "denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
+        "DENSELINK_GPUS={resources.gpu} denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
         "--settings {params.settings:q} > {log} 2>&1"

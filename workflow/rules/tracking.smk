@@ -21,6 +21,26 @@ rule tracking_prepare:
         "denselink tracking prepare --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 
+rule tracking_score_cache:
+    input:
+        manifest("{dataset}/{seq}"),
+    output:
+        results("trackastra_eval/{dataset}/{seq}.pt"),
+    log:
+        results("logs/tracking_score_cache/{dataset}/{seq}.log"),
+    benchmark:
+        results("benchmarks/tracking_score_cache/{dataset}-{seq}.tsv")
+    conda:
+        "../../envs/cpu.yaml"
+    threads: res("tracking_score_cache")["cpus"]
+    resources:
+        **slurm_resources("tracking_score_cache"),
+    params:
+        settings=settings_json(config["tracking"]["settings"]),
+    shell:
+        "denselink tracking score-cache --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
+
+
 rule tracking_train:
     input:
         unpack(train_inputs),
@@ -48,7 +68,7 @@ rule tracking_train:
         optional=lambda w, input: optional_flags(input),
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     shell:
-        "denselink tracking train --data {input.data} {params.optional} --out {params.out_dir} "
+        "DENSELINK_GPUS={resources.gpu} denselink tracking train --data {input.data} {params.optional} --out {params.out_dir} "
         "--seed {wildcards.seed} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -85,7 +105,8 @@ rule tracking_evaluate:
         epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     shell:
-        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} {params.optional} "
+        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} "
+        "--score-cache {input.score_cache} {params.optional} "
         "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
         "--dataset {wildcards.dataset} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "

@@ -18,19 +18,19 @@ OUT = Path(__file__).with_name("stages.schema.json")
 
 # $defs name -> (module, class, keys the workflow sets per job and therefore keeps out of the config)
 MODELS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "SynthSettings": ("denselink.data.synthetic", "SynthSettings", ()),
-    "MitocheckSynthSettings": ("denselink.data.mitocheck", "MitocheckSynthSettings", ()),
-    "MaesterModelSettings": ("denselink.maester.model", "MaesterModelSettings", ()),
-    "MaesterTrainSettings": ("denselink.maester.train", "MaesterTrainSettings", ()),
-    "MaesterInferSettings": ("denselink.maester.infer", "MaesterInferSettings", ()),
-    "FoundationSettings": ("denselink.foundation.embed", "FoundationSettings", ()),
+    "SynthSettings": ("denselink.data.settings", "SynthSettings", ()),
+    "MitocheckSynthSettings": ("denselink.data.settings", "MitocheckSynthSettings", ()),
+    "MaesterModelSettings": ("denselink.maester.settings", "MaesterModelSettings", ()),
+    "MaesterTrainSettings": ("denselink.maester.settings", "MaesterTrainSettings", ()),
+    "MaesterInferSettings": ("denselink.maester.settings", "MaesterInferSettings", ()),
+    "FoundationSettings": ("denselink.foundation.settings", "FoundationSettings", ()),
     "TrackastraSettings": (
         "denselink.tracking.settings",
         "TrackastraSettings",
         ("fusion", "val_fraction", "early_stopping"),
     ),
-    "TableSettings": ("denselink.evaluate.table", "TableSettings", ("protocols", "main_fusion")),
-    "FigureSettings": ("denselink.figures.appendix_c", "FigureSettings", ()),
+    "TableSettings": ("denselink.evaluate.settings", "TableSettings", ("protocols", "main_fusion")),
+    "FigureSettings": ("denselink.figures.settings", "FigureSettings", ()),
 }
 
 

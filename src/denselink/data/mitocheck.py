@@ -13,41 +13,20 @@ import json
 import re
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
-from pydantic import Field
 from tqdm import tqdm
 
 from denselink.atomic import atomic_path, write_json
 from denselink.data.ctc import frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
+from denselink.data.settings import DATASETS, PLATES, MitocheckSynthSettings, Plate
 from denselink.data.synthetic import SynthSettings, generate_sequence
 from denselink.errors import MitocheckFormatError
-from denselink.settings import StageSettings, load_settings
-
-
-@dataclass(frozen=True)
-class Plate:
-    """One row of the paper's Table 3."""
-
-    number: int
-    plate_id: str
-    n_sequences: int
-
-
-PLATES: dict[int, Plate] = {
-    1: Plate(1, "dfdcb304-ffe1-4844-bae3-9ee1ed4749a7", 318),
-    2: Plate(2, "fa92aee7-424d-4b12-8557-c957971f8400", 384),
-    3: Plate(3, "f2305557-54d0-41fa-acab-5b7d6abf435e", 384),
-    4: Plate(4, "fa2d73ab-af7c-43f9-b6a9-996566867a99", 318),
-}
-
-# Table 4: pretraining datasets of increasing size (percent of plate 1) -> plates included.
-DATASETS: dict[int, tuple[int, ...]] = {100: (1,), 200: (1, 2), 300: (1, 2, 3), 400: (1, 2, 3, 4)}
+from denselink.settings import load_settings
 
 
 def dataset_name(size: int) -> str:
@@ -163,17 +142,6 @@ def union_manifests(paths: list[Path], size: int | None = None) -> dict[str, Any
                 f"{dataset_name(size)} needs plates {sorted(wanted)}, got {sorted(plates)}",
             )
     return {"plates": plates, "dataset": None if size is None else dataset_name(size), "sequences": sequences}
-
-
-class MitocheckSynthSettings(StageSettings):
-    """A miniature of the Mitocheck layout made from synthetic frames (for the mini config)."""
-
-    plates: list[int] = Field([1, 2, 3, 4], min_length=1, description="Table 3 plate numbers to create.")
-    sequences_per_plate: int = Field(2, ge=1, description="Sequences per plate (real plates hold 318-384).")
-    shape: tuple[int, int] = Field((48, 64), description="Frame size (H, W); real Mitocheck is 1024 x 1344.")
-    n_frames: int = Field(6, ge=2, description="Frames per sequence.")
-    n_cells: int = Field(6, ge=1, description="Cells in the first frame of a sequence.")
-    seed: int = Field(0, description="Master seed; each plate gets its own stream.")
 
 
 def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings) -> None:

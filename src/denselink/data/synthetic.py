@@ -15,63 +15,21 @@ import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import tifffile
-from pydantic import Field
 from scipy import ndimage
 from tqdm import tqdm
 
 from denselink.atomic import atomic_path
 from denselink.data.ctc import frame_name, mask_name, write_man_track
-from denselink.settings import StageSettings, load_settings
+from denselink.data.settings import SynthSettings
+from denselink.settings import load_settings
 
 FULL_SCALE = {"uint8": 255, "uint16": 4095}
 GROWTH_FRAMES = 3
 CHILD_SCALE = 0.75
-
-
-class SynthSettings(StageSettings):
-    """Settings of the synthetic CTC generator (defaults: a tiny dataset for tests and CI)."""
-
-    shape: tuple[int, int] = Field((64, 64), description="Frame size (H, W) in pixels.")
-    n_frames: int = Field(12, ge=2, description="Frames per sequence.")
-    n_cells: int = Field(6, ge=1, description="Cells in the first frame.")
-    max_cells: int = Field(24, ge=1, description="No cell divides while this many cells are alive.")
-    sequences: list[str] = Field(["01", "02"], min_length=1, description="Sequence names to write.")
-    seed: int = Field(0, description="Master seed; each sequence gets its own stream spawned from it.")
-    mode: Literal["default", "ambiguous"] = Field(
-        "default",
-        description="'default': cells of varied shape move freely; 'ambiguous': all cells share one "
-        "size and shape and move in pairs that swap places.",
-    )
-    radius: tuple[float, float] = Field(
-        (4.0, 6.0), description="Range of cell semi-axes in pixels (ambiguous mode uses their mean for all)."
-    )
-    speed: float = Field(1.5, ge=0, description="Standard deviation of a cell's velocity (pixels per frame).")
-    persistence: float = Field(
-        0.7, ge=0, lt=1, description="Velocity autocorrelation from one frame to the next."
-    )
-    division_prob: float = Field(0.05, ge=0, le=1, description="Probability per frame that a cell divides.")
-    min_division_age: int = Field(3, ge=1, description="Frames a cell lives before it can divide.")
-    swap_every: int = Field(4, ge=1, description="Ambiguous mode: frames between two swaps of a pair.")
-    swap_frames: int = Field(1, ge=1, description="Ambiguous mode: frames one swap (a half turn) takes.")
-    pair_gap: float = Field(1.0, ge=0, description="Ambiguous mode: pixels between the two cells of a pair.")
-    intensity: tuple[float, float] = Field(
-        (0.3, 0.9), description="Range of cell mean intensities (fraction of full scale)."
-    )
-    texture_amplitude: float = Field(0.4, ge=0, le=1, description="Relative amplitude of the cell texture.")
-    texture_period: tuple[float, float] = Field(
-        (2.5, 6.0), description="Range of the texture's wavelengths in pixels."
-    )
-    background: float = Field(0.08, ge=0, le=1, description="Background intensity (fraction of full scale).")
-    noise: float = Field(0.03, ge=0, description="Standard deviation of additive Gaussian noise (fraction).")
-    blur: float = Field(0.7, ge=0, description="Gaussian blur sigma (pixels) applied before the noise.")
-    dtype: Literal["uint8", "uint16"] = Field(
-        "uint16", description="Raw frame dtype (12-bit range for uint16)."
-    )
 
 
 @dataclass

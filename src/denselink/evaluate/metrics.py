@@ -60,9 +60,14 @@ def score_graphs(gt: Any, pred: Any) -> dict[str, float]:
     Returns LNK, TRA, DET plus traccuracy's AOGM and its node/edge error counts.
     """
     from traccuracy.matchers import CTCMatcher
+
+    return score_matched(CTCMatcher().compute_mapping(gt, pred))
+
+
+def score_matched(matched: Any) -> dict[str, float]:
+    """CTC scores and error counts of a traccuracy ``Matched`` (GT and result graphs plus node mapping)."""
     from traccuracy.metrics import CTCMetrics
 
-    matched = CTCMatcher().compute_mapping(gt, pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = CTCMetrics().compute(matched).results

@@ -13,11 +13,9 @@ import argparse
 import math
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 from scipy import stats
 
 from denselink.atomic import atomic_path
@@ -25,8 +23,9 @@ from denselink.errors import ConfigError
 from denselink.evaluate.metrics import SCORES, MetricsFormatError, load_metrics
 from denselink.evaluate.protocols import PROTOCOLS, select, summarize
 from denselink.evaluate.published import DATASETS, published_lnk
+from denselink.evaluate.settings import TableSettings
 from denselink.evaluate.variants import AGG_LABELS, BASELINES, Variant, parse_variant
-from denselink.settings import StageSettings, load_settings
+from denselink.settings import load_settings
 
 COLUMNS = ("Default", "MMA", "Centroid")
 PROTOCOL_TEXT = {
@@ -35,20 +34,6 @@ PROTOCOL_TEXT = {
     "paper": "as the authors' evaluation: every epoch scored, the epoch with the highest mean LNK "
     "over seeds chosen for all seeds",
 }
-
-
-class TableSettings(StageSettings):
-    """Settings of ``denselink evaluate table``."""
-
-    protocols: list[Literal["clean", "paper"]] = Field(
-        default=["clean", "paper"], description="protocols to report, one section each"
-    )
-    main_fusion: Literal["add_wrfeat", "add_token", "concat"] = Field(
-        default="add_wrfeat", description="fusion mode of the main rows; other fusions get extra rows"
-    )
-    bootstrap_samples: int = Field(default=10000, ge=100, description="bootstrap resamples for the CI")
-    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap's random generator")
-    confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the bootstrap interval")
 
 
 def paired_comparison(

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
-from pydantic import Field
 
 from denselink import __version__
 from denselink.atomic import write_json
@@ -25,8 +23,9 @@ from denselink.errors import ConfigError
 from denselink.evaluate.metrics import load_metrics
 from denselink.evaluate.variants import parse_variant
 from denselink.figures import plot
-from denselink.figures.points import MEASURES, baseline_point, epoch_curves, maester_variants, scaling_points
-from denselink.settings import StageSettings, load_settings
+from denselink.figures.points import baseline_point, epoch_curves, maester_variants, scaling_points
+from denselink.figures.settings import FigureSettings
+from denselink.settings import load_settings
 
 STUDIES = ("compute_scaling", "transfer", "data_scaling")
 TITLES = {
@@ -34,19 +33,6 @@ TITLES = {
     "transfer": "Transfer: LNK during Trackastra training with MAESTER embeddings",
     "data_scaling": "Pretraining data: LNK by pretraining dataset size",
 }
-
-
-class FigureSettings(StageSettings):
-    """Settings of ``denselink figures appendix-c``."""
-
-    run_labels: dict[str, str] = Field(
-        default={},
-        description="display names of MAESTER runs, e.g. {'mitocheck-100': 'Mitocheck 100 %'}; "
-        "runs not listed are shown by name",
-    )
-    measures: list[Literal["authors", "clean"]] = Field(
-        default=list(MEASURES), description="run measures for the scaling studies, one panel each"
-    )
 
 
 def _frames(metrics: list[Path], baseline: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -16,8 +16,7 @@ import pandas as pd
 
 from denselink.evaluate.protocols import select_clean
 from denselink.evaluate.variants import Variant, parse_variant
-
-MEASURES = ("authors", "clean")
+from denselink.figures.settings import MEASURES
 
 
 def _ok(runs: pd.DataFrame) -> pd.DataFrame:

@@ -179,13 +179,6 @@ def preprocess(frame: np.ndarray, spec: EncoderSpec) -> torch.Tensor:
     return torch.nn.functional.pad(tensor, (0, spec.img_size - new_w, 0, spec.img_size - new_h))
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def encode_batch(
     encoder: torch.nn.Module, frames: Sequence[np.ndarray], spec: EncoderSpec, device: torch.device

@@ -12,17 +12,17 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import zarr
-from pydantic import Field
 from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import atomic_path
 from denselink.data.manifest import load_manifest
+from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.maester.checkpoint import load_model
 from denselink.maester.cover import (
@@ -32,36 +32,10 @@ from denselink.maester.cover import (
     plan_cover,
 )
 from denselink.maester.dataset import minmax_scale
-from denselink.settings import StageSettings, load_settings
+from denselink.maester.settings import MaesterInferSettings
+from denselink.settings import load_settings
 
 __all__ = ["MaesterInferSettings", "cover_and_stride", "cover_and_stride_reference", "infer_sequence", "main"]
-
-
-class MaesterInferSettings(StageSettings):
-    """Cover-and-stride inference (paper Table 2: central_patch 4)."""
-
-    central_patch: int = Field(
-        4, gt=0, description="Kept central tokens per FOV side (4 of 16 in the paper)."
-    )
-    batch_size: int = Field(256, gt=0, description="FOVs per encoder call.")
-    legacy_offset: bool = Field(
-        False,
-        description="Reproduce the authors' placement: the token stored at (y, x) is centred at "
-        "(y - p//2, x + p - p//2), i.e. (y-2, x+3) for p = 5. Default: centred on (y, x).",
-    )
-    autocast: Literal["auto", "off", "bf16", "fp16"] = Field(
-        "auto", description="Encoder precision on CUDA ('auto': bf16 when supported, else fp16); CPU: fp32."
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
-    tile: int = Field(
-        256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile))."
-    )
-
-
-def _device(setting: str) -> torch.device:
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--settings device", "cuda requested but no CUDA device is available")
-    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def _autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
@@ -97,7 +71,7 @@ def infer_sequence(
         model_settings.img_size, model_settings.patch_size, settings.central_patch, settings.legacy_offset
     )
     plan_cover(sequence.shape, geometry)  # raises early when the frames are too small
-    device = _device(settings.device)
+    device = resolve_device(settings.device, "maester.infer.device")
     amp = _autocast_dtype(settings.autocast, device)
     model.to(device)
     height, width = sequence.shape
@@ -111,6 +85,7 @@ def infer_sequence(
         "dtype": "float16",
         "dataset": sequence.dataset,
         "sequence": sequence.sequence,
+        **device_record(device),
         "model_settings": model_settings.model_dump(),
         "settings": settings.model_dump(),
         "source_hashes": {str(p): _sha256(p) for p in sequence.frames},

@@ -10,63 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
 from torch import nn
 
-from denselink.errors import ConfigError
-from denselink.settings import StageSettings
+from denselink.maester.settings import MaesterModelSettings
 
 LAYER_NORM_EPS = 1e-6
-
-
-class MaesterModelSettings(StageSettings):
-    """MAESTER architecture (paper Table 2); every key is a constructor argument of the model."""
-
-    img_size: int = Field(80, gt=0, description="Side of the square field of view (FOV) in pixels.")
-    patch_size: int = Field(5, gt=0, description="Side of a square patch; must be odd for cover-and-stride.")
-    embed_dim: int = Field(192, gt=0, description="Encoder token width (the embedding dimension C).")
-    depth: int = Field(14, gt=0, description="Number of encoder transformer blocks.")
-    num_heads: int = Field(1, gt=0, description="Attention heads per encoder block.")
-    decoder_embed_dim: int = Field(128, gt=0, description="Decoder token width.")
-    decoder_depth: int = Field(7, gt=0, description="Number of decoder transformer blocks.")
-    decoder_num_heads: int = Field(8, gt=0, description="Attention heads per decoder block.")
-    mlp_ratio: float = Field(2.0, gt=0, description="MLP hidden width as a multiple of the token width.")
-    mask_ratio: float = Field(0.5, ge=0, lt=1, description="Fraction of patches masked during pretraining.")
-    pos_encode_w: float = Field(
-        0.08, description="Weight of the encoder's fixed 2D sin-cos position embedding (decoder: 1)."
-    )
-
-    @field_validator("patch_size")
-    @classmethod
-    def _odd_patch(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"patch_size must be odd for cover-and-stride inference, got {value}")
-        return value
-
-    def check(self, where: str = "--settings model") -> MaesterModelSettings:
-        """Raise :class:`ConfigError` when the geometry or widths do not fit together."""
-        problems = []
-        if self.img_size % self.patch_size:
-            problems.append(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
-        if self.embed_dim % 4:
-            problems.append(f"embed_dim {self.embed_dim} must be a multiple of 4 (2D sin-cos embedding)")
-        if self.decoder_embed_dim % 4:
-            problems.append(f"decoder_embed_dim {self.decoder_embed_dim} must be a multiple of 4")
-        if self.embed_dim % self.num_heads:
-            problems.append(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if self.decoder_embed_dim % self.decoder_num_heads:
-            problems.append(
-                f"decoder_embed_dim {self.decoder_embed_dim} is not divisible by "
-                f"decoder_num_heads {self.decoder_num_heads}"
-            )
-        if problems:
-            raise ConfigError(where, "; ".join(problems))
-        return self
-
-    @property
-    def grid_size(self) -> int:
-        """Patches per FOV side."""
-        return self.img_size // self.patch_size
 
 
 def sincos_pos_embed_2d(dim: int, grid_size: int) -> np.ndarray:

@@ -16,12 +16,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import Field, model_validator
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -29,72 +28,13 @@ from tqdm import tqdm
 from denselink import __version__
 from denselink.atomic import atomic_path, write_json
 from denselink.data.manifest import load_manifests
+from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DenselinkError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import MaesterCropDataset
-from denselink.maester.model import MaesterModelSettings, build_model
-from denselink.settings import StageSettings, load_settings
-
-PAPER_SAVE_EPOCHS = [
-    49,
-    149,
-    449,
-    1399,
-    2399,
-    4399,
-    6399,
-    8399,
-    10399,
-    12399,
-    14399,
-    16399,
-    16599,
-    17599,
-    18249,
-]
-
-
-class MaesterTrainSettings(StageSettings):
-    """Pretraining schedule and data sampling (paper Table 2 and the authors' fork)."""
-
-    batch_size: int = Field(32, gt=0, description="Crops per optimisation step and process (4 GPUs: 128).")
-    lr: float = Field(6e-5, gt=0, description="AdamW learning rate (constant, no schedule).")
-    weight_decay: float = Field(1e-5, ge=0, description="AdamW weight decay.")
-    samples_per_epoch: int = Field(20000, gt=0, description="Crops per epoch, split over all processes.")
-    epochs: int = Field(
-        18250, gt=0, description="Epochs to train (the last paper checkpoint is epoch 18249)."
-    )
-    save_epochs: list[int] = Field(
-        default_factory=lambda: list(PAPER_SAVE_EPOCHS),
-        description="0-based epochs after which checkpoints/epoch{N}.pt is kept (paper Appendix C).",
-    )
-    sampling: Literal["frame", "axis"] = Field(
-        "frame",
-        description="'frame': a crop is one time frame (fork); 'axis': random volume axis (original).",
-    )
-    augment: bool = Field(True, description="Random half-size crop resized back, plus a random flip.")
-    pad: int = Field(4, ge=0, description="Zero padding of the volume on every axis before cropping.")
-    pad_time: bool = Field(True, description="Also pad the time axis (the fork does: all-zero frames).")
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
-    cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
-    seed: int = Field(
-        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
-
-    @model_validator(mode="after")
-    def _save_epochs_in_range(self) -> MaesterTrainSettings:
-        outside = [e for e in self.save_epochs if not 0 <= e < self.epochs]
-        if outside:
-            raise ValueError(f"save_epochs {outside} are outside [0, epochs={self.epochs})")
-        return self
-
-
-class MaesterSettings(StageSettings):
-    """``--settings`` of ``maester train``: ``{"model": {...}, "train": {...}}``."""
-
-    model: MaesterModelSettings = Field(default_factory=MaesterModelSettings)
-    train: MaesterTrainSettings = Field(default_factory=MaesterTrainSettings)
+from denselink.maester.model import build_model
+from denselink.maester.settings import MaesterSettings
+from denselink.settings import load_settings
 
 
 def _derived_seed(*key: int) -> int:
@@ -106,12 +46,8 @@ def _setup(device_setting: str) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--settings train.device", "cuda requested but no CUDA device is available")
-    use_cuda = device_setting == "cuda" or (device_setting == "auto" and torch.cuda.is_available())
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
+    device = resolve_device(device_setting, "maester.train.device", index=local_rank)
+    use_cuda = device.type == "cuda"
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device
@@ -200,6 +136,7 @@ def train(
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,
         "world_size": world,
+        **device_record(device),
         "settings": settings.model_dump(),
         "denselink_version": __version__,
     }

@@ -1,7 +1,10 @@
 """``denselink tracking evaluate``: link the eval sequence with every checkpoint and score it.
 
 Each checkpoint of a run links the GT detections of the eval sequence (greedy, as trackastra's
-``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's GT. The
+``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's GT. All
+checkpoints are scored in this one process from the sequence's score cache (detection features,
+frame labels, GT graph: ``tracking score-cache``, built once per sequence, or here when
+``--score-cache`` is not given), so a checkpoint costs only its own predictions and linking. The
 metrics JSON's top level holds the checkpoint chosen by the protocol: ``clean`` picks the lowest
 val_loss (known before scoring), ``paper`` the best LNK of this seed (the authors' per-epoch-mean
 choice over seeds is made by the table step). The CTC result of the chosen checkpoint is kept in
@@ -15,20 +18,31 @@ import argparse
 import json
 import logging
 import math
-import shutil
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from denselink.atomic import atomic_path
 from denselink.data.manifest import load_manifest
+from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
-from denselink.evaluate.metrics import metrics_record, score_ctc, write_metrics
+from denselink.evaluate.metrics import metrics_record, write_metrics
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable
-from denselink.tracking.predict import load_checkpoint, load_trackastra_folder, track_sequence
+from denselink.tracking.predict import (
+    check_fusion,
+    link_windows,
+    load_checkpoint,
+    load_trackastra_folder,
+    sequence_windows,
+    write_ctc,
+)
 from denselink.tracking.prepare import check_manifest
+from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
+from denselink.tracking.scoring import score_linking
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
@@ -61,13 +75,12 @@ def resolve_pretrained(spec: str) -> Path:
     return Path(spec)
 
 
-def _score_checkpoint(model, manifest, table, settings, gt_dir: Path, res: Path) -> dict[str, float]:
-    track_sequence(model, manifest, res, table, settings.link_mode, settings.edge_threshold)
-    if not (res / "res_track.txt").read_text().strip():
+def _score_linking(graph, cache: ScoreCache, name: str) -> dict[str, float]:
+    scores = score_linking(graph, cache)
+    if scores is None:
         # no link above threshold: the AOGMs equal the cost of building the GT from nothing
-        log.warning("%s: the model linked nothing; LNK, TRA and DET are 0", res.name)
+        log.warning("%s: the model linked nothing; LNK, TRA and DET are 0", name)
         return {"LNK": 0.0, "TRA": 0.0, "DET": 0.0}
-    scores = score_ctc(gt_dir, res)
     return {key: scores[key] for key in ("LNK", "TRA", "DET")}
 
 
@@ -81,6 +94,7 @@ def evaluate_run(
     features: Path | None = None,
     epochs: str = "all",
     meta: dict[str, Any] | None = None,
+    score_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON."""
     manifest = load_manifest(manifest_path)
@@ -96,7 +110,6 @@ def evaluate_run(
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"
-    gt_dir = Path(manifest.man_track).parent
 
     rows = [
         {"epoch": info["epoch"], "val_loss": info["val_loss"], "LNK": None, "TRA": None, "DET": None}
@@ -107,24 +120,31 @@ def evaluate_run(
     targets = range(len(rows))
     if epochs == "chosen":
         targets = [rows.index(choose_epoch(rows, protocol))]
-    with tempfile.TemporaryDirectory(prefix="denselink-eval-") as tmp:
-        best_res: Path | None = None
-        for i in targets:
-            res = Path(tmp) / f"epoch{rows[i]['epoch']:03d}_RES"
-            model, _ = load_checkpoint(checkpoints[i])
-            rows[i].update(_score_checkpoint(model, manifest, table, settings, gt_dir, res))
-            log.info(
-                "epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")}
+    if score_cache is not None:
+        cache = load_score_cache(score_cache, manifest, settings.ndim)
+    else:
+        cache = build_score_cache(manifest, settings.ndim)
+    windows: dict[int, list[dict]] = {}  # by window size, learned features appended once
+    best_graph = None
+    for i in targets:
+        model, _ = load_checkpoint(checkpoints[i])
+        check_fusion(model, table)
+        if model.config["coord_dim"] != cache.ndim:
+            raise CheckpointError(
+                checkpoints[i], f"a {model.config['coord_dim']}D model, a {cache.ndim}D cache"
             )
-            if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
-                if best_res is not None:
-                    shutil.rmtree(best_res)
-                best_res = res
-            else:
-                shutil.rmtree(res)
-        chosen = choose_epoch([rows[i] for i in targets], protocol)
-        with atomic_path(res_dir) as tmp_res:
-            shutil.copytree(best_res, tmp_res)
+        size = model.config["window"]
+        if size not in windows:
+            windows[size] = sequence_windows(cache.features, size, table)
+        graph = link_windows(
+            model, windows[size], cache.features, cache.ndim, settings.link_mode, settings.edge_threshold
+        )
+        rows[i].update(_score_linking(graph, cache, f"epoch {rows[i]['epoch']}"))
+        log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")})
+        if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
+            best_graph = graph
+    chosen = choose_epoch([rows[i] for i in targets], protocol)
+    write_ctc(best_graph, manifest.read_masks().astype(np.int32), res_dir)
     meta = {**_default_meta(config, manifest), **(meta or {})}
     record = metrics_record(
         **meta,
@@ -133,6 +153,7 @@ def evaluate_run(
         scores=chosen,
         per_epoch=rows,
         epoch=chosen["epoch"],
+        **device_record(torch.device("cpu")),  # checkpoints are loaded onto and run on the CPU
     )
     write_metrics(out, record)
     return record
@@ -187,9 +208,16 @@ def evaluate_pretrained(
         write_metrics(out, record)
         return record
     model = load_trackastra_folder(folder)
-    with atomic_path(res_dir) as tmp:
-        scores = _score_checkpoint(model, manifest, None, settings, Path(manifest.man_track).parent, tmp)
-    record = metrics_record(**meta, protocol=protocol, checkpoint=str(folder), scores=scores)
+    cache = build_score_cache(manifest, model.config["coord_dim"])
+    windows = sequence_windows(cache.features, model.config["window"])
+    graph = link_windows(
+        model, windows, cache.features, cache.ndim, settings.link_mode, settings.edge_threshold
+    )
+    scores = _score_linking(graph, cache, str(folder))
+    write_ctc(graph, manifest.read_masks().astype(np.int32), res_dir)
+    record = metrics_record(
+        **meta, protocol=protocol, checkpoint=str(folder), scores=scores, **device_record(torch.device("cpu"))
+    )
     write_metrics(out, record)
     return record
 
@@ -203,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--manifest", type=Path, required=True, help="manifest of the eval sequence (GT)")
     parser.add_argument("--features", type=Path, default=None, help="feature parquet of the eval sequence")
+    parser.add_argument(
+        "--score-cache",
+        type=Path,
+        default=None,
+        help="score cache of the eval sequence (`tracking score-cache`); built here when omitted",
+    )
     parser.add_argument("--protocol", choices=("clean", "paper"), default="clean", help="checkpoint choice")
     parser.add_argument(
         "--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one"
@@ -236,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     meta = {key: value for key, value in given.items() if value is not None}
     if args.pretrained is not None:
-        if args.features is not None:
-            raise ConfigError("--features", "the pretrained model takes no learned features")
+        if args.features is not None or args.score_cache is not None:
+            raise ConfigError(
+                "--features", "the pretrained model is scored alone (no --features, --score-cache)"
+            )
         evaluate_pretrained(
             args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta
         )
@@ -252,5 +288,6 @@ def main(argv: list[str] | None = None) -> int:
             args.features,
             args.epochs,
             meta,
+            args.score_cache,
         )
     return 0

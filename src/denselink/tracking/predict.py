@@ -71,31 +71,35 @@ def _append_learned(windows: list[dict], table: FeatureTable) -> None:
         window["features"] = torch.cat([window["features"].float(), torch.from_numpy(extra)], dim=-1)
 
 
-def link(
+def detection_features(images: np.ndarray, masks: np.ndarray, ndim: int = 2) -> list:
+    """trackastra's wrfeat features of the label masks ``(T, H, W)`` (images percentile-normalised)."""
+    return list(get_features(detections=masks, imgs=normalize(images), ndim=ndim, progbar_class=_quiet))
+
+
+def sequence_windows(features: list, window: int, table: FeatureTable | None = None) -> list[dict]:
+    """Sliding windows over ``features``; a fused model's learned features appended to each."""
+    windows = build_windows(features, window_size=window, progbar_class=_quiet, as_torch=True)
+    if table is not None:
+        _append_learned(windows, table)
+    return windows
+
+
+def link_windows(
     model: TrackingTransformer,
-    images: np.ndarray,
-    masks: np.ndarray,
-    table: FeatureTable | None = None,
+    windows: list[dict],
+    features: list,
+    spatial_dim: int = 2,
     mode: str = "greedy",
     edge_threshold: float = 0.05,
 ) -> nx.DiGraph:
-    """Greedy linking of the label masks ``(T, H, W)`` as ``Trackastra.track`` does it."""
-    fused = isinstance(model, FusedTrackingTransformer)
-    if fused != (table is not None):
-        raise CheckpointError("features", "a fused model needs a feature table, a plain one none")
+    """Predict the windows' associations and link them greedily (``Trackastra.track``'s last steps)."""
     model.eval()
-    features = get_features(
-        detections=masks, imgs=normalize(images), ndim=model.config["coord_dim"], progbar_class=_quiet
-    )
-    windows = build_windows(features, window_size=model.config["window"], progbar_class=_quiet, as_torch=True)
-    if table is not None:
-        _append_learned(windows, table)
     predictions = predict_windows(
         windows=windows,
         features=features,
         model=model,
         edge_threshold=edge_threshold,
-        spatial_dim=masks.ndim - 1,
+        spatial_dim=spatial_dim,
         progbar_class=_quiet,
     )
     candidates = build_graph(
@@ -107,6 +111,27 @@ def link(
         delta_t=1,
     )
     return track_greedy(candidates, allow_divisions=mode == "greedy")
+
+
+def check_fusion(model: TrackingTransformer, table: FeatureTable | None) -> None:
+    """A fused model needs a feature table, a plain one none."""
+    if isinstance(model, FusedTrackingTransformer) != (table is not None):
+        raise CheckpointError("features", "a fused model needs a feature table, a plain one none")
+
+
+def link(
+    model: TrackingTransformer,
+    images: np.ndarray,
+    masks: np.ndarray,
+    table: FeatureTable | None = None,
+    mode: str = "greedy",
+    edge_threshold: float = 0.05,
+) -> nx.DiGraph:
+    """Greedy linking of the label masks ``(T, H, W)`` as ``Trackastra.track`` does it."""
+    check_fusion(model, table)
+    features = detection_features(images, masks, model.config["coord_dim"])
+    windows = sequence_windows(features, model.config["window"], table)
+    return link_windows(model, windows, features, masks.ndim - 1, mode, edge_threshold)
 
 
 def write_ctc(graph: nx.DiGraph, masks: np.ndarray, out_dir: str | Path) -> Path:

@@ -59,6 +59,9 @@ class TrackastraSettings(StageSettings):
     delta_cutoff: int = Field(2, ge=1, description="Largest frame distance that enters the loss.")
     div_upweight: float = Field(2.0, ge=0, description="Loss weight of division links.")
     mixed_precision: bool = Field(True, description="16-bit mixed precision on GPU (always fp32 on CPU).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Training device; auto: cuda when the job requested GPUs, else cpu."
+    )
     early_stopping: bool = Field(
         False,
         description="Stop after max(1, epochs//6) epochs without a lower val_loss (retrained baseline).",

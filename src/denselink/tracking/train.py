@@ -26,15 +26,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-from trackastra.data import BalancedBatchSampler, CTCData, collate_sequence_padding
+from trackastra.data import CTCData, collate_sequence_padding
 from trackastra.utils import blockwise_causal_norm, blockwise_sum
 
 import denselink
 from denselink.atomic import atomic_path, write_json
+from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
+from denselink.tracking.sampler import BalancedBatchSampler
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
@@ -221,7 +223,7 @@ def train(
     if val_table is not None and val_split is not None:
         val_table.check_covers(*_cells(val_split))
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(settings.device, "tracking.settings.device")
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     seed_everything(seed)
@@ -344,6 +346,7 @@ def train(
         "stopped_early": stopped_early,
         "best_val_epoch": best_epoch,
         "checkpoints": [f"checkpoints/epoch{row['epoch']:03d}.pt" for row in rows],
+        **device_record(device),
     }
     write_json(out / "done.json", done)
     return done

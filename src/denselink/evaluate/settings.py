@@ -1,0 +1,23 @@
+"""Settings of ``evaluate table``; importable without pandas or scipy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from denselink.settings import StageSettings
+
+
+class TableSettings(StageSettings):
+    """Settings of ``denselink evaluate table``."""
+
+    protocols: list[Literal["clean", "paper"]] = Field(
+        default=["clean", "paper"], description="protocols to report, one section each"
+    )
+    main_fusion: Literal["add_wrfeat", "add_token", "concat"] = Field(
+        default="add_wrfeat", description="fusion mode of the main rows; other fusions get extra rows"
+    )
+    bootstrap_samples: int = Field(default=10000, ge=100, description="bootstrap resamples for the CI")
+    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap's random generator")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the bootstrap interval")
