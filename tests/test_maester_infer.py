@@ -54,6 +54,7 @@ def test_zarr_layout_attrs_and_values(inputs: tuple[Path, Path], tmp_path: Path)
     assert attrs["backbone"] == "maester" and attrs["epoch"] == 7 and attrs["image_shape"] == [30, 41]
     assert attrs["checkpoint"] == str(checkpoint) and attrs["denselink_version"] == __version__
     assert attrs["settings"]["central_patch"] == 2 and len(attrs["source_hashes"]) == 3
+    assert attrs["device"] == "cpu" and attrs["device_name"]
     model, _ = load_model(checkpoint)
     frame = minmax_scale(tifffile.imread(json.loads(manifest.read_text())["frames"][1]))
     expected = cover_and_stride(model.encode, frame, CoverGeometry(20, 5, 2))

@@ -72,7 +72,7 @@ def test_two_process_gloo_training_lowers_the_loss(manifest: Path, tmp_path: Pat
     losses = [float(row.split(",")[1]) for row in rows[1:]]
     assert losses[-1] < 0.6 * losses[0]
     done = json.loads((out / "done.json").read_text())
-    assert done["world_size"] == 2
+    assert done["world_size"] == 2 and done["device"] == "cpu"
     assert done["checkpoints"] == {"1": "checkpoints/epoch1.pt", "3": "checkpoints/epoch3.pt"}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch1.pt", "epoch3.pt", "last.pt"]
     state = read_checkpoint(out / "checkpoints" / "epoch1.pt")

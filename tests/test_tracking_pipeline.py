@@ -187,6 +187,7 @@ def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -
         "clean",
     )
     assert [row["epoch"] for row in metrics["per_epoch"]] == [0]
+    assert metrics["device"] == "cpu" and json.loads((run / "done.json").read_text())["device"] == "cpu"
     bad = json.dumps({**MINI, "window": 5})
     assert cli.main(["tracking", "train", "--data", str(cache), "--out", str(run), "--seed", "3",
                      "--settings", bad]) == 2  # fmt: skip
