@@ -3,7 +3,9 @@
 Times complete processes (wall clock, and user + system CPU of the child from ``getrusage``), the old
 tree (``git archive BASE``, its own ``src`` on ``PYTHONPATH``) and this one in turn, A B A B ...:
 
-- ``dry_run``: ``snakemake -n --quiet`` of config.yaml (the full experiment), no profile;
+- ``parse``: ``snakemake --list-rules`` of config.yaml: reading the workflow (imports, schema, every
+  stage's settings checked), the workflow's own start-up without the DAG;
+- ``dry_run``: ``snakemake -n --quiet`` of config.yaml (the full experiment, ~4,600 jobs), no profile;
 - ``dry_run_slurm``: the same with ``--profile profiles/slurm`` (the Slurm executor plugin's own
   start-up is included; where slurm-wlm is installed but its daemons are down it adds a probe);
 - ``tracking_import``: ``python -c 'import denselink.tracking.train, denselink.tracking.evaluate'``,
@@ -53,6 +55,7 @@ def commands(tree: Path) -> dict[str, list[str]]:
         str(tree / "Snakefile"),
     ]
     return {
+        "parse": [python, "-m", "snakemake", "--list-rules", "-s", str(tree / "Snakefile")],
         "dry_run": snakemake,
         "dry_run_slurm": [*snakemake, "--profile", str(tree / "profiles" / "slurm")],
         "tracking_import": [python, "-c", IMPORT],
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
         trees = {"old": old, "new": ROOT}
         results: dict[str, dict] = {}
-        for name in ("dry_run", "dry_run_slurm", "tracking_import"):
+        for name in ("parse", "dry_run", "dry_run_slurm", "tracking_import"):
             samples: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
             printed: dict[str, str] = {}
             for run in range(args.runs + 1):
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             print(name, {k: round(v, 2) for k, v in entry.items() if isinstance(v, float)}, flush=True)
 
     record = {
+        "parse_s": results["parse"]["new_wall_s"],
+        "parse_speedup": results["parse"]["wall_ratio"],
         "dry_run_s": results["dry_run"]["new_wall_s"],
         "dry_run_speedup": results["dry_run"]["wall_ratio"],
         "tracking_import_s": results["tracking_import"]["new_wall_s"],
