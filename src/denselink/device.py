@@ -70,10 +70,8 @@ def resolve_device(setting: str, key: str, index: int | None = None) -> torch.de
         device = torch.device(wanted if index is None else f"cuda:{index}")
         problem = _cuda_problem(device.index or 0)
         if problem is not None:
-            why = f"{key} is {setting!r}" + (
-                f" and the job requested {requested} GPU(s)" if requested else ""
-            )
-            raise DeviceError(key, f"{why}, but {problem}; set {key}: cpu to run on the CPU")
+            why = f"{setting!r}" + (f" with {requested} GPU(s) requested" if requested else "")
+            raise DeviceError(key, f"{why} wants CUDA, but {problem}; set {key}: cpu to run on the CPU")
         torch.cuda.set_device(device)
     else:
         raise DeviceError(key, f"unknown device {setting!r} (auto, cpu, cuda or cuda:N)")
