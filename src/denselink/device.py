@@ -72,7 +72,8 @@ def resolve_device(setting: str, key: str, index: int | None = None) -> torch.de
         if problem is not None:
             why = f"{setting!r}" + (f" with {requested} GPU(s) requested" if requested else "")
             raise DeviceError(key, f"{why} wants CUDA, but {problem}; set {key}: cpu to run on the CPU")
-        torch.cuda.set_device(device)
+        if device.index is not None:
+            torch.cuda.set_device(device)
     else:
         raise DeviceError(key, f"unknown device {setting!r} (auto, cpu, cuda or cuda:N)")
     log.info("device: %s (%s: %r, %s=%d)", describe(device), key, setting, GPU_ENV, requested)
