@@ -32,6 +32,7 @@ from trackastra.utils import blockwise_causal_norm, blockwise_sum
 import denselink
 from denselink.atomic import atomic_path, write_json
 from denselink.errors import ConfigError
+from denselink.features.recipe import describe_table
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
@@ -209,6 +210,7 @@ def train(
     if val_data is not None and settings.val_fraction > 0:
         raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
     table = FeatureTable(features) if features is not None else None
+    recipe = describe_table(features) if features is not None else None
     train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
     val_table = table
     if val_data is not None:
@@ -283,6 +285,7 @@ def train(
         "val_windows": 0 if val_split is None else len(val_split),
         "model_config": dict(model.config),
         "fusion_config": fusion_config,
+        "features_recipe": recipe,
         "device": str(device),
         "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
     }
@@ -327,7 +330,11 @@ def train(
             "seconds": round(time.perf_counter() - start, 3),
         }
         rows.append(row)
-        _save_checkpoint(out / "checkpoints" / f"epoch{epoch:03d}.pt", model, {**row, "seed": seed})
+        _save_checkpoint(
+            out / "checkpoints" / f"epoch{epoch:03d}.pt",
+            model,
+            {**row, "seed": seed, "features_recipe": recipe},
+        )
         _write_log(out / "train_log.csv", rows)
         log.info("epoch %d: train_loss %.5f val_loss %.5f lr %.2e", epoch, row["train_loss"], val_loss, lr)
         if math.isfinite(val_loss) and val_loss < best:
