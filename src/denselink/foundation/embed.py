@@ -106,6 +106,11 @@ class FoundationSettings(StageSettings):
         description="download cache of the encoder and AnyUp weights (null: micro_sam's cache, else "
         "~/.cache/denselink/models, and torch.hub's checkpoints folder for AnyUp)",
     )
+    implementation: Literal["auto", "micro_sam", "denselink"] = pydantic.Field(
+        "auto",
+        description="micro_sam: its get_sam_model and preprocessing; denselink: the copy of both; "
+        "auto: micro_sam when importable (released vit_b architecture), else the copy",
+    )
     random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
     seed: int = pydantic.Field(0, description="seed of the random initialisation")
     encoder: EncoderOverrides = pydantic.Field(default_factory=EncoderOverrides)
@@ -163,7 +168,13 @@ def embed_sequence(
     spec = settings.encoder.spec()
     upsampler = make_upsampler(settings, device)
     encoder, weights = load_encoder(
-        model_type, spec, settings.checkpoint, settings.cache_dir, settings.random_init, settings.seed
+        model_type,
+        spec,
+        settings.checkpoint,
+        settings.cache_dir,
+        settings.random_init,
+        settings.seed,
+        settings.implementation,
     )
     encoder = encoder.to(device)
     height, width = manifest.shape
