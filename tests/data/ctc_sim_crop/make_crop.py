@@ -85,10 +85,11 @@ def crop_tracks(
     names: dict[tuple[int, int], int] = {}  # (label, run index) -> label in the crop
     for label in sorted(runs):
         for k, (first, last) in enumerate(runs[label]):
-            names[label, k] = label if k == 0 else next_label
-            next_label += k > 0
-            for t in range(first, last + 1) if k > 0 else ():
-                masks[t][masks[t] == label] = names[label, k]
+            names[label, k] = label
+            if k > 0:
+                names[label, k], next_label = next_label, next_label + 1
+                for t in range(first, last + 1):
+                    masks[t][masks[t] == label] = names[label, k]
     rows = []
     for label in sorted(runs):
         for k, (first, last) in enumerate(runs[label]):
