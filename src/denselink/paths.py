@@ -68,6 +68,17 @@ def _not_a_file(key: str, path: Path) -> None:
         raise ConfigError(key, f"{path} exists and is not a directory")
 
 
+def _check_own_folder(key: str, folder: Path, others: dict[str, Path]) -> None:
+    """A folder the workflow writes as one output (e.g. a generated miniature) must hold no other output."""
+    for other_key, other in others.items():
+        if other_key != key and _is_inside(other, folder):
+            raise ConfigError(
+                key,
+                f"{folder} contains {other_key} ({other}); the workflow writes this folder as one output, "
+                "so it must be a folder of its own",
+            )
+
+
 def _check_results_root(config: dict[str, Any], workdir: Path, allow_external: bool) -> Path:
     root = resolve_path(config.get("results_root", "results"), workdir)
     if root == workdir:
@@ -168,6 +179,8 @@ def check_config_paths(
         )
     else:
         _not_a_file("mitocheck.root", paths["mitocheck.root"])
+    if mitocheck.get("source") == "synthetic":
+        _check_own_folder("mitocheck.root", paths["mitocheck.root"], paths)
     paths.update(_check_foundation(config, workdir, missing))
     paths.update(_check_pretrained(config, workdir))
     return paths

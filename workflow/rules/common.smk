@@ -12,6 +12,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+from denselink.data.synthetic import SynthSettings
+from denselink.tracking.settings import min_frames
 from denselink.errors import DenselinkError
 from denselink.preflight import preflight
 from denselink.evaluate.variants import (
@@ -175,6 +177,59 @@ def check_references(cfg):
                         f"protocols.{protocol}.directions",
                         f"sequence {seq!r} is not in datasets.{name}.sequences",
                     )
+    check_sequence_lengths(cfg)
+
+
+def used_protocols(cfg):
+    return sorted(set(cfg["table1"]["protocols"]) | set(cfg["appendix_c"]["protocols"]))
+
+
+def known_frames(cfg, dataset, seq):
+    """Frames of a sequence where start-up knows them: the synth settings, or a manifest already written."""
+    spec = cfg["datasets"][dataset]
+    if spec["source"] == "synthetic":
+        return SynthSettings(**spec.get("synth", {})).n_frames
+    path = Path(cfg["results_root"]) / "data" / dataset / seq / "manifest.json"
+    try:
+        return len(json.loads(path.read_text())["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not validated yet: tracking_prepare checks it
+
+
+def check_sequence_lengths(cfg):
+    """Every training sequence must hold a window, plus a held-out tail under val_fraction > 0."""
+    window = cfg["tracking"]["settings"].get("window", 6)
+    for protocol in used_protocols(cfg):
+        fraction = cfg["protocols"][protocol]["val_fraction"]
+        needed = min_frames(window, fraction)
+        key = f"protocols.{protocol}.val_fraction" if fraction else "tracking.settings.window"
+        for name in used_datasets(cfg):
+            for train_seq, _ in directions_of(cfg, protocol):
+                n_frames = known_frames(cfg, name, train_seq)
+                _require(
+                    n_frames is None or n_frames >= needed,
+                    key,
+                    f"{name}/{train_seq} has {n_frames} frames; window {window} with val_fraction "
+                    f"{fraction} needs at least {needed}",
+                )
+
+
+def directions_of(cfg, protocol):
+    return [(d["train"], d["eval"]) for d in cfg["protocols"][protocol]["directions"]]
+
+
+def prepare_settings(seq):
+    """tracking_prepare settings: the largest val_fraction a used protocol trains seq with bounds its length."""
+    settings = dict(config["tracking"]["settings"])
+    settings["val_fraction"] = max(
+        (
+            config["protocols"][p]["val_fraction"]
+            for p in used_protocols(config)
+            if seq in (train for train, _ in directions_of(config, p))
+        ),
+        default=0.0,
+    )
+    return settings_json(settings)
 
 
 def used_datasets(cfg):
@@ -247,6 +302,30 @@ def datasets_with(source, download=None):
 
 
 # --------------------------------------------------------------------------- rule inputs
+def sequence_files(folder, seq):
+    """Raw frames, TRA masks and man_track.txt of one CTC sequence (what validation reads)."""
+    folder = Path(folder)
+    tra = folder / f"{seq}_GT" / "TRA"
+    files = sorted((folder / seq).glob("t*.tif")) + sorted(tra.glob("man_track*.tif"))
+    files += [tra / "man_track.txt"] if (tra / "man_track.txt").is_file() else []
+    return [str(f) for f in files]
+
+
+def validate_inputs(w):
+    """The dataset folder and every file validation reads, so a changed frame reruns validation.
+
+    Generated or downloaded folders are checkpoints: their files are listed once they exist.
+    """
+    spec = config["datasets"][w.dataset]
+    if spec["source"] == "synthetic":
+        folder = checkpoints.data_synth.get(dataset=w.dataset).output[0]
+    elif spec["download"]:
+        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
+    else:
+        folder = data_dir(w.dataset)
+    return {"dataset": folder, "files": sequence_files(folder, w.seq)}
+
+
 def train_inputs(w):
     """Cached data (+ features, + validation data) of one training job."""
     fused = parse_variant(w.variant).kind == "embedding"
@@ -326,9 +405,7 @@ def fusions():
 
 
 def directions(protocol):
-    return [
-        (d["train"], d["eval"]) for d in config["protocols"][protocol]["directions"]
-    ]
+    return directions_of(config, protocol)
 
 
 def table1_variants(cfg, dataset):

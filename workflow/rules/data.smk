@@ -1,7 +1,8 @@
 """Raw data (CTC download, generated data, Mitocheck plates) to checked sequence manifests."""
 
 
-rule data_synth:
+# Checkpoints: data_validate lists the frames and masks they write as its inputs (validate_inputs).
+checkpoint data_synth:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -21,7 +22,7 @@ rule data_synth:
         "denselink data synth --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule data_download:
+checkpoint data_download:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -50,7 +51,7 @@ rule data_download:
 
 rule data_validate:
     input:
-        data_dir("{dataset}"),
+        unpack(validate_inputs),
     output:
         results("data/{dataset}/{seq}/manifest.json"),
     log:
@@ -64,8 +65,10 @@ rule data_validate:
     threads: res("data_validate")["cpus"]
     resources:
         **slurm_resources("data_validate"),
+    params:
+        dataset_dir=lambda w: data_dir(w.dataset),
     shell:
-        "denselink data validate --dataset-dir {input} --dataset {wildcards.dataset} --seq {wildcards.seq} "
+        "denselink data validate --dataset-dir {params.dataset_dir} --dataset {wildcards.dataset} --seq {wildcards.seq} "
         "--out {output} > {log} 2>&1"
 
 
