@@ -202,7 +202,11 @@ def check_sequence_lengths(cfg):
     for protocol in used_protocols(cfg):
         fraction = cfg["protocols"][protocol]["val_fraction"]
         needed = min_frames(window, fraction)
-        key = f"protocols.{protocol}.val_fraction" if fraction else "tracking.settings.window"
+        key = (
+            f"protocols.{protocol}.val_fraction"
+            if fraction
+            else "tracking.settings.window"
+        )
         for name in used_datasets(cfg):
             for train_seq, _ in directions_of(cfg, protocol):
                 n_frames = known_frames(cfg, name, train_seq)
