@@ -26,6 +26,7 @@ import tifffile
 import yaml
 import zarr
 
+from denselink.data.ctc import main as ctc_main
 from denselink.data.ctc import read_man_track, validate_sequence
 from denselink.data.manifest import load_manifest
 from denselink.data.mitocheck import PLATES, MitocheckSynthSettings, validate_plate
@@ -308,6 +309,17 @@ def test_prepare_refuses_a_sequence_too_short_for_window_and_tail(dataset: Path,
     assert min_frames(settings.window, settings.val_fraction) == load_manifest(manifest).n_frames
 
 
+def test_validate_refuses_a_sequence_shorter_than_tracking_needs(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    argv = ["--dataset-dir", str(dataset), "--dataset", "toy", "--seq", "01", "--out", str(out)]
+    with pytest.raises(
+        ConfigError, match="toy/01 has 8 frames; window and validation tail need at least 9"
+    ) as info:
+        ctc_main([*argv, "--min-frames", "9", "--min-frames-key", "protocols.clean.val_fraction"])
+    assert info.value.path == "protocols.clean.val_fraction" and not out.exists()
+    assert ctc_main([*argv, "--min-frames", "8"]) == 0 and out.is_file()
+
+
 @pytest.mark.parametrize(
     "model", [SynthSettings, MitocheckSynthSettings], ids=["data synth", "mitocheck synth"]
 )
@@ -358,7 +370,7 @@ def _short(c: dict) -> tuple[str, str]:
     c["datasets"]["Synth-HeLa"]["synth"]["n_frames"] = 7
     return (
         "protocols.clean.val_fraction",
-        "Synth-HeLa/02 has 7 frames; window 4 with val_fraction 0.25 needs at least 8",
+        "Synth-HeLa/02 has 7 frames; window and validation tail need at least 8",
     )
 
 
@@ -382,6 +394,29 @@ def test_config_errors_stop_at_start_up(case, tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert f"{key}: " in proc.stderr and problem in proc.stderr, proc.stderr[-2000:]
     assert "Job stats" not in proc.stderr
+
+
+def test_short_local_sequence_stops_at_validation_naming_the_key(tmp_path: Path) -> None:
+    data_root = tmp_path / "raw"
+    write_dataset(
+        data_root / "Synth-HeLa", SETTINGS.model_copy(update={"sequences": ["01", "02"], "n_frames": 7})
+    )
+    config = mini()
+    config["data_root"] = str(data_root)
+    config["datasets"]["Synth-HeLa"] = {"source": "ctc", "download": False, "sequences": ["01", "02"]}
+    proc = snakemake(
+        tmp_path,
+        config,
+        "--cores",
+        "1",
+        "results/mini/models/Synth-HeLa/clean/train02/retrained/seed0/done.json",
+    )
+    assert proc.returncode != 0 and "Error in rule data_validate" in proc.stderr, proc.stderr[-2000:]
+    log = tmp_path / "results" / "mini" / "logs" / "data_validate" / "Synth-HeLa" / "02.log"
+    line = log.read_text().strip().splitlines()[-1]
+    expected = f"{data_root / 'Synth-HeLa' / '02'} has 7 frames; window and validation tail need at least 8"
+    assert line == f"denselink: config error: protocols.clean.val_fraction: {expected}", line
+    assert not (tmp_path / "results" / "mini" / "trackastra_data").exists()
 
 
 def test_changed_raw_frame_reruns_validation(tmp_path: Path) -> None:

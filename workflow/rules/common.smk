@@ -13,7 +13,7 @@ from snakemake.utils import validate
 
 from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
 from denselink.data.synthetic import SynthSettings
-from denselink.tracking.settings import min_frames
+from denselink.tracking.settings import TrackastraSettings, min_frames
 from denselink.errors import DenselinkError
 from denselink.preflight import preflight
 from denselink.evaluate.variants import (
@@ -188,52 +188,52 @@ def known_frames(cfg, dataset, seq):
     """Frames of a sequence where start-up knows them: the synth settings, or a manifest already written."""
     spec = cfg["datasets"][dataset]
     if spec["source"] == "synthetic":
-        return SynthSettings(**spec.get("synth", {})).n_frames
+        default = SynthSettings.model_fields["n_frames"].default
+        return (spec.get("synth") or {}).get("n_frames", default)
     path = Path(cfg["results_root"]) / "data" / dataset / seq / "manifest.json"
     try:
         return len(json.loads(path.read_text())["frames"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # not validated yet: tracking_prepare checks it
+        return None  # not validated yet: data_validate checks it (--min-frames)
+
+
+def required_frames(cfg, dataset, seq):
+    """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
+
+    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a sequence
+    validating on evaluation (validate_on_eval) holds a window. (0, "") when tracking does not use it.
+    """
+    if dataset not in used_datasets(cfg):
+        return 0, ""
+    default = TrackastraSettings.model_fields["window"].default
+    window = cfg["tracking"]["settings"].get("window", default)
+    needs = [(0, "")]
+    for protocol in used_protocols(cfg):
+        spec = cfg["protocols"][protocol]
+        for train_seq, eval_seq in directions_of(cfg, protocol):
+            if train_seq == seq and spec["val_fraction"]:
+                key = f"protocols.{protocol}.val_fraction"
+                needs.append((min_frames(window, spec["val_fraction"]), key))
+            elif seq == train_seq or (spec["validate_on_eval"] and seq == eval_seq):
+                needs.append((window, "tracking.settings.window"))
+    return max(needs)
 
 
 def check_sequence_lengths(cfg):
-    """Every training sequence must hold a window, plus a held-out tail under val_fraction > 0."""
-    window = cfg["tracking"]["settings"].get("window", 6)
-    for protocol in used_protocols(cfg):
-        fraction = cfg["protocols"][protocol]["val_fraction"]
-        needed = min_frames(window, fraction)
-        key = (
-            f"protocols.{protocol}.val_fraction"
-            if fraction
-            else "tracking.settings.window"
-        )
-        for name in used_datasets(cfg):
-            for train_seq, _ in directions_of(cfg, protocol):
-                n_frames = known_frames(cfg, name, train_seq)
-                _require(
-                    n_frames is None or n_frames >= needed,
-                    key,
-                    f"{name}/{train_seq} has {n_frames} frames; window {window} with val_fraction "
-                    f"{fraction} needs at least {needed}",
-                )
+    """Sequences whose frame count start-up knows must be long enough for tracking (see required_frames)."""
+    for name in used_datasets(cfg):
+        for seq in cfg["datasets"][name]["sequences"]:
+            needed, key = required_frames(cfg, name, seq)
+            n_frames = known_frames(cfg, name, seq)
+            _require(
+                n_frames is None or n_frames >= needed,
+                key,
+                f"{name}/{seq} has {n_frames} frames; window and validation tail need at least {needed}",
+            )
 
 
 def directions_of(cfg, protocol):
     return [(d["train"], d["eval"]) for d in cfg["protocols"][protocol]["directions"]]
-
-
-def prepare_settings(seq):
-    """tracking_prepare settings: the largest val_fraction a used protocol trains seq with bounds its length."""
-    settings = dict(config["tracking"]["settings"])
-    settings["val_fraction"] = max(
-        (
-            config["protocols"][p]["val_fraction"]
-            for p in used_protocols(config)
-            if seq in (train for train, _ in directions_of(config, p))
-        ),
-        default=0.0,
-    )
-    return settings_json(settings)
 
 
 def used_datasets(cfg):

@@ -67,9 +67,11 @@ rule data_validate:
         **slurm_resources("data_validate"),
     params:
         dataset_dir=lambda w: data_dir(w.dataset),
+        min_frames=lambda w: required_frames(config, w.dataset, w.seq)[0],
+        min_frames_key=lambda w: required_frames(config, w.dataset, w.seq)[1],
     shell:
         "denselink data validate --dataset-dir {params.dataset_dir} --dataset {wildcards.dataset} --seq {wildcards.seq} "
-        "--out {output} > {log} 2>&1"
+        "--min-frames {params.min_frames} --min-frames-key {params.min_frames_key:q} --out {output} > {log} 2>&1"
 
 
 if config["mitocheck"]["source"] == "synthetic":

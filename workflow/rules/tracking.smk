@@ -16,7 +16,7 @@ rule tracking_prepare:
     resources:
         **slurm_resources("tracking_prepare"),
     params:
-        settings=lambda w: prepare_settings(w.seq),
+        settings=settings_json(config["tracking"]["settings"]),
     shell:
         "denselink tracking prepare --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from denselink.atomic import write_json
 from denselink.data.manifest import SequenceManifest, file_sha256
-from denselink.errors import CTCFormatError, DenselinkError
+from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 
 FRAME_PATTERN = re.compile(r"^t(\d+)\.tif$")
 MASK_PATTERN = re.compile(r"^man_track(\d+)\.tif$")
@@ -249,8 +249,14 @@ def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, m
     return hashes
 
 
-def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> SequenceManifest:
-    """Check one CTC sequence end to end and return its manifest (absolute paths)."""
+def validate_sequence(
+    dataset_dir: str | Path, dataset: str, seq: str, min_frames: int = 0, min_frames_key: str = "--min-frames"
+) -> SequenceManifest:
+    """Check one CTC sequence end to end and return its manifest (absolute paths).
+
+    ``min_frames``: the fewest frames the sequence must hold (what tracking's window and validation
+    tail need); a shorter one is a ConfigError naming ``min_frames_key``, the config key that asks it.
+    """
     root = Path(dataset_dir).resolve()
     raw_dir, tra_dir = root / seq, root / f"{seq}_GT" / "TRA"
     for directory in (raw_dir, tra_dir):
@@ -267,6 +273,11 @@ def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> Sequen
     _check_tracks(tracks, man_track, len(frames))
     shape, raw_dtype = _check_headers(frames, masks)
     hashes = _check_pixels(frames, masks, tracks, man_track)
+    if len(frames) < min_frames:  # the data are sound but too short for the tracking config
+        raise ConfigError(
+            min_frames_key,
+            f"{raw_dir} has {len(frames)} frames; window and validation tail need at least {min_frames}",
+        )
     return SequenceManifest(
         dataset=dataset,
         sequence=seq,
@@ -295,9 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True, help="dataset name recorded in the manifest")
     parser.add_argument("--seq", required=True, help="sequence id, e.g. 01")
+    parser.add_argument(
+        "--min-frames", type=int, default=0, help="fewest frames the sequence must hold (tracking's needs)"
+    )
+    parser.add_argument(
+        "--min-frames-key", default="--min-frames", help="config key named when the sequence is shorter"
+    )
     parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
     args = parser.parse_args(argv)
-    manifest = validate_sequence(args.dataset_dir, args.dataset, args.seq)
+    manifest = validate_sequence(
+        args.dataset_dir, args.dataset, args.seq, args.min_frames, args.min_frames_key
+    )
     write_manifest(manifest, args.out)
     print(f"{args.dataset}/{args.seq}: {manifest.n_frames} frames of {manifest.shape} valid -> {args.out}")
     return 0
