@@ -12,7 +12,7 @@ import torch
 from tracking_toy import write_swap_sequence
 
 from denselink import cli
-from denselink.errors import FeatureTableError
+from denselink.errors import ConfigError, FeatureTableError
 from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run
 from denselink.tracking.predict import export_trackastra_folder
 from denselink.tracking.prepare import TrackingCacheError, load_prepared, prepare
@@ -184,6 +184,15 @@ def test_retraining_drops_checkpoints_of_an_earlier_longer_run(toy: dict[str, Pa
     stale.write_bytes(b"from an earlier run")
     train(toy["cache"], out, 0, TrackastraSettings(**{**MINI, "epochs": 2}))
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch*.pt")) == ["epoch000.pt", "epoch001.pt"]
+
+
+def test_early_stopping_without_validation_data_is_refused_before_training(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    settings = TrackastraSettings(**{**MINI, "val_fraction": 0.0, "early_stopping": True})
+    with pytest.raises(ConfigError, match="early_stopping: early stopping needs validation data"):
+        train(toy["cache"], tmp_path / "run", 0, settings)
+    assert not (tmp_path / "run").exists()
 
 
 def test_early_stopping_ends_patience_epochs_after_the_best_val_loss(

@@ -13,7 +13,7 @@ from snakemake.utils import validate
 
 from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
 from denselink.errors import DenselinkError
-from denselink.preflight import preflight
+from denselink.preflight import preflight, protocol_epochs
 from denselink.evaluate.variants import (
     FOUNDATION_BACKBONES,
     parse_variant,
@@ -155,18 +155,6 @@ def check_references(cfg):
             f"epoch {epoch} is not in maester.train.save_epochs",
         )
     for protocol, spec in cfg["protocols"].items():
-        trains = [d["train"] for d in spec["directions"]]
-        if spec["validate_on_eval"]:
-            _require(
-                spec["val_fraction"] == 0,
-                f"protocols.{protocol}",
-                "validate_on_eval needs val_fraction 0",
-            )
-            _require(
-                len(set(trains)) == len(trains),
-                f"protocols.{protocol}",
-                "validate_on_eval: one eval per train",
-            )
         for direction in spec["directions"]:
             for name in used_datasets(cfg):
                 for seq in direction.values():
@@ -224,11 +212,9 @@ def model_path(dataset, protocol, train_seq, variant, seed):
 
 
 def validation_seq(protocol, train_seq):
-    """The sequence val_loss is computed on when a protocol validates on its evaluation sequence."""
-    spec = config["protocols"][protocol]
-    if not spec["validate_on_eval"]:
-        return None
-    return next(d["eval"] for d in spec["directions"] if d["train"] == train_seq)
+    """The sequence val_loss is computed on while training on ``train_seq`` (None: none or the tail)."""
+    directions = config["protocols"][protocol]["directions"]
+    return next((d.get("val") for d in directions if d["train"] == train_seq), None)
 
 
 def one_of(names):
@@ -296,6 +282,9 @@ def tracking_settings(protocol, variant):
     settings["early_stopping"] = (
         stopping["retrained"] if parsed.kind == "retrained" else stopping["embeddings"]
     )
+    epochs = protocol_epochs(config["protocols"][protocol], variant)
+    if epochs is not None:
+        settings["epochs"] = epochs
     return settings_json(settings)
 
 

@@ -208,6 +208,10 @@ def train(
         )
     if val_data is not None and settings.val_fraction > 0:
         raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
+    if settings.early_stopping and val_data is None and settings.val_fraction == 0:
+        raise ConfigError(
+            "early_stopping", "early stopping needs validation data: a val_fraction > 0 or --val-data"
+        )
     table = FeatureTable(features) if features is not None else None
     train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
     val_table = table
@@ -264,9 +268,6 @@ def train(
     mixed = settings.mixed_precision and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=mixed)
     patience = max(1, settings.epochs // 6)  # the authors' epochs//6, at least one epoch
-    use_early_stop = settings.early_stopping and val_loader is not None
-    if settings.early_stopping and val_loader is None:
-        log.warning("early_stopping needs validation data (val_fraction > 0 or --val-data); disabled")
 
     config = {
         "settings": settings.model_dump(),
@@ -334,7 +335,7 @@ def train(
             best, best_epoch, wait = val_loss, epoch, 0
         else:
             wait += 1
-        if use_early_stop and wait >= patience:
+        if settings.early_stopping and wait >= patience:
             stopped_early = True
             log.info("early stopping after epoch %d (best val_loss at epoch %s)", epoch, best_epoch)
             break
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-data",
         type=Path,
         default=None,
-        help="cache of another sequence for val_loss (the authors validated on the eval sequence)",
+        help="cache of another sequence for val_loss (the authors validated on 01 while training on 02)",
     )
     parser.add_argument("--val-features", type=Path, default=None, help="feature parquet of --val-data")
     parser.add_argument(
