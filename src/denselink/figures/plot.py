@@ -18,8 +18,8 @@ from denselink.atomic import atomic_path  # noqa: E402
 
 BASELINE_COLOR = "0.35"
 PROTOCOL_TITLES = {
-    "paper": "protocol paper: best LNK over Trackastra epochs (authors' measure)",
-    "clean": "protocol clean: checkpoint with lowest validation loss",
+    "paper": "paper: best LNK over Trackastra epochs",
+    "clean": "clean: checkpoint of lowest validation loss",
 }
 
 
@@ -80,7 +80,10 @@ def scaling_figure(
 ) -> Figure:
     """One panel per protocol: mean LNK ± SD over seeds against pretraining epoch (log x), per series."""
     n = max(len(protocols), 1)
-    fig, axes = plt.subplots(1, n, figsize=(6.2 * n, 4.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(6.2 * n, 4.6), sharex=True, sharey=True, squeeze=False)
+    xs = [p["x"] for data in protocols.values() for p in data["points"] + data["missing"] if p["x"] > 0]
+    if xs:  # missing runs are drawn in axes coordinates, so the shared range must include them
+        axes[0][0].set_xlim(min(xs) / 1.6, max(xs) * 1.6)
     colors = {s: f"C{i}" for i, s in enumerate(series_labels)}
     for ax, (protocol, data) in zip(axes[0], protocols.items(), strict=False):
         _baseline(ax, data["baseline"])
