@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
 from denselink.evaluate.variants import parse_variant
 
 CSV_COLUMNS = ("epoch", "TRA", "DET", "LNK")
+
+
+COMMAND = "evaluate ingest"
 
 
 def read_authors_csv(path: Path) -> pd.DataFrame:
@@ -51,8 +55,14 @@ def ingest(
     train_seq: str = "02",
     eval_seq: str = "02",
     first_seed: int = 0,
+    force: bool = False,
 ) -> list[Path]:
-    """Convert per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs; returns their paths."""
+    """Convert per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs; returns their paths.
+
+    An existing ``seed{i}.json`` is replaced only if this command wrote it (or ``force``).
+    """
+    for out in output_paths(out_dir, first_seed, len(csvs)):
+        check_output(out, COMMAND, force)
     parse_variant(variant)
     frames = [read_authors_csv(Path(path)) for path in csvs]
     if not frames:
@@ -77,9 +87,14 @@ def ingest(
             source=str(path),
         )
         out = Path(out_dir) / f"seed{first_seed + i}.json"
-        write_metrics(out, record)
+        write_metrics(out, record, COMMAND, force)
         written.append(out)
     return written
+
+
+def output_paths(out_dir: Path, first_seed: int, count: int) -> list[Path]:
+    """The ``seed{i}.json`` files :func:`ingest` writes for ``count`` CSVs."""
+    return [Path(out_dir) / f"seed{first_seed + i}.json" for i in range(count)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training sequence)",
     )
     parser.add_argument("--first-seed", type=int, default=0, help="seed number of the first CSV (default 0)")
+    add_force_flag(parser)
     return parser
 
 
@@ -112,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink evaluate ingest``."""
     args = build_parser().parse_args(argv)
     written = ingest(
-        args.csv, args.dataset, args.variant, args.out_dir, args.train_seq, args.eval_seq, args.first_seed
+        args.csv,
+        args.dataset,
+        args.variant,
+        args.out_dir,
+        args.train_seq,
+        args.eval_seq,
+        args.first_seed,
+        args.force,
     )
     print(f"wrote {len(written)} metrics files to {args.out_dir}")
     return 0
