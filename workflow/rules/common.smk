@@ -3,6 +3,7 @@
 import json
 import sys
 import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -259,10 +260,12 @@ def evaluate_inputs(w):
 
 
 def optional_flags(input):
-    """--features / --val-data / --val-features for the inputs a job has."""
+    """--features / --val-data / --val-features for the inputs a job has (paths shell-quoted)."""
     names = ("features", "val_data", "val_features")
     return " ".join(
-        f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys()
+        f"--{n.replace('_', '-')} {shlex.quote(str(input[n]))}"
+        for n in names
+        if n in input.keys()
     )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import tifffile
 from tqdm import tqdm
 
-from denselink.atomic import write_json
+from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CTCFormatError, DenselinkError
 
@@ -231,9 +231,12 @@ def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> Sequen
     )
 
 
-def write_manifest(manifest: SequenceManifest, out: str | Path) -> None:
-    """Write a sequence manifest as JSON, atomically."""
-    write_json(out, manifest.to_dict())
+COMMAND = "data validate"
+
+
+def write_manifest(manifest: SequenceManifest, out: str | Path, force: bool = False) -> None:
+    """Write a sequence manifest as JSON, atomically (an existing ``out`` only if this command wrote it)."""
+    write_json(out, manifest.to_dict(), COMMAND, force)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="dataset name recorded in the manifest")
     parser.add_argument("--seq", required=True, help="sequence id, e.g. 01")
     parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    add_force_flag(parser)
     args = parser.parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     manifest = validate_sequence(args.dataset_dir, args.dataset, args.seq)
-    write_manifest(manifest, args.out)
+    write_manifest(manifest, args.out, args.force)
     print(f"{args.dataset}/{args.seq}: {manifest.n_frames} frames of {manifest.shape} valid -> {args.out}")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
 from denselink.evaluate.variants import parse_variant, variant_name
@@ -43,6 +44,9 @@ def conditions(folder: str) -> dict[str, str]:
 
 
 CSV_COLUMNS = ("epoch", "TRA", "DET", "LNK")
+
+
+COMMAND = "evaluate ingest"
 
 
 def read_authors_csv(path: Path) -> pd.DataFrame:
@@ -76,8 +80,14 @@ def ingest(
     train_seq: str = "02",
     eval_seq: str = "02",
     first_seed: int = 0,
+    force: bool = False,
 ) -> list[Path]:
-    """Convert one condition's per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs."""
+    """Convert one condition's per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs.
+
+    An existing ``seed{i}.json`` is replaced only if this command wrote it (or ``force``).
+    """
+    for out in output_paths(out_dir, first_seed, len(csvs)):
+        check_output(out, COMMAND, force)
     parse_variant(variant)
     frames = [read_authors_csv(Path(path)) for path in csvs]
     if not frames:
@@ -103,12 +113,14 @@ def ingest(
             source=str(path),
         )
         out = Path(out_dir) / f"seed{first_seed + i}.json"
-        write_metrics(out, record)
+        write_metrics(out, record, COMMAND, force)
         written.append(out)
     return written
 
 
-def ingest_authors_root(root: Path, out_dir: Path, train_seq: str = "02", eval_seq: str = "02") -> list[Path]:
+def ingest_authors_root(
+    root: Path, out_dir: Path, train_seq: str = "02", eval_seq: str = "02", force: bool = False
+) -> list[Path]:
     """Convert every ``{fluo,dic}/{condition}/*.csv`` under ``root``; returns the JSONs written."""
     root = Path(root)
     folders = [root / name for name in DATASET_FOLDERS if (root / name).is_dir()]
@@ -129,8 +141,13 @@ def ingest_authors_root(root: Path, out_dir: Path, train_seq: str = "02", eval_s
                 raise MetricsFormatError(condition, "condition folder holds no *.csv")
             dataset, variant = DATASET_FOLDERS[folder.name], names[condition.name]
             target = Path(out_dir) / dataset / "paper" / f"{train_seq}-{eval_seq}" / variant
-            written += ingest(csvs, dataset, variant, target, train_seq, eval_seq)
+            written += ingest(csvs, dataset, variant, target, train_seq, eval_seq, force=force)
     return written
+
+
+def output_paths(out_dir: Path, first_seed: int, count: int) -> list[Path]:
+    """The ``seed{i}.json`` files :func:`ingest` writes for ``count`` CSVs."""
+    return [Path(out_dir) / f"seed{first_seed + i}.json" for i in range(count)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--first-seed", type=int, default=0, help="with --csv: seed number of the first CSV (default 0)"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -184,12 +202,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.authors_root is not None:
         if args.dataset or args.variant:
             parser.error("--dataset and --variant go with --csv; --authors-root names them from its folders")
-        written = ingest_authors_root(args.authors_root, args.out_dir, args.train_seq, args.eval_seq)
+        written = ingest_authors_root(
+            args.authors_root, args.out_dir, args.train_seq, args.eval_seq, args.force
+        )
     else:
         if not (args.dataset and args.variant):
             parser.error("--csv needs --dataset and --variant")
         written = ingest(
-            args.csv, args.dataset, args.variant, args.out_dir, args.train_seq, args.eval_seq, args.first_seed
+            args.csv,
+            args.dataset,
+            args.variant,
+            args.out_dir,
+            args.train_seq,
+            args.eval_seq,
+            args.first_seed,
+            args.force,
         )
     print(f"wrote {len(written)} metrics files to {args.out_dir}")
     return 0

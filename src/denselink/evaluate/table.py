@@ -20,7 +20,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.errors import ConfigError
 from denselink.evaluate.metrics import SCORES, MetricsFormatError, load_metrics
 from denselink.evaluate.protocols import PROTOCOLS, select, summarize
@@ -39,6 +39,8 @@ PROTOCOL_TEXT = {
     "the re-trained baseline only); every epoch scored, the epoch with the highest mean LNK over seeds "
     "chosen for all seeds, LNK <= 0 dropped as a failed evaluation (the authors' rule)",
 }
+
+COMMAND = "evaluate table"
 
 
 class TableSettings(StageSettings):
@@ -347,20 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="TableSettings as inline JSON or a YAML/JSON file: protocols, main_fusion, bootstrap_samples, "
         "bootstrap_seed, confidence",
     )
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink evaluate table``."""
     args = build_parser().parse_args(argv)
+    for out in (args.out_csv, args.out_md):
+        check_output(out, COMMAND, args.force)
     settings = load_settings(TableSettings, args.settings)
     if args.protocols:
         settings.protocols = list(args.protocols)
     runs, epochs = load_metrics(args.metrics)
     table = build_table(runs, epochs, settings)
-    with atomic_path(args.out_csv) as tmp:
+    with atomic_path(args.out_csv, COMMAND, args.force) as tmp:
         table.to_csv(tmp, index=False, float_format="%.10g")
-    with atomic_path(args.out_md) as tmp:
+    with atomic_path(args.out_md, COMMAND, args.force) as tmp:
         tmp.write_text(render_markdown(table, settings) + "\n")
     print(f"wrote {args.out_csv} ({len(table)} rows) and {args.out_md}")
     return 0

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import Field
 
 from denselink import __version__
-from denselink.atomic import write_json
+from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError
 from denselink.evaluate.metrics import load_metrics
 from denselink.evaluate.variants import parse_variant
@@ -42,6 +42,8 @@ TITLES = {
     "transfer": "Transfer: LNK during Trackastra training with MAESTER embeddings",
     "data_scaling": "Pretraining data: LNK by pretraining dataset size",
 }
+
+COMMAND = "figures appendix-c"
 
 
 class FigureSettings(StageSettings):
@@ -111,11 +113,17 @@ def make_figure(
     baseline: list[Path] = (),
     expect: list[str] = (),
     settings: FigureSettings | None = None,
+    force: bool = False,
 ) -> dict:
-    """Compute, draw and write one study; returns the JSON-able points written to ``{study}.json``."""
+    """Compute, draw and write one study; returns the JSON-able points written to ``{study}.json``.
+
+    Existing ``{study}.png/.svg/.json`` are replaced only if this command wrote them (or ``force``).
+    """
     settings = settings or FigureSettings()
     if study not in STUDIES:
         raise ConfigError("--study", f"unknown study {study!r}; expected one of {STUDIES}")
+    for path in output_paths(out_dir, study):
+        check_output(path, COMMAND, force)
     for name in expect:
         parse_variant(name)
     runs, epochs = _frames(list(metrics), list(baseline))
@@ -134,9 +142,14 @@ def make_figure(
         "denselink_version": __version__,
         "settings": settings.model_dump(),
     }
-    plot.save(fig, out_dir, study)
-    write_json(Path(out_dir) / f"{study}.json", data)
+    plot.save(fig, out_dir, study, COMMAND, force)
+    write_json(Path(out_dir) / f"{study}.json", data, COMMAND, force)
     return data
+
+
+def output_paths(out_dir: Path, study: str) -> list[Path]:
+    """The files :func:`make_figure` writes for ``study``."""
+    return [Path(out_dir) / f"{study}.{suffix}" for suffix in ("png", "svg", "json")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,13 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="FigureSettings as inline JSON or a YAML/JSON file: run_labels",
     )
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink figures appendix-c``."""
     args = build_parser().parse_args(argv)
+    for path in output_paths(args.out_dir, args.study):
+        check_output(path, COMMAND, args.force)
     settings = load_settings(FigureSettings, args.settings)
-    data = make_figure(args.study, args.metrics, args.out_dir, args.baseline, args.expect, settings)
+    data = make_figure(
+        args.study, args.metrics, args.out_dir, args.baseline, args.expect, settings, args.force
+    )
     print(f"wrote {args.study}.png/.svg/.json to {args.out_dir} ({len(data['missing'])} missing runs)")
     return 0

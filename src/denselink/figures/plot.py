@@ -180,12 +180,14 @@ def _band(ax: Axes, points: list[dict], color: str, label: str, dashed: bool) ->
     )
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``{stem}.png`` (150 dpi) and ``{stem}.svg`` atomically; returns the paths."""
+def save(
+    fig: Figure, out_dir: Path, stem: str, command: str | None = None, force: bool = False
+) -> list[Path]:
+    """Write ``{stem}.png`` (150 dpi) and ``{stem}.svg`` atomically as ``command``'s outputs; the paths."""
     paths = []
     for suffix in ("png", "svg"):
         path = Path(out_dir) / f"{stem}.{suffix}"
-        with atomic_path(path) as tmp:
+        with atomic_path(path, command, force) as tmp:
             metadata = {"Date": None} if suffix == "svg" else None
             fig.savefig(tmp, format=suffix, dpi=150, metadata=metadata)
         paths.append(path)
