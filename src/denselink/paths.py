@@ -67,6 +67,17 @@ def _not_a_file(key: str, path: Path) -> None:
         raise ConfigError(key, f"{path} exists and is not a directory")
 
 
+def _check_own_folder(key: str, folder: Path, others: dict[str, Path]) -> None:
+    """A folder the workflow writes as one output (e.g. a generated miniature) must hold no other output."""
+    for other_key, other in others.items():
+        if other_key != key and _is_inside(other, folder):
+            raise ConfigError(
+                key,
+                f"{folder} contains {other_key} ({other}); the workflow writes this folder as one output, "
+                "so it must be a folder of its own",
+            )
+
+
 def _check_root(key: str, value: str | Path, workdir: Path) -> Path:
     """A results or data root: anywhere but the working directory, a parent of it or the home folder."""
     root = resolve_path(value, workdir)
@@ -174,6 +185,7 @@ def check_config_paths(
     paths["mitocheck.root"] = resolve_path(mitocheck.get("root", "data/mitocheck"), workdir)
     if mitocheck.get("source", "local") == "synthetic":  # a generated root is an output: same rules
         _check_root("mitocheck.root", paths["mitocheck.root"], workdir)
+        _check_own_folder("mitocheck.root", paths["mitocheck.root"], paths)
     if mitocheck.get("source", "local") == "local" and _uses_mitocheck(config):
         _require_dir(
             "mitocheck.root", paths["mitocheck.root"], "maester.runs use local Mitocheck plates", missing

@@ -13,6 +13,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
+from denselink.data.synthetic import SynthSettings
+from denselink.tracking.settings import TrackastraSettings, min_frames
 from denselink.errors import DenselinkError
 from denselink.preflight import preflight, protocol_epochs
 from denselink.evaluate.variants import (
@@ -164,6 +166,63 @@ def check_references(cfg):
                         f"protocols.{protocol}.directions",
                         f"sequence {seq!r} is not in datasets.{name}.sequences",
                     )
+    check_sequence_lengths(cfg)
+
+
+def used_protocols(cfg):
+    return sorted(set(cfg["table1"]["protocols"]) | set(cfg["appendix_c"]["protocols"]))
+
+
+def known_frames(cfg, dataset, seq):
+    """Frames of a sequence where start-up knows them: the synth settings, or a manifest already written."""
+    spec = cfg["datasets"][dataset]
+    if spec["source"] == "synthetic":
+        default = SynthSettings.model_fields["n_frames"].default
+        return (spec.get("synth") or {}).get("n_frames", default)
+    path = Path(cfg["results_root"]) / "data" / dataset / seq / "manifest.json"
+    try:
+        return len(json.loads(path.read_text())["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not validated yet: data_validate checks it (--min-frames)
+
+
+def required_frames(cfg, dataset, seq):
+    """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
+
+    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a sequence
+    validating on evaluation (validate_on_eval) holds a window. (0, "") when tracking does not use it.
+    """
+    if dataset not in used_datasets(cfg):
+        return 0, ""
+    default = TrackastraSettings.model_fields["window"].default
+    window = cfg["tracking"]["settings"].get("window", default)
+    needs = [(0, "")]
+    for protocol in used_protocols(cfg):
+        spec = cfg["protocols"][protocol]
+        for train_seq, eval_seq in directions_of(cfg, protocol):
+            if train_seq == seq and spec["val_fraction"]:
+                key = f"protocols.{protocol}.val_fraction"
+                needs.append((min_frames(window, spec["val_fraction"]), key))
+            elif seq == train_seq or (spec["validate_on_eval"] and seq == eval_seq):
+                needs.append((window, "tracking.settings.window"))
+    return max(needs)
+
+
+def check_sequence_lengths(cfg):
+    """Sequences whose frame count start-up knows must be long enough for tracking (see required_frames)."""
+    for name in used_datasets(cfg):
+        for seq in cfg["datasets"][name]["sequences"]:
+            needed, key = required_frames(cfg, name, seq)
+            n_frames = known_frames(cfg, name, seq)
+            _require(
+                n_frames is None or n_frames >= needed,
+                key,
+                f"{name}/{seq} has {n_frames} frames; window and validation tail need at least {needed}",
+            )
+
+
+def directions_of(cfg, protocol):
+    return [(d["train"], d["eval"]) for d in cfg["protocols"][protocol]["directions"]]
 
 
 def used_datasets(cfg):
@@ -234,6 +293,30 @@ def datasets_with(source, download=None):
 
 
 # --------------------------------------------------------------------------- rule inputs
+def sequence_files(folder, seq):
+    """Raw frames, TRA masks and man_track.txt of one CTC sequence (what validation reads)."""
+    folder = Path(folder)
+    tra = folder / f"{seq}_GT" / "TRA"
+    files = sorted((folder / seq).glob("t*.tif")) + sorted(tra.glob("man_track*.tif"))
+    files += [tra / "man_track.txt"] if (tra / "man_track.txt").is_file() else []
+    return [str(f) for f in files]
+
+
+def validate_inputs(w):
+    """The dataset folder and every file validation reads, so a changed frame reruns validation.
+
+    Generated or downloaded folders are checkpoints: their files are listed once they exist.
+    """
+    spec = config["datasets"][w.dataset]
+    if spec["source"] == "synthetic":
+        folder = checkpoints.data_synth.get(dataset=w.dataset).output[0]
+    elif spec["download"]:
+        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
+    else:
+        folder = data_dir(w.dataset)
+    return {"dataset": folder, "files": sequence_files(folder, w.seq)}
+
+
 def train_inputs(w):
     """Cached data (+ features, + validation data) of one training job."""
     fused = parse_variant(w.variant).kind == "embedding"
@@ -318,9 +401,7 @@ def fusions():
 
 
 def directions(protocol):
-    return [
-        (d["train"], d["eval"]) for d in config["protocols"][protocol]["directions"]
-    ]
+    return directions_of(config, protocol)
 
 
 def table1_variants(cfg, dataset):

@@ -1,7 +1,8 @@
 """Raw data (CTC download, generated data, Mitocheck plates) to checked sequence manifests."""
 
 
-rule data_synth:
+# Checkpoints: data_validate lists the frames and masks they write as its inputs (validate_inputs).
+checkpoint data_synth:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -21,7 +22,7 @@ rule data_synth:
         "denselink data synth --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-rule data_download:
+checkpoint data_download:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -50,7 +51,7 @@ rule data_download:
 
 rule data_validate:
     input:
-        data_dir("{dataset}"),
+        unpack(validate_inputs),
     output:
         results("data/{dataset}/{seq}/manifest.json"),
     log:
@@ -64,8 +65,13 @@ rule data_validate:
     threads: res("data_validate")["cpus"]
     resources:
         **slurm_resources("data_validate"),
+    params:
+        dataset_dir=lambda w: data_dir(w.dataset),
+        min_frames=lambda w: required_frames(config, w.dataset, w.seq)[0],
+        min_frames_key=lambda w: required_frames(config, w.dataset, w.seq)[1],
     shell:
-        "denselink data validate --dataset-dir {input:q} --dataset {wildcards.dataset:q} --seq {wildcards.seq:q} "
+        "denselink data validate --dataset-dir {params.dataset_dir:q} --dataset {wildcards.dataset:q} "
+        "--seq {wildcards.seq:q} --min-frames {params.min_frames} --min-frames-key {params.min_frames_key:q} "
         "--out {output:q} > {log:q} 2>&1"
 
 

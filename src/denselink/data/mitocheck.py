@@ -23,7 +23,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
-from denselink.data.ctc import frame_name, tiff_header
+from denselink.data.ctc import check_finite, frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.data.synthetic import SynthSettings, generate_sequence
 from denselink.errors import MitocheckFormatError
@@ -69,10 +69,17 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def _decode(path: Path) -> np.ndarray:
+    try:
+        return np.squeeze(tifffile.imread(path))
+    except Exception as err:  # tifffile raises many types for corrupt files
+        raise MitocheckFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+
+
 def validate_plate(
     mitocheck_root: str | Path, plate: str | int, strict: bool = False
 ) -> list[SequenceManifest]:
-    """Check every sequence of a plate directory from TIFF headers; return raw-only manifests."""
+    """Check every sequence of a plate (TIFF headers; float frames decoded too); return raw-only manifests."""
     entry = resolve_plate(plate)
     plate_dir = Path(mitocheck_root).resolve() / entry.plate_id
     if not plate_dir.is_dir():
@@ -101,6 +108,9 @@ def validate_plate(
                 raise MitocheckFormatError(path, f"dtype {frame_dtype} differs from {frames[0].name} {dtype}")
         if dtype.kind not in "uif":
             raise MitocheckFormatError(frames[0], f"dtype {dtype} is not numeric")
+        if dtype.kind == "f":  # integer pixels are finite; float ones are decoded and checked
+            for path in frames:
+                check_finite(_decode(path), path, MitocheckFormatError)
         manifests.append(
             SequenceManifest(
                 dataset=f"mitocheck-plate{entry.number}",
@@ -173,7 +183,7 @@ class MitocheckSynthSettings(StageSettings):
     shape: tuple[int, int] = Field((48, 64), description="Frame size (H, W); real Mitocheck is 1024 x 1344.")
     n_frames: int = Field(6, ge=2, description="Frames per sequence.")
     n_cells: int = Field(6, ge=1, description="Cells in the first frame of a sequence.")
-    seed: int = Field(0, description="Master seed; each plate gets its own stream.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Master seed; each plate gets its own stream.")
 
 
 def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings, force: bool = False) -> None:

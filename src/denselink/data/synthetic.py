@@ -41,7 +41,9 @@ class SynthSettings(StageSettings):
     n_cells: int = Field(6, ge=1, description="Cells in the first frame.")
     max_cells: int = Field(24, ge=1, description="No cell divides while this many cells are alive.")
     sequences: list[str] = Field(["01", "02"], min_length=1, description="Sequence names to write.")
-    seed: int = Field(0, description="Master seed; each sequence gets its own stream spawned from it.")
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Master seed; each sequence gets its own stream spawned from it."
+    )
     mode: Literal["default", "ambiguous"] = Field(
         "default",
         description="'default': cells of varied shape move freely; 'ambiguous': all cells share one "

@@ -56,7 +56,9 @@ class TableSettings(StageSettings):
         "it takes the fusion its embedding rows share",
     )
     bootstrap_samples: int = Field(default=10000, ge=100, description="bootstrap resamples for the CI")
-    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap's random generator")
+    bootstrap_seed: int = Field(
+        default=0, ge=0, lt=2**32, description="seed of the bootstrap's random generator"
+    )
     confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the bootstrap interval")
 
 

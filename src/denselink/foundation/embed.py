@@ -90,7 +90,7 @@ class FoundationSettings(StageSettings):
         None, description="download cache (null: micro_sam's cache, else ~/.cache/denselink/models)"
     )
     random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
-    seed: int = pydantic.Field(0, description="seed of the random initialisation")
+    seed: int = pydantic.Field(0, ge=0, lt=2**32, description="seed of the random initialisation")
     encoder: EncoderOverrides = pydantic.Field(default_factory=EncoderOverrides)
     upsampler: Literal["anyup", "bilinear", "guided"] = pydantic.Field(
         "anyup", description="anyup (paper) or a declared fallback: bilinear | guided"
@@ -173,6 +173,7 @@ def embed_sequence(
             chunks=(1, spec.out_chans, min(settings.chunk, height), min(settings.chunk, width)),
             dtype="float16",
             attributes=attrs,
+            config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
         )
         for start in tqdm(range(0, manifest.n_frames, settings.batch_size), desc="embed", unit="batch"):
             stop = min(start + settings.batch_size, manifest.n_frames)

@@ -135,6 +135,7 @@ def infer_sequence(
             chunks=(1, model_settings.embed_dim, *tile),
             dtype="float16",
             fill_value=0,
+            config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
         )
         for t in tqdm(range(sequence.n_frames), desc=f"maester {sequence.sequence}"):
             frame = minmax_scale(sequence.read_frame(t))

@@ -78,7 +78,7 @@ class MaesterTrainSettings(StageSettings):
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
     cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
     seed: int = Field(
-        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
+        42, ge=0, lt=2**32, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
 

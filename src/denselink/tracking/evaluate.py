@@ -26,7 +26,7 @@ from denselink.data.manifest import load_manifest
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import metrics_record, score_ctc, write_metrics
 from denselink.settings import load_settings
-from denselink.tracking.fusion import FeatureTable
+from denselink.tracking.fusion import FeatureTable, check_same_columns
 from denselink.tracking.predict import load_checkpoint, load_trackastra_folder, track_sequence
 from denselink.tracking.prepare import check_manifest
 from denselink.tracking.settings import TrackastraSettings
@@ -100,6 +100,8 @@ def evaluate_run(
     if fused != (features is not None):
         raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     table = FeatureTable(features) if features is not None else None
+    if table is not None:
+        check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"

@@ -22,10 +22,10 @@ from trackastra.data.data import _CompressedArray
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, load_manifest
-from denselink.errors import CTCFormatError, DenselinkError
+from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
-from denselink.tracking.settings import TrackastraSettings
+from denselink.tracking.settings import TrackastraSettings, min_frames
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -55,6 +55,17 @@ def check_manifest(manifest: SequenceManifest, where: str | Path) -> None:
         raise CTCFormatError(where, "sequence has no GT TRA masks / man_track.txt to build detections from")
     if len(manifest.masks) != manifest.n_frames:
         raise CTCFormatError(where, f"{manifest.n_frames} frames but {len(manifest.masks)} masks")
+
+
+def check_length(manifest: SequenceManifest, where: str | Path, settings: TrackastraSettings) -> None:
+    """ConfigError unless the sequence is long enough for the window and the held-out tail."""
+    needed = min_frames(settings.window, settings.val_fraction)
+    if manifest.n_frames < needed:
+        raise ConfigError(
+            "tracking.settings.window / protocols.*.val_fraction",
+            f"{where} has {manifest.n_frames} frames; window {settings.window} with val_fraction "
+            f"{settings.val_fraction} needs at least {needed}",
+        )
 
 
 def _link_ctc_layout(manifest: SequenceManifest, root: Path) -> Path:
@@ -110,6 +121,7 @@ def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings, force:
     check_output(out, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
+    check_length(manifest, manifest_path, settings)
     data = build_ctc_data(manifest, settings)
     payload = {
         "format": CACHE_FORMAT,
@@ -156,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings",
         default=None,
-        help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used)",
+        help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used; window and "
+        "val_fraction also bound the sequence length)",
     )
     add_force_flag(parser)
     return parser
