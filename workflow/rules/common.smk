@@ -189,8 +189,8 @@ def known_frames(cfg, dataset, seq):
 def required_frames(cfg, dataset, seq):
     """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
 
-    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a sequence
-    validating on evaluation (validate_on_eval) holds a window. (0, "") when tracking does not use it.
+    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a direction's
+    validation sequence (`val`) holds a window. (0, "") when tracking does not use it.
     """
     if dataset not in used_datasets(cfg):
         return 0, ""
@@ -199,11 +199,11 @@ def required_frames(cfg, dataset, seq):
     needs = [(0, "")]
     for protocol in used_protocols(cfg):
         spec = cfg["protocols"][protocol]
-        for train_seq, eval_seq in directions_of(cfg, protocol):
-            if train_seq == seq and spec["val_fraction"]:
+        for direction in spec["directions"]:
+            if direction["train"] == seq and spec["val_fraction"]:
                 key = f"protocols.{protocol}.val_fraction"
                 needs.append((min_frames(window, spec["val_fraction"]), key))
-            elif seq == train_seq or (spec["validate_on_eval"] and seq == eval_seq):
+            elif seq in (direction["train"], direction.get("val")):
                 needs.append((window, "tracking.settings.window"))
     return max(needs)
 
