@@ -3,6 +3,7 @@
 import json
 import sys
 import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -15,7 +16,7 @@ from denselink.data.mitocheck import DATASETS as MITOCHECK_SIZES
 from denselink.data.synthetic import SynthSettings
 from denselink.tracking.settings import TrackastraSettings, min_frames
 from denselink.errors import DenselinkError
-from denselink.preflight import preflight
+from denselink.preflight import preflight, protocol_epochs
 from denselink.evaluate.variants import (
     FOUNDATION_BACKBONES,
     parse_variant,
@@ -157,18 +158,6 @@ def check_references(cfg):
             f"epoch {epoch} is not in maester.train.save_epochs",
         )
     for protocol, spec in cfg["protocols"].items():
-        trains = [d["train"] for d in spec["directions"]]
-        if spec["validate_on_eval"]:
-            _require(
-                spec["val_fraction"] == 0,
-                f"protocols.{protocol}",
-                "validate_on_eval needs val_fraction 0",
-            )
-            _require(
-                len(set(trains)) == len(trains),
-                f"protocols.{protocol}",
-                "validate_on_eval: one eval per train",
-            )
         for direction in spec["directions"]:
             for name in used_datasets(cfg):
                 for seq in direction.values():
@@ -200,8 +189,8 @@ def known_frames(cfg, dataset, seq):
 def required_frames(cfg, dataset, seq):
     """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
 
-    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a sequence
-    validating on evaluation (validate_on_eval) holds a window; 0 frames when tracking does not use it.
+    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a direction's
+    validation sequence (`val`) holds a window; 0 frames when tracking does not use it.
     """
     if dataset not in used_datasets(cfg):
         return 0, "tracking.settings.window"
@@ -210,11 +199,11 @@ def required_frames(cfg, dataset, seq):
     needs = [(0, "tracking.settings.window")]
     for protocol in used_protocols(cfg):
         spec = cfg["protocols"][protocol]
-        for train_seq, eval_seq in directions_of(cfg, protocol):
-            if train_seq == seq and spec["val_fraction"]:
+        for direction in spec["directions"]:
+            if direction["train"] == seq and spec["val_fraction"]:
                 key = f"protocols.{protocol}.val_fraction"
                 needs.append((min_frames(window, spec["val_fraction"]), key))
-            elif seq == train_seq or (spec["validate_on_eval"] and seq == eval_seq):
+            elif seq in (direction["train"], direction.get("val")):
                 needs.append((window, "tracking.settings.window"))
     return max(needs)
 
@@ -283,11 +272,9 @@ def model_path(dataset, protocol, train_seq, variant, seed):
 
 
 def validation_seq(protocol, train_seq):
-    """The sequence val_loss is computed on when a protocol validates on its evaluation sequence."""
-    spec = config["protocols"][protocol]
-    if not spec["validate_on_eval"]:
-        return None
-    return next(d["eval"] for d in spec["directions"] if d["train"] == train_seq)
+    """The sequence val_loss is computed on while training on ``train_seq`` (None: none or the tail)."""
+    directions = config["protocols"][protocol]["directions"]
+    return next((d.get("val") for d in directions if d["train"] == train_seq), None)
 
 
 def one_of(names):
@@ -356,10 +343,12 @@ def evaluate_inputs(w):
 
 
 def optional_flags(input):
-    """--features / --val-data / --val-features for the inputs a job has."""
+    """--features / --val-data / --val-features for the inputs a job has (paths shell-quoted)."""
     names = ("features", "val_data", "val_features")
     return " ".join(
-        f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys()
+        f"--{n.replace('_', '-')} {shlex.quote(str(input[n]))}"
+        for n in names
+        if n in input.keys()
     )
 
 
@@ -379,6 +368,9 @@ def tracking_settings(protocol, variant):
     settings["early_stopping"] = (
         stopping["retrained"] if parsed.kind == "retrained" else stopping["embeddings"]
     )
+    epochs = protocol_epochs(config["protocols"][protocol], variant)
+    if epochs is not None:
+        settings["epochs"] = epochs
     return settings_json(settings)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import tifffile
 from tqdm import tqdm
 
-from denselink.atomic import write_json
+from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 
@@ -290,9 +290,12 @@ def validate_sequence(
     )
 
 
-def write_manifest(manifest: SequenceManifest, out: str | Path) -> None:
-    """Write a sequence manifest as JSON, atomically."""
-    write_json(out, manifest.to_dict())
+COMMAND = "data validate"
+
+
+def write_manifest(manifest: SequenceManifest, out: str | Path, force: bool = False) -> None:
+    """Write a sequence manifest as JSON, atomically (an existing ``out`` only if this command wrote it)."""
+    write_json(out, manifest.to_dict(), COMMAND, force)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,10 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         "--min-frames-key", default="--min-frames", help="config key named when the sequence is shorter"
     )
     parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    add_force_flag(parser)
     args = parser.parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     manifest = validate_sequence(
         args.dataset_dir, args.dataset, args.seq, args.min_frames, args.min_frames_key
     )
-    write_manifest(manifest, args.out)
+    write_manifest(manifest, args.out, args.force)
     print(f"{args.dataset}/{args.seq}: {manifest.n_frames} frames of {manifest.shape} valid -> {args.out}")
     return 0

@@ -22,7 +22,7 @@ import tifffile
 from pydantic import Field
 from tqdm import tqdm
 
-from denselink.atomic import atomic_path, write_json
+from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
 from denselink.data.ctc import check_finite, frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.data.synthetic import SynthSettings, generate_sequence
@@ -186,12 +186,15 @@ class MitocheckSynthSettings(StageSettings):
     seed: int = Field(0, ge=0, lt=2**32, description="Master seed; each plate gets its own stream.")
 
 
-def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings) -> None:
-    """Write ``{out}/{plate_id}/{sequence}/t000.tif ...`` from the synthetic generator, atomically."""
+def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings, force: bool = False) -> None:
+    """Write ``{out}/{plate_id}/{sequence}/t000.tif ...`` from the synthetic generator, atomically.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
     for number in settings.plates:
         resolve_plate(number)
     plate_seeds = np.random.SeedSequence(settings.seed).spawn(len(PLATES))
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "data mitocheck synth", force) as tmp:
         for number in settings.plates:
             names = [f"W{i + 1:05d}" for i in range(settings.sequences_per_plate)]
             generator = SynthSettings(
@@ -236,25 +239,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     dataset.add_argument("--out", type=Path, required=True, help="dataset manifest JSON to write")
     synth = commands.add_parser("synth", help="write a synthetic miniature of the Mitocheck layout")
-    synth.add_argument("--out", type=Path, required=True, help="Mitocheck root to create (replaced)")
+    synth.add_argument("--out", type=Path, required=True, help="Mitocheck root to create")
     synth.add_argument(
         "--settings", default=None, help="MitocheckSynthSettings as inline JSON or a YAML/JSON file"
     )
+    for subparser in (manifest, dataset, synth):
+        add_force_flag(subparser)
     args = parser.parse_args(argv)
+    command = f"data mitocheck {args.command}"
+    check_output(args.out, command, args.force)
     if args.command == "manifest":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             data = plate_manifest(args.mitocheck_root, args.plate, strict=args.strict)
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
-        write_json(args.out, data)
+        write_json(args.out, data, command, args.force)
         print(f"plate {data['plate_number']}: {len(data['sequences'])} sequences -> {args.out}")
     elif args.command == "dataset":
         data = union_manifests(args.manifests, args.size)
-        write_json(args.out, data)
+        write_json(args.out, data, command, args.force)
         print(f"{data['dataset'] or 'dataset'}: {len(data['sequences'])} sequences -> {args.out}")
     else:
         settings = load_settings(MitocheckSynthSettings, args.settings)
-        write_synthetic_plates(args.out, settings)
+        write_synthetic_plates(args.out, settings, args.force)
         print(f"wrote {len(settings.plates)} synthetic plates to {args.out}")
     return 0

@@ -31,7 +31,7 @@ import zarr
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
 
@@ -206,8 +206,17 @@ def _frame_table(frame: int, labels, coords, area, features, schema: pa.Schema) 
     )
 
 
-def aggregate_sequence(embedding_zarr: str | Path, manifest: str | Path, agg: str, out: str | Path) -> int:
-    """Write the per-cell feature table of a sequence to ``out`` (parquet); returns the number of rows."""
+COMMAND = "features aggregate"
+
+
+def aggregate_sequence(
+    embedding_zarr: str | Path, manifest: str | Path, agg: str, out: str | Path, force: bool = False
+) -> int:
+    """Write the per-cell feature table of a sequence to ``out`` (parquet); returns the number of rows.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     if agg not in AGGREGATIONS:
         raise EmbeddingError(embedding_zarr, f"unknown aggregation {agg!r}; expected one of {AGGREGATIONS}")
     sequence = load_manifest(manifest)
@@ -230,7 +239,7 @@ def aggregate_sequence(embedding_zarr: str | Path, manifest: str | Path, agg: st
     }
     schema = table_schema(channels, metadata)
     rows = 0
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(out, COMMAND, force) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for t in tqdm(range(n_frames), desc=f"aggregate {agg}", unit="frame"):
             mask = sequence.read_mask(t)
             if mask.shape != (height, width):
@@ -259,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mask_centroid: pixel at the rounded mask centroid (authors' code)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output parquet file")
+    add_force_flag(parser)
     return parser
 
 
@@ -266,5 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink features aggregate``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    aggregate_sequence(args.embedding, args.manifest, args.agg, args.out)
+    check_output(args.out, COMMAND, args.force)
+    aggregate_sequence(args.embedding, args.manifest, args.agg, args.out, args.force)
     return 0

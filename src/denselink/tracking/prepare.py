@@ -20,7 +20,7 @@ import torch
 from trackastra.data import CTCData
 from trackastra.data.data import _CompressedArray
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.settings import load_settings
@@ -110,8 +110,15 @@ def build_ctc_data(manifest: SequenceManifest, settings: TrackastraSettings) -> 
     return data
 
 
-def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> None:
-    """Build and cache the trackastra data of the sequence in ``manifest_path``."""
+COMMAND = "tracking prepare"
+
+
+def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings, force: bool = False) -> None:
+    """Build and cache the trackastra data of the sequence in ``manifest_path``.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
     check_length(manifest, manifest_path, settings)
@@ -125,7 +132,7 @@ def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> Non
         "manifest": str(manifest_path),
         "data": data,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         torch.save(payload, tmp)
     log.info("cached %d windows of %s/%s in %s", len(data.windows), manifest.dataset, manifest.sequence, out)
 
@@ -164,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used; window and "
         "val_fraction also bound the sequence length)",
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking prepare``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
-    prepare(args.manifest, args.out, settings)
+    prepare(args.manifest, args.out, settings, args.force)
     return 0
