@@ -32,7 +32,7 @@ import pandas as pd
 import tifffile
 from skimage.measure import regionprops_table
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
 from denselink.data.ctc import tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
@@ -42,6 +42,7 @@ from denselink.tracking.predict import link, load_checkpoint, load_trackastra_fo
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
+COMMAND = "tracking track"
 TABLE_COLUMNS = ("frame", "label", "track_id", "parent_track_id", "y", "x")
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -155,28 +156,17 @@ def tracks_table(masks: np.ndarray, result: np.ndarray, res_track: pd.DataFrame)
     return table[list(TABLE_COLUMNS)].sort_values(["track_id", "frame"], ignore_index=True)
 
 
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+def write_table(table: pd.DataFrame, path: str | Path, force: bool = False) -> Path:
     """Write the tracks table as CSV or parquet (by the file's extension), atomically."""
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(path, "the tracks table must end in .csv or .parquet")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, COMMAND, force) as tmp:
         if path.suffix.lower() == ".csv":
             table.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
         else:
             table.to_parquet(tmp, index=False)
     return path
-
-
-def _refuse_foreign(out: Path, table: Path | None) -> None:
-    if out.exists() and not (out / "res_track.txt").is_file() and any(out.iterdir()):
-        raise ConfigError(out, "exists and is not a CTC result folder; choose another --out")
-    if table is not None and table.exists():
-        header = table.read_bytes()[:200]
-        if not (
-            header.startswith(b",".join(c.encode() for c in TABLE_COLUMNS)) or header.startswith(b"PAR1")
-        ):
-            raise ConfigError(table, "exists and is not a tracks table; choose another --table")
 
 
 def track(
@@ -188,6 +178,7 @@ def track(
     features: str | Path | None = None,
     work_dir: str | Path | None = None,
     edge_threshold: float | None = None,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Link the movie ``images`` (raw TIFFs) segmented by ``masks`` (label TIFFs) with ``model``.
 
@@ -199,12 +190,17 @@ def track(
         features: feature parquet of this movie for a fused model (default: computed by the recipe).
         work_dir: keep the movie's manifest, embedding and features here (default: a temporary folder).
         edge_threshold: smallest association kept as an edge (default: the model's training setting).
+        force: replace an existing ``out`` or ``table`` that this command did not write.
 
     Returns:
         The tracks table (``frame, label, track_id, parent_track_id, y, x``).
     """
     out, table = Path(out), None if table is None else Path(table)
-    _refuse_foreign(out, table)
+    if table is not None and table.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(table, "the tracks table must end in .csv or .parquet")
+    for path in (out, table):
+        if path is not None:
+            check_output(path, COMMAND, force)
     sequence = user_sequence(images, masks)
     tracker = load_tracker(model)
     fused = isinstance(tracker.model, FusedTrackingTransformer)
@@ -220,7 +216,7 @@ def track(
         work.mkdir(parents=True, exist_ok=True)
         if fused and features is None:
             manifest_path = work / "manifest.json"
-            manifest_path.write_text(json.dumps(sequence.to_dict(), indent=2))
+            write_json(manifest_path, sequence.to_dict(), COMMAND)
             features = replay(tracker.features_recipe, manifest_path, work)
         feature_table = FeatureTable(features) if fused else None
         frames = sequence.read_frames().astype(np.float32)
@@ -229,7 +225,8 @@ def track(
         graph = link(tracker.model, frames, labels, feature_table, tracker.link_mode, threshold)
     if graph.number_of_nodes() == 0:
         raise ConfigError(out, "the model linked no cells (try a lower --edge-threshold)")
-    write_ctc(graph, labels, out)
+    with atomic_path(out, COMMAND, force) as tmp:
+        write_ctc(graph, labels, tmp)
     result = np.stack([tifffile.imread(path) for path in sorted(out.glob("mask*.tif"))])
     res_track = pd.read_csv(
         out / "res_track.txt", sep=" ", header=None, names=["label", "t1", "t2", "parent"]
@@ -238,7 +235,7 @@ def track(
     n_cells = sum(len(np.unique(m[m > 0])) for m in labels)
     log.info("%d of %d cells linked into %d tracks -> %s", len(tracks), n_cells, res_track.shape[0], out)
     if table is not None:
-        write_table(tracks, table)
+        write_table(tracks, table, force)
     return tracks
 
 
@@ -269,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--edge-threshold", type=float, default=None, help="smallest association kept (default: the model's)"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -285,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         args.features,
         args.work_dir,
         args.edge_threshold,
+        args.force,
     )
 
     return 0
