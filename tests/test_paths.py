@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,18 @@ def test_preflight_parses_every_stage_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         preflight(config, tmp_path)
     assert err.value.path == "datasets.Synth-HeLa.synth" and "n_frames" in err.value.problem
+
+
+# composed flags ("--strict" or "", "--sha256 X", "torchrun ..."): built with shlex.quote, or constant words
+COMPOSED_FLAGS = {"params.launcher", "params.optional", "params.sha256", "params.strict"}
+
+
+def test_every_value_in_a_rule_shell_command_is_quoted() -> None:
+    checked = 0
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.findall(r"shell:\n((?:[ \t]+\".*\"\n)+)", path.read_text()):
+            for name in re.findall(r"\{([^{}:]+)\}", block):
+                assert name in COMPOSED_FLAGS, f"{path.name}: {{{name}}} is not quoted (use {{{name}:q}})"
+                checked += 1
+            checked += block.count(":q}")
+    assert checked > 50  # every rule's command was found

@@ -222,6 +222,16 @@ def test_run_directory_is_claimed_once_and_taken_back_by_its_command(tmp_path: P
     assert sorted(p.name for p in user.iterdir()) == [MARKER]
 
 
+def test_an_empty_folder_holds_nothing_to_lose(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()  # Snakemake creates the folder of maester/{run}/done.json before the job runs
+    assert claim_directory(run, "maester train") == run
+    empty = tmp_path / "m.json"
+    empty.mkdir()
+    write_json(empty, {"a": 1}, "data validate")
+    assert json.loads(empty.read_text()) == {"a": 1}
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_json_outputs_are_strict(tmp_path: Path, value: float) -> None:
     out = tmp_path / "done.json"

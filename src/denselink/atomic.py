@@ -81,7 +81,13 @@ def _read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def _foreign(path: Path, command: str) -> str | None:
-    """Why the existing ``path`` is not ``command``'s own earlier output (None when it is)."""
+    """Why the existing ``path`` is not ``command``'s own earlier output (None when it is, or holds nothing).
+
+    An empty folder has nothing to lose: Snakemake creates the parent folder of every output before a
+    job runs, e.g. the run folder of ``maester/{run}/done.json``.
+    """
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return None
     marker = _read_marker(path / MARKER if path.is_dir() else sidecar(path))
     if marker is None:
         return "exists and was not written by denselink (no .denselink-output marker)"
