@@ -418,11 +418,18 @@ def _big_seed(c: dict) -> tuple[str, str]:
 
 def _dot_root(c: dict) -> tuple[str, str]:
     c["mitocheck"]["root"] = "."
+    return "mitocheck.root", "is the working directory itself"
+
+
+def _root_holding_results(c: dict) -> tuple[str, str]:
+    c["mitocheck"]["root"] = "results"
     return "mitocheck.root", "contains results_root"
 
 
 @pytest.mark.parametrize(
-    "case", [_short, _big_seed, _dot_root], ids=["too short", "seed 2**32", "mitocheck.root ."]
+    "case",
+    [_short, _big_seed, _dot_root, _root_holding_results],
+    ids=["too short", "seed 2**32", "mitocheck.root .", "mitocheck.root holding the results"],
 )
 def test_config_errors_stop_at_start_up(case, tmp_path: Path) -> None:
     config = mini()
