@@ -351,6 +351,43 @@ def test_feature_tables_with_other_columns_name_both_files(tmp_path: Path) -> No
     check_same_columns(_table(tmp_path / "same.parquet", 4), tmp_path / "same.parquet", 4)
 
 
+def _cell_table(manifest: Path, out: Path, n_features: int) -> None:
+    """Random features for every cell of the manifest's masks."""
+    rows = []
+    for t, mask_path in enumerate(json.loads(manifest.read_text())["masks"]):
+        mask = tifffile.imread(mask_path)
+        rows += [{"frame": t, "label": int(label)} for label in np.unique(mask[mask > 0])]
+    table = pd.DataFrame(rows)
+    for i in range(n_features):
+        table[f"f{i:03d}"] = np.random.default_rng(i).normal(size=len(table)).astype(np.float32)
+    table.to_parquet(out)
+
+
+def test_evaluate_names_both_tables_when_columns_differ(dataset: Path, tmp_path: Path) -> None:
+    from denselink.tracking.evaluate import evaluate_run
+    from denselink.tracking.train import train
+
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps(validate_sequence(dataset, "toy", "01").to_dict()))
+    settings = TrackastraSettings(
+        window=4, d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=1, epochs=1,
+        batch_size=2, train_samples=4, crop_size=None, max_tokens=256, augment=0,
+        mixed_precision=False, fusion="add_wrfeat",
+    )  # fmt: skip
+    prepare(manifest, tmp_path / "01.pt", settings)
+    _cell_table(manifest, tmp_path / "train.parquet", 4)
+    _cell_table(manifest, tmp_path / "eval.parquet", 3)
+    train(tmp_path / "01.pt", tmp_path / "run", 0, settings, tmp_path / "train.parquet")
+    with pytest.raises(FeatureTableError, match="feature columns differ: 4 vs 3 features") as info:
+        evaluate_run(tmp_path / "run", manifest, tmp_path / "s.json", tmp_path / "res", "paper", settings,
+                     features=tmp_path / "eval.parquet")  # fmt: skip
+    assert (
+        str(tmp_path / "train.parquet") in info.value.path
+        and str(tmp_path / "eval.parquet") in info.value.path
+    )
+    assert not (tmp_path / "s.json").exists()
+
+
 # --------------------------------------------------------------------------- through snakemake
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -381,11 +418,18 @@ def _big_seed(c: dict) -> tuple[str, str]:
 
 def _dot_root(c: dict) -> tuple[str, str]:
     c["mitocheck"]["root"] = "."
+    return "mitocheck.root", "is the working directory itself"
+
+
+def _root_holding_results(c: dict) -> tuple[str, str]:
+    c["mitocheck"]["root"] = "results"
     return "mitocheck.root", "contains results_root"
 
 
 @pytest.mark.parametrize(
-    "case", [_short, _big_seed, _dot_root], ids=["too short", "seed 2**32", "mitocheck.root ."]
+    "case",
+    [_short, _big_seed, _dot_root, _root_holding_results],
+    ids=["too short", "seed 2**32", "mitocheck.root .", "mitocheck.root holding the results"],
 )
 def test_config_errors_stop_at_start_up(case, tmp_path: Path) -> None:
     config = mini()
