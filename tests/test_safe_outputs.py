@@ -205,6 +205,17 @@ def test_stale_cleanup_removes_only_its_own_temporaries(tmp_path: Path) -> None:
     assert not ours.exists() and all(path.read_text() == "x" for path in theirs)
 
 
+def test_an_empty_folder_at_the_output_path_is_taken(tmp_path: Path) -> None:
+    """Snakemake creates the folder of an output such as ``{run}/done.json`` before the job runs."""
+    run = tmp_path / "run"
+    run.mkdir()
+    assert claim_directory(run, "tracking train") == run and (run / MARKER).is_file()
+    out = tmp_path / "ds"
+    out.mkdir()
+    assert cli.main(["data", "synth", "--out", str(out), "--settings", SYNTH]) == 0
+    assert (out / "01").is_dir() and (out / MARKER).is_file()
+
+
 def test_run_directory_is_claimed_once_and_taken_back_by_its_command(tmp_path: Path) -> None:
     run = claim_directory(tmp_path / "run", "tracking train")
     (run / "checkpoints").mkdir()
