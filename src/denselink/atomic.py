@@ -113,16 +113,12 @@ def check_output(path: str | Path, command: str, force: bool = False) -> Path:
     """``path`` if ``command`` may write it: absent, an empty folder, its own unchanged earlier output,
     or ``force``.
 
-    An empty folder holds nothing to lose (Snakemake creates the folder of an output such as
-    ``{run}/done.json`` before the job starts). Raises an OutputError naming the path otherwise; call
-    it before any expensive work.
+    Raises an OutputError naming the path otherwise; call it before any expensive work.
     """
     path = Path(path)
     if not (path.exists() or path.is_symlink()):
         return path
     _refuse_protected(path)
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-        return path
     problem = None if force else _foreign(path, command)
     if problem:
         raise OutputError(path, f"{problem}; choose another output path or pass --force to replace it")
