@@ -60,6 +60,14 @@ COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
         "tracking", "evaluate", "--model-dir", _absent(s, "run"), "--manifest", _absent(s, "m.json"),
         "--out", _absent(s, "m.json"), "--res-dir", str(t),
     ],
+    "tracking track --out": lambda t, s: [
+        "tracking", "track", "--model", _absent(s, "run"), "--images", _absent(s, "img"),
+        "--masks", _absent(s, "masks"), "--out", str(t),
+    ],
+    "tracking track --table": lambda t, s: [
+        "tracking", "track", "--model", _absent(s, "run"), "--images", _absent(s, "img"),
+        "--masks", _absent(s, "masks"), "--out", _absent(s, "RES"), "--table", str(t),
+    ],
     "evaluate table --out-csv": lambda t, s: [
         "evaluate", "table", "--metrics", _absent(s, "a.json"), "--out-csv", str(t),
         "--out-md", _absent(s, "t.md"),
@@ -77,7 +85,11 @@ COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
         "--out-dir", str(t.parent),
     ],
 }  # fmt: skip
-TARGET_NAME = {"evaluate ingest": "seed0.json", "figures appendix-c": "transfer.png"}
+TARGET_NAME = {
+    "evaluate ingest": "seed0.json",
+    "figures appendix-c": "transfer.png",
+    "tracking track --table": "tracks.csv",
+}
 
 
 def _user_folder(path: Path) -> dict[str, str]:
