@@ -71,7 +71,7 @@ rule data_validate:
         min_frames_key=lambda w: required_frames(config, w.dataset, w.seq)[1],
     shell:
         "denselink data validate --dataset-dir {params.dataset_dir:q} --dataset {wildcards.dataset:q} "
-        "--seq {wildcards.seq:q} --min-frames {params.min_frames} --min-frames-key {params.min_frames_key:q} "
+        "--seq {wildcards.seq:q} --min-frames {params.min_frames:q} --min-frames-key {params.min_frames_key:q} "
         "--out {output:q} > {log:q} 2>&1"
 
 
