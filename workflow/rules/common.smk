@@ -435,10 +435,16 @@ def table1_files():
     return [results("tables/table1.csv"), results("tables/table1.md")]
 
 
+FUSION_GAIN_PLOT = Path(workflow.basedir) / "benchmarks" / "results" / "fusion_gain.png"
+
+
 def all_targets():
     files = table1_files()
     for study in STUDIES:
         files += figure_files(study)
+    # the benchmark has been run: its plot goes into the report
+    if FUSION_GAIN_PLOT.is_file():
+        files.append(results("report/fusion_gain.png"))
     return files
 
 
