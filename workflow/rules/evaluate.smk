@@ -29,8 +29,8 @@ rule evaluate_table:
             }
         ),
     shell:
-        "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
-        "--protocols {params.protocols} --settings {params.settings:q} > {log} 2>&1"
+        "denselink evaluate table --metrics {input:q} --out-csv {output.csv:q} --out-md {output.md:q} "
+        "--protocols {params.protocols:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule fusion_gain_plot:
@@ -52,4 +52,4 @@ rule fusion_gain_plot:
     resources:
         **slurm_resources("fusion_gain_plot"),
     shell:
-        "cp {input:q} {output:q} > {log} 2>&1"
+        "cp {input:q} {output:q} > {log:q} 2>&1"

@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path, write_json
+from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.data.manifest import load_manifests
-from denselink.errors import ConfigError, DenselinkError
+from denselink.errors import ConfigError, DenselinkError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import MaesterCropDataset
 from denselink.maester.model import MaesterModelSettings, build_model
@@ -78,7 +78,7 @@ class MaesterTrainSettings(StageSettings):
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
     cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
     seed: int = Field(
-        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
+        42, ge=0, lt=2**32, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
 
@@ -117,6 +117,9 @@ def _setup(device_setting: str) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+COMMAND = "maester train"
+
+
 def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
     with atomic_path(path) as tmp:
         rows = "".join(f"{int(epoch)},{loss:.8g},{seconds:.3f}\n" for epoch, loss, seconds in history)
@@ -124,12 +127,19 @@ def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
 
 
 def train(
-    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False
+    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False, force: bool = False
 ) -> dict[str, Any]:
-    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content."""
+    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content.
+
+    ``out`` must be absent or this command's own run folder (``force`` replaces anything else). A
+    non-finite epoch loss stops the run with a DivergenceError before that epoch's checkpoint is saved.
+    """
     cfg = settings.train
+    check_output(out, COMMAND, force)
     sequences = [seq for path in manifests for seq in load_manifests(path)]
     rank, world, device = _setup(cfg.device)
+    if rank == 0:
+        claim_directory(out, COMMAND, force)
     dataset = MaesterCropDataset(
         sequences, settings.model.img_size, math.ceil(cfg.samples_per_epoch / world), cfg.seed, rank,
         cfg.sampling, cfg.augment, cfg.pad, cfg.pad_time, cfg.cache_mb,
@@ -174,6 +184,12 @@ def train(
         if world > 1:
             dist.all_reduce(totals)
         history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])
+        if not math.isfinite(history[-1][1]):
+            raise DivergenceError(
+                out,
+                f"epoch {epoch}: mean loss is {history[-1][1]}; no checkpoint of this epoch was written "
+                "(lower train.lr, or check the input frames for non-finite pixels)",
+            )
         if rank == 0:
             payload = {
                 "model_settings": settings.model.model_dump(),
@@ -236,14 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="continue from checkpoints/last.pt when it exists (same model settings required)",
     )  # fmt: skip
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(MaesterSettings, args.settings)
-    train(args.manifest, args.out, settings, resume=args.resume)
+    train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
 
 

@@ -3,8 +3,8 @@
 Mirrors ``trackastra.model.Trackastra.track(imgs, masks, mode="greedy")`` of trackastra 0.4.1:
 stack-wise percentile normalisation, wrfeat features, sliding windows, ``predict_windows``,
 ``build_graph`` + ``track_greedy`` and ``graph_to_ctc``, except that detections the greedy tracker
-links to nothing stay in the result as single-frame tracks (trackastra drops them); fused models additionally get the
-sequence's learned features appended to each window's ``features``.
+links to nothing stay in the result as single-frame tracks (trackastra drops them); fused models
+additionally get the sequence's learned features appended to each window's ``features``.
 """
 
 from __future__ import annotations
