@@ -55,12 +55,17 @@ rule maester_infer:
     wildcards: dataset=Fluo-N2DL-HeLa, seq=02, run=fluo, epoch=49
     resources: tmpdir=/tmp
 [Fri Nov 27 11:27:22 2026]
+checkpoint data_download:
+    output: data/Fluo-N2DL-HeLa
+    wildcards: dataset=Fluo-N2DL-HeLa
+[Fri Nov 27 11:27:22 2026]
 localrule all:
     input: results/tables/table1.csv
     jobid: 0
 """
     assert parse_dry_run(text) == [
         Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "02", "run": "fluo", "epoch": "49"}),
+        Job("data_download", {"dataset": "Fluo-N2DL-HeLa"}),
         Job("all", {}),
     ]
 
@@ -98,6 +103,13 @@ def test_costs_follow_the_config(full) -> None:
     chosen["protocols"]["clean"]["epochs"] = "chosen"
     every, one = job_cost(evaluate, config, costs).cpu_s, job_cost(evaluate, chosen, costs).cpu_s
     assert every == pytest.approx(config["tracking"]["settings"]["epochs"] * one) and one > 0
+    # the paper protocol trains the re-trained baseline for 300 epochs (protocols.paper.train_epochs)
+    runs = {
+        v: Job("tracking_train", {"protocol": "paper", "variant": v})
+        for v in ("retrained", "sam-mma-add_wrfeat")
+    }
+    long, short = (job_cost(job, config, costs).gpu_s for job in runs.values())
+    assert long == pytest.approx(3 * short) and short > 0
 
 
 def test_command_prints_and_writes_the_plan(

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from denselink.atomic import MARKER
 from denselink.data.ctc import read_man_track, validate_sequence
 from denselink.data.synthetic import SynthSettings, generate_sequence, main, write_dataset
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The dataset's files (the output marker aside)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MARKER
+    }
 
 
 def _centroids(masks: np.ndarray) -> list[dict[int, tuple[np.ndarray, int]]]:
@@ -129,7 +135,7 @@ def test_cli_writes_configured_sequences(tmp_path: Path) -> None:
     assert (
         main(["--out", str(out), "--settings", '{"sequences": ["01"], "n_frames": 3, "dtype": "uint8"}']) == 0
     )
-    assert sorted(p.name for p in out.iterdir()) == ["01", "01_GT"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "01", "01_GT"]
     manifest = validate_sequence(out, "cli", "01")
     assert (manifest.n_frames, manifest.dtype) == (3, "uint8")
 

@@ -76,10 +76,10 @@ class Sequence:
 
 
 def parse_dry_run(text: str) -> list[Job]:
-    """Jobs of ``snakemake -n`` output (``rule NAME:`` / ``localrule NAME:`` blocks with ``wildcards:``)."""
+    """Jobs of ``snakemake -n`` output (``rule`` / ``localrule`` / ``checkpoint NAME:`` blocks)."""
     jobs: list[Job] = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", "\n" + text):
-        head = re.match(r"\s*(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:localrule|rule|checkpoint) \w+:)", "\n" + text):
+        head = re.match(r"\s*(?:localrule|rule|checkpoint) (\w+):", block)
         if not head:
             continue
         wildcards = {}
@@ -179,7 +179,11 @@ def _ratio(kind: str) -> float:
 
 
 def _tracking_epochs(config: dict[str, Any], job: Job) -> int:
-    return int(config["tracking"]["settings"]["epochs"])
+    """Training epochs of a run: the protocol's ``train_epochs`` for its variant, else the settings'."""
+    from denselink.preflight import protocol_epochs
+
+    epochs = protocol_epochs(config["protocols"][job.wildcards["protocol"]], job.wildcards["variant"])
+    return int(config["tracking"]["settings"]["epochs"] if epochs is None else epochs)
 
 
 def _mitocheck_frames(config: dict[str, Any], costs: dict[str, Any], sources: list[str]) -> tuple[int, float]:

@@ -29,5 +29,5 @@ rule evaluate_table:
             }
         ),
     shell:
-        "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
-        "--protocols {params.protocols} --settings {params.settings:q} > {log} 2>&1"
+        "denselink evaluate table --metrics {input:q} --out-csv {output.csv:q} --out-md {output.md:q} "
+        "--protocols {params.protocols:q} --settings {params.settings:q} > {log:q} 2>&1"

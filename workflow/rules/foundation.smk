@@ -26,5 +26,5 @@ rule foundation_embed:
     params:
         settings=lambda w: settings_json(config["foundation"][w.model]),
     shell:
-        "denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
-        "--settings {params.settings:q} > {log} 2>&1"
+        "denselink foundation embed --model {wildcards.model:q} --manifest {input:q} --out {output:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"

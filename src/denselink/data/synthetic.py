@@ -24,7 +24,7 @@ from pydantic import Field
 from scipy import ndimage
 from tqdm import tqdm
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.ctc import frame_name, mask_name, write_man_track
 from denselink.settings import StageSettings, load_settings
 
@@ -41,7 +41,9 @@ class SynthSettings(StageSettings):
     n_cells: int = Field(6, ge=1, description="Cells in the first frame.")
     max_cells: int = Field(24, ge=1, description="No cell divides while this many cells are alive.")
     sequences: list[str] = Field(["01", "02"], min_length=1, description="Sequence names to write.")
-    seed: int = Field(0, description="Master seed; each sequence gets its own stream spawned from it.")
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Master seed; each sequence gets its own stream spawned from it."
+    )
     mode: Literal["default", "ambiguous"] = Field(
         "default",
         description="'default': cells of varied shape move freely; 'ambiguous': all cells share one "
@@ -351,9 +353,15 @@ def write_sequence(root: Path, name: str, sequence: SyntheticSequence) -> None:
     write_man_track(tra_dir / "man_track.txt", sequence.tracks)
 
 
-def write_dataset(out: Path, settings: SynthSettings) -> None:
-    """Generate every sequence of ``settings`` and write them as one CTC dataset, atomically."""
-    with atomic_path(out) as tmp:
+COMMAND = "data synth"
+
+
+def write_dataset(out: Path, settings: SynthSettings, force: bool = False) -> None:
+    """Generate every sequence of ``settings`` and write them as one CTC dataset, atomically.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    with atomic_path(out, COMMAND, force) as tmp:
         tmp.mkdir()
         for index, name in enumerate(tqdm(settings.sequences, desc="synthetic sequences", unit="seq")):
             write_sequence(tmp, name, generate_sequence(settings, index))
@@ -365,14 +373,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="denselink data synth",
         description="Generate synthetic CTC sequences (textured cells that move, touch, cross, divide).",
     )
-    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create (replaced)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
     parser.add_argument(
         "--settings",
         default=None,
         help="SynthSettings as inline JSON or a YAML/JSON file (keys: see docs/data.md); defaults if omitted",
     )
+    add_force_flag(parser)
     args = parser.parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(SynthSettings, args.settings)
-    write_dataset(args.out, settings)
+    write_dataset(args.out, settings, args.force)
     print(f"wrote {len(settings.sequences)} synthetic sequences to {args.out}")
     return 0

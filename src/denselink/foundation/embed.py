@@ -20,7 +20,7 @@ import zarr
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.compression import Compression, compressors
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import CTCFormatError
@@ -91,7 +91,7 @@ class FoundationSettings(StageSettings):
         None, description="download cache (null: micro_sam's cache, else ~/.cache/denselink/models)"
     )
     random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
-    seed: int = pydantic.Field(0, description="seed of the random initialisation")
+    seed: int = pydantic.Field(0, ge=0, lt=2**32, description="seed of the random initialisation")
     encoder: EncoderOverrides = pydantic.Field(default_factory=EncoderOverrides)
     upsampler: Literal["anyup", "bilinear", "guided"] = pydantic.Field(
         "anyup", description="anyup (paper) or a declared fallback: bilinear | guided"
@@ -131,10 +131,21 @@ def _source_hashes(manifest: SequenceManifest) -> dict[str, str]:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in manifest.frames}
 
 
+COMMAND = "foundation embed"
+
+
 def embed_sequence(
-    manifest_path: str | Path, out: str | Path, model: str, settings: FoundationSettings
+    manifest_path: str | Path,
+    out: str | Path,
+    model: str,
+    settings: FoundationSettings,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Embed every frame of a sequence into ``out`` (zarr); returns the attrs written."""
+    """Embed every frame of a sequence into ``out`` (zarr); returns the attrs written.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     manifest = load_manifest(manifest_path)
     model_type = settings.model_type or MODEL_TYPES[model]
     device = resolve_device(settings.device)
@@ -159,7 +170,7 @@ def embed_sequence(
         "denselink_version": __version__,
     }
     log.info("embedding %d frames of %s with %s (%s)", manifest.n_frames, manifest_path, model_type, attrs)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
         array = group.create_array(
             "embedding",
@@ -167,6 +178,7 @@ def embed_sequence(
             chunks=(1, spec.out_chans, min(settings.chunk, height), min(settings.chunk, width)),
             dtype="float16",
             attributes=attrs,
+            config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
             compressors=compressors(settings.compression, settings.compression_level),
         )
         for start in tqdm(range(0, manifest.n_frames, settings.batch_size), desc="embed", unit="batch"):
@@ -205,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "anyup{repo,source,pretrained,tile_pixels}, guided{sigma_spatial,sigma_range}, batch_size, device, "
         "chunk, compression, compression_level); omitted keys take the paper's values",
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -212,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink foundation embed``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(FoundationSettings, args.settings)
-    embed_sequence(args.manifest, args.out, args.model, settings)
+    embed_sequence(args.manifest, args.out, args.model, settings, args.force)
     return 0

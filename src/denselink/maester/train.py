@@ -30,9 +30,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path, write_json
+from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.data.manifest import load_manifests
-from denselink.errors import ConfigError, DenselinkError
+from denselink.errors import ConfigError, DenselinkError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
 from denselink.maester.frame_store import build_frame_store
@@ -88,7 +88,7 @@ class MaesterTrainSettings(StageSettings):
         False, description="Keep {out}/frames (the decoded, uncompressed frames) after the last epoch."
     )
     seed: int = Field(
-        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
+        42, ge=0, lt=2**32, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available.")
 
@@ -111,14 +111,10 @@ def _derived_seed(*key: int) -> int:
     return int(np.random.SeedSequence(list(key), spawn_key=(1,)).generate_state(1)[0])
 
 
-def _rank_world() -> tuple[int, int]:
-    """This process's rank and the number of processes (torchrun's environment; 0 and 1 alone)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _setup(device_setting: str) -> tuple[int, int, torch.device]:
     """Rank, world size and device; joins the process group when launched by torchrun."""
-    rank, world = _rank_world()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_setting == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--settings train.device", "cuda requested but no CUDA device is available")
@@ -131,6 +127,9 @@ def _setup(device_setting: str) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+COMMAND = "maester train"
+
+
 def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
     with atomic_path(path) as tmp:
         rows = "".join(f"{int(epoch)},{loss:.8g},{seconds:.3f}\n" for epoch, loss, seconds in history)
@@ -138,10 +137,15 @@ def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
 
 
 def train(
-    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False
+    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False, force: bool = False
 ) -> dict[str, Any]:
-    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content."""
+    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content.
+
+    ``out`` must be absent or this command's own run folder (``force`` replaces anything else). A
+    non-finite epoch loss stops the run with a DivergenceError before that epoch's checkpoint is saved.
+    """
     cfg = settings.train
+    check_output(out, COMMAND, force)
     sequences = [seq for path in manifests for seq in load_manifests(path)]
     if not sequences:
         raise ConfigError("--manifest", "no sequences to sample from")
@@ -149,8 +153,12 @@ def train(
     for seq in sequences:  # before decoding anything
         where = seq.frames[0].parent if seq.frames else f"{seq.dataset}/{seq.sequence}"
         check_volume_fits(where, (seq.n_frames, *seq.shape), settings.model.img_size, cfg.sampling, pad)
-    store = build_frame_store(sequences, out / "frames", *_rank_world())
     rank, world, device = _setup(cfg.device)
+    if rank == 0:
+        claim_directory(out, COMMAND, force)
+    if world > 1:
+        dist.barrier()  # the run folder is claimed before any process writes into it
+    store = build_frame_store(sequences, out / "frames", rank, world)
     samples = math.ceil(cfg.samples_per_epoch / world)
     dataset = MaesterCropDataset(
         store,
@@ -205,6 +213,12 @@ def train(
         if world > 1:
             dist.all_reduce(totals)
         history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])
+        if not math.isfinite(history[-1][1]):
+            raise DivergenceError(
+                out,
+                f"epoch {epoch}: mean loss is {history[-1][1]}; no checkpoint of this epoch was written "
+                "(lower train.lr, or check the input frames for non-finite pixels)",
+            )
         if rank == 0:
             payload = {
                 "model_settings": settings.model.model_dump(),
@@ -270,14 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="continue from checkpoints/last.pt when it exists (same model settings required)",
     )  # fmt: skip
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(MaesterSettings, args.settings)
-    train(args.manifest, args.out, settings, resume=args.resume)
+    train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
 
 

@@ -21,17 +21,18 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import load_manifest
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import metrics_record, score_ctc, write_metrics
 from denselink.settings import load_settings
-from denselink.tracking.fusion import FeatureTable
+from denselink.tracking.fusion import FeatureTable, check_same_columns
 from denselink.tracking.predict import load_checkpoint, load_trackastra_folder, track_sequence
 from denselink.tracking.prepare import check_manifest
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
+COMMAND = "tracking evaluate"
 PRETRAINED_NAMES = ("general_2d", "ctc")
 
 
@@ -81,8 +82,14 @@ def evaluate_run(
     features: Path | None = None,
     epochs: str = "all",
     meta: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON."""
+    """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON.
+
+    Existing ``out`` and ``res_dir`` are replaced only if this command wrote them (or ``force``).
+    """
+    check_output(out, COMMAND, force)
+    check_output(res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
     checkpoints = list_checkpoints(model_dir)
@@ -93,6 +100,8 @@ def evaluate_run(
     if fused != (features is not None):
         raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     table = FeatureTable(features) if features is not None else None
+    if table is not None:
+        check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"
@@ -123,7 +132,7 @@ def evaluate_run(
             else:
                 shutil.rmtree(res)
         chosen = choose_epoch([rows[i] for i in targets], protocol)
-        with atomic_path(res_dir) as tmp_res:
+        with atomic_path(res_dir, COMMAND, force) as tmp_res:
             shutil.copytree(best_res, tmp_res)
     meta = {**_default_meta(config, manifest), **(meta or {})}
     record = metrics_record(
@@ -134,7 +143,7 @@ def evaluate_run(
         per_epoch=rows,
         epoch=chosen["epoch"],
     )
-    write_metrics(out, record)
+    write_metrics(out, record, COMMAND, force)
     return record
 
 
@@ -166,8 +175,11 @@ def evaluate_pretrained(
     protocol: str,
     settings: TrackastraSettings,
     meta: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score trackastra's published model; a skipped record when its folder is absent."""
+    check_output(out, COMMAND, force)
+    check_output(res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
     meta = {"dataset": manifest.dataset, "variant": "pretrained", "seed": 0, "train_seq": "", **(meta or {})}
@@ -179,18 +191,18 @@ def evaluate_pretrained(
             f"Trackastra.from_pretrained({folder.name!r}) needs internet) or configure its folder"
         )
         log.warning("skipping the pretrained baseline: %s", reason)
-        with atomic_path(res_dir) as tmp:
+        with atomic_path(res_dir, COMMAND, force) as tmp:
             tmp.mkdir()  # the workflow's declared output exists, empty
         record = metrics_record(
             **meta, protocol=protocol, checkpoint=str(folder), scores=None, status="skipped", reason=reason
         )
-        write_metrics(out, record)
+        write_metrics(out, record, COMMAND, force)
         return record
     model = load_trackastra_folder(folder)
-    with atomic_path(res_dir) as tmp:
+    with atomic_path(res_dir, COMMAND, force) as tmp:
         scores = _score_checkpoint(model, manifest, None, settings, Path(manifest.man_track).parent, tmp)
     record = metrics_record(**meta, protocol=protocol, checkpoint=str(folder), scores=scores)
-    write_metrics(out, record)
+    write_metrics(out, record, COMMAND, force)
     return record
 
 
@@ -219,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -226,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking evaluate``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
+    check_output(args.res_dir, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
     given = {
         "dataset": args.dataset,
@@ -239,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.features is not None:
             raise ConfigError("--features", "the pretrained model takes no learned features")
         evaluate_pretrained(
-            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta
+            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta, args.force
         )
     else:
         evaluate_run(
@@ -252,5 +267,6 @@ def main(argv: list[str] | None = None) -> int:
             args.features,
             args.epochs,
             meta,
+            args.force,
         )
     return 0
