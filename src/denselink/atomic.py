@@ -81,7 +81,12 @@ def _read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def _foreign(path: Path, command: str) -> str | None:
-    """Why the existing ``path`` is not ``command``'s own earlier output (None when it is)."""
+    """Why the existing ``path`` is not ``command``'s own earlier output (None when it is).
+
+    An empty folder holds nothing to lose (Snakemake creates the folders of a job's outputs before it runs).
+    """
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return None
     marker = _read_marker(path / MARKER if path.is_dir() else sidecar(path))
     if marker is None:
         return "exists and was not written by denselink (no .denselink-output marker)"

@@ -24,6 +24,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("tracking", "prepare"): ("denselink.tracking.prepare", "cache trackastra's per-sequence data"),
     ("tracking", "train"): ("denselink.tracking.train", "train trackastra (optionally fused)"),
     ("tracking", "evaluate"): ("denselink.tracking.evaluate", "track + score every checkpoint"),
+    ("tracking", "track"): ("denselink.tracking.track", "link your own movie with a trained model"),
     ("evaluate", "table"): ("denselink.evaluate.table", "Table 1 under a protocol"),
     ("evaluate", "ingest"): ("denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),
     ("figures", "appendix-c"): ("denselink.figures.appendix_c", "Appendix C figures"),

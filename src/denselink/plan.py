@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
-from denselink.atomic import write_json
+from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError, DenselinkError
 
+COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
@@ -363,12 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu", default="cpu", help="machine kind of the CPU costs in the cost file")
     parser.add_argument("--gpu", default="a100", help="machine kind of the GPU costs in the cost file")
     parser.add_argument("--json", type=Path, default=None, help="also write the plan as JSON to this file")
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    if args.json is not None:
+        check_output(args.json, COMMAND, args.force)
     config = load_config(args.configfile)
     costs = load_costs(args.costs, args.cpu, args.gpu)
     if args.dry_run_output is not None:
@@ -379,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, dense = plan(jobs, config, costs), dense_disk(jobs, config, costs)
     print(render(rows, dense, costs))
     if args.json is not None:
-        write_json(args.json, {"rules": rows, "dense": dense})
+        write_json(args.json, {"rules": rows, "dense": dense}, COMMAND, args.force)
     return 0
 
 

@@ -190,13 +190,13 @@ def required_frames(cfg, dataset, seq):
     """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
 
     A training sequence holds a window, plus a held-out tail under val_fraction > 0; a direction's
-    validation sequence (`val`) holds a window. (0, "") when tracking does not use it.
+    validation sequence (`val`) holds a window; 0 frames when tracking does not use it.
     """
     if dataset not in used_datasets(cfg):
-        return 0, ""
+        return 0, "tracking.settings.window"
     default = TrackastraSettings.model_fields["window"].default
     window = cfg["tracking"]["settings"].get("window", default)
-    needs = [(0, "")]
+    needs = [(0, "tracking.settings.window")]
     for protocol in used_protocols(cfg):
         spec = cfg["protocols"][protocol]
         for direction in spec["directions"]:

@@ -26,6 +26,9 @@ from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import CTCFormatError
 from denselink.foundation.sam import EncoderSpec, encode_batch, grid_geometry, load_encoder, resolve_device
 from denselink.foundation.upsample import (
+    ANYUP_COMMIT,
+    ANYUP_WEIGHTS_SHA256,
+    ANYUP_WEIGHTS_URL,
     AnyUpUpsampler,
     BilinearUpsampler,
     GuidedUpsampler,
@@ -63,11 +66,23 @@ class EncoderOverrides(StageSettings):
 
 
 class AnyUpSettings(StageSettings):
-    """Where AnyUp comes from and how its output is tiled."""
+    """Where AnyUp comes from (pinned commit, hash-checked weights) and how its output is tiled."""
 
     repo: str = pydantic.Field("wimmerth/anyup", description="GitHub owner/name, or a local clone directory")
     source: Literal["github", "local"] = pydantic.Field("github", description="torch.hub source")
+    commit: str | None = pydantic.Field(
+        ANYUP_COMMIT,
+        pattern="^[0-9a-f]{40}$",
+        description="full commit of the AnyUp repository (a local git clone must be checked out at it); "
+        "null: the default branch, unpinned",
+    )
     pretrained: bool = pydantic.Field(True, description="load AnyUp's released weights (paper checkpoint)")
+    weights_url: str = pydantic.Field(ANYUP_WEIGHTS_URL, description="URL of the weights (paper checkpoint)")
+    weights_sha256: str | None = pydantic.Field(
+        ANYUP_WEIGHTS_SHA256,
+        pattern="^[0-9a-f]{64}$",
+        description="required sha256 of the weights file; null: not checked (it is recorded either way)",
+    )
     tile_pixels: int = pydantic.Field(
         4096, ge=1, description="query pixels per attention tile (memory bound)"
     )
@@ -88,7 +103,14 @@ class FoundationSettings(StageSettings):
     )
     checkpoint: str | None = pydantic.Field(None, description="local checkpoint file instead of the registry")
     cache_dir: str | None = pydantic.Field(
-        None, description="download cache (null: micro_sam's cache, else ~/.cache/denselink/models)"
+        None,
+        description="download cache of the encoder and AnyUp weights (null: micro_sam's cache, else "
+        "~/.cache/denselink/models, and torch.hub's checkpoints folder for AnyUp)",
+    )
+    implementation: Literal["auto", "micro_sam", "denselink"] = pydantic.Field(
+        "auto",
+        description="micro_sam: its get_sam_model and preprocessing; denselink: the copy of both; "
+        "auto: micro_sam when importable (released vit_b architecture), else the copy",
     )
     random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
     seed: int = pydantic.Field(0, ge=0, lt=2**32, description="seed of the random initialisation")
@@ -117,7 +139,17 @@ def make_upsampler(settings: FoundationSettings, device: torch.device) -> Upsamp
     """The configured upsampler; a fallback is announced with a WARNING line."""
     if settings.upsampler == "anyup":
         a = settings.anyup
-        return AnyUpUpsampler(load_anyup(a.repo, a.source, a.pretrained, device), tile_pixels=a.tile_pixels)
+        model, provenance = load_anyup(
+            a.repo,
+            a.source,
+            a.pretrained,
+            device,
+            a.commit,
+            a.weights_url,
+            a.weights_sha256,
+            settings.cache_dir,
+        )
+        return AnyUpUpsampler(model, tile_pixels=a.tile_pixels, provenance=provenance)
     log.warning(
         "upsampler '%s' is configured instead of AnyUp (the paper's upsampler); recorded in the zarr attrs",
         settings.upsampler,
@@ -152,7 +184,13 @@ def embed_sequence(
     spec = settings.encoder.spec()
     upsampler = make_upsampler(settings, device)
     encoder, weights = load_encoder(
-        model_type, spec, settings.checkpoint, settings.cache_dir, settings.random_init, settings.seed
+        model_type,
+        spec,
+        settings.checkpoint,
+        settings.cache_dir,
+        settings.random_init,
+        settings.seed,
+        settings.implementation,
     )
     encoder = encoder.to(device)
     height, width = manifest.shape
@@ -161,6 +199,7 @@ def embed_sequence(
         "backbone": model,
         **weights,
         "upsampler": upsampler.name,
+        **getattr(upsampler, "provenance", {}),
         "image_shape": [height, width],
         "grid_valid": list(geometry.valid),
         "grid_extent": list(geometry.extent),
@@ -214,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="FoundationSettings as inline JSON or a YAML/JSON file (keys: model_type, checkpoint, "
         "cache_dir, random_init, seed, encoder{img_size,embed_dim,depth,num_heads}, upsampler, "
-        "anyup{repo,source,pretrained,tile_pixels}, guided{sigma_spatial,sigma_range}, batch_size, device, "
-        "chunk, compression, compression_level); omitted keys take the paper's values",
+        "anyup{repo,source,commit,pretrained,weights_url,weights_sha256,tile_pixels}, "
+        "guided{sigma_spatial,sigma_range}, batch_size, device, chunk, "
+        "compression, compression_level); omitted keys take the paper's values",
     )
     add_force_flag(parser)
     return parser

@@ -32,6 +32,7 @@ from trackastra.utils import blockwise_causal_norm, blockwise_sum
 import denselink
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.errors import ConfigError, DivergenceError
+from denselink.features.recipe import describe_table
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
@@ -239,6 +240,7 @@ def train(
             "early_stopping", "early stopping needs validation data: a val_fraction > 0 or --val-data"
         )
     table = FeatureTable(features) if features is not None else None
+    recipe = describe_table(features) if features is not None else None
     train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
     val_table = table
     if val_data is not None:
@@ -310,6 +312,7 @@ def train(
         "val_windows": 0 if val_split is None else len(val_split),
         "model_config": dict(model.config),
         "fusion_config": fusion_config,
+        "features_recipe": recipe,
         "device": str(device),
         "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
     }
@@ -355,7 +358,11 @@ def train(
         }
         rows.append(row)
         _stop_if_diverged(out, row, model, val_loader is not None)
-        _save_checkpoint(out / "checkpoints" / f"epoch{epoch:03d}.pt", model, {**row, "seed": seed})
+        _save_checkpoint(
+            out / "checkpoints" / f"epoch{epoch:03d}.pt",
+            model,
+            {**row, "seed": seed, "features_recipe": recipe},
+        )
         _write_log(out / "train_log.csv", rows)
         log.info("epoch %d: train_loss %.5f val_loss %.5f lr %.2e", epoch, row["train_loss"], val_loss, lr)
         if math.isfinite(val_loss) and val_loss < best:
