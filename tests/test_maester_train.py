@@ -74,6 +74,7 @@ def test_two_process_gloo_training_lowers_the_loss(manifest: Path, tmp_path: Pat
     assert done["world_size"] == 2
     assert done["checkpoints"] == {"1": "checkpoints/epoch1.pt", "3": "checkpoints/epoch3.pt"}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch1.pt", "epoch3.pt", "last.pt"]
+    assert not (out / "frames").exists()  # the decoded frames are removed once the run is done
     state = read_checkpoint(out / "checkpoints" / "epoch1.pt")
     assert state["epoch"] == 1 and state["world_size"] == 2 and len(state["loss_history"]) == 2
 

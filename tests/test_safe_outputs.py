@@ -80,6 +80,7 @@ COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
         "evaluate", "ingest", "--csv", _absent(s, "a.csv"), "--dataset", "D", "--variant", "retrained",
         "--out-dir", str(t.parent),
     ],
+    "plan": lambda t, s: ["plan", "--configfile", _absent(s, "c.yaml"), "--json", str(t)],
     "figures appendix-c": lambda t, s: [
         "figures", "appendix-c", "--study", "transfer", "--metrics", _absent(s, "a.json"),
         "--out-dir", str(t.parent),

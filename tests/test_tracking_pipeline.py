@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import tifffile
 import torch
 from tracking_toy import write_swap_sequence
 
@@ -227,3 +228,26 @@ def test_absurd_learning_rate_stops_training_naming_the_epoch(
         assert all(
             torch.isfinite(v).all() for v in torch.load(path, weights_only=False)["state_dict"].values()
         )
+
+
+def test_detections_linked_to_nothing_stay_as_single_frame_tracks(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    from denselink.data.manifest import load_manifest
+    from denselink.tracking.fusion import build_model
+    from denselink.tracking.predict import link, write_ctc
+
+    torch.manual_seed(0)
+    model = build_model(TrackastraSettings(**MINI).transformer_kwargs(7), None)
+    manifest = load_manifest(toy["eval_manifest"])
+    images, masks = manifest.read_frames().astype("float32"), manifest.read_masks().astype("int32")
+    graph = link(model, images, masks, edge_threshold=1.0)  # no association reaches 1: no links
+    detections = sum(len(set(frame[frame > 0].tolist())) for frame in masks)
+    assert graph.number_of_edges() == 0
+    assert graph.number_of_nodes() == detections
+    result = write_ctc(graph, masks, tmp_path / "RES")
+    lines = (result / "res_track.txt").read_text().splitlines()
+    assert len(lines) == detections
+    for t, mask in enumerate(masks):
+        written = tifffile.imread(result / f"mask{t:03d}.tif")
+        assert ((written > 0) == (mask > 0)).all()

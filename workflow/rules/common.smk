@@ -277,6 +277,13 @@ def validation_seq(protocol, train_seq):
     return next((d.get("val") for d in directions if d["train"] == train_seq), None)
 
 
+def dense_output(path, kind):
+    """A dense embedding volume, kept or temp() (deleted once its tables exist) per storage.keep_dense."""
+    if config["storage"]["keep_dense"][kind]:
+        return directory(path)
+    return temp(directory(path))
+
+
 def one_of(names):
     """Wildcard constraint matching exactly one of ``names`` (nothing when empty)."""
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
@@ -508,10 +515,16 @@ def table1_files():
     return [results("tables/table1.csv"), results("tables/table1.md")]
 
 
+FUSION_GAIN_PLOT = Path(workflow.basedir) / "benchmarks" / "results" / "fusion_gain.png"
+
+
 def all_targets():
     files = table1_files()
     for study in STUDIES:
         files += figure_files(study)
+    # the benchmark has been run: its plot goes into the report
+    if FUSION_GAIN_PLOT.is_file():
+        files.append(results("report/fusion_gain.png"))
     return files
 
 

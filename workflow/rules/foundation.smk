@@ -5,7 +5,10 @@ rule foundation_embed:
     input:
         manifest("{dataset}/{seq}"),
     output:
-        directory(results("embeddings/{dataset}/{seq}/{model}-{upsampler}.zarr")),
+        dense_output(
+            results("embeddings/{dataset}/{seq}/{model}-{upsampler}.zarr"),
+            "foundation",
+        ),
     log:
         results("logs/foundation_embed/{dataset}/{seq}/{model}-{upsampler}.log"),
     benchmark:

@@ -30,7 +30,10 @@ rule maester_infer:
         done=results("maester/{run}/done.json"),
         manifest=manifest("{dataset}/{seq}"),
     output:
-        directory(results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr")),
+        dense_output(
+            results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr"),
+            "maester",
+        ),
     log:
         results("logs/maester_infer/{dataset}/{seq}/{run}-epoch{epoch}.log"),
     benchmark:

@@ -3,7 +3,11 @@
 Every cell carries its own appearance (a mean intensity and a sinusoidal texture fixed in the
 cell's own coordinate frame), so appearance identifies a cell over time. In ``"ambiguous"``
 mode all cells have the same size and shape and move in pairs that swap places, so that
-motion alone cannot tell the partners apart and appearance features are needed.
+motion alone cannot tell the partners apart and appearance features are needed. In
+``"texture"`` mode the cells are moreover identical in everything trackastra's wrfeat measures
+(equal discs, one mean intensity): only the orientation of their stripes tells them apart
+(partners get orthogonal stripes, daughters keep their mother's), so only an image encoder
+that sees the texture can follow a cell through a swap.
 
 The output follows the CTC layout (``{out}/01/t000.tif``, ``{out}/01_GT/TRA/man_track000.tif``,
 ``{out}/01_GT/TRA/man_track.txt``); masks are ``uint16`` labels equal to track ids.
@@ -44,10 +48,11 @@ class SynthSettings(StageSettings):
     seed: int = Field(
         0, ge=0, lt=2**32, description="Master seed; each sequence gets its own stream spawned from it."
     )
-    mode: Literal["default", "ambiguous"] = Field(
+    mode: Literal["default", "ambiguous", "texture"] = Field(
         "default",
         description="'default': cells of varied shape move freely; 'ambiguous': all cells share one "
-        "size and shape and move in pairs that swap places.",
+        "size and shape and move in pairs that swap places; 'texture': as 'ambiguous', and all cells "
+        "share one mean intensity, told apart only by their stripes' orientation.",
     )
     radius: tuple[float, float] = Field(
         (4.0, 6.0), description="Range of cell semi-axes in pixels (ambiguous mode uses their mean for all)."
@@ -68,6 +73,10 @@ class SynthSettings(StageSettings):
     texture_period: tuple[float, float] = Field(
         (2.5, 6.0), description="Range of the texture's wavelengths in pixels."
     )
+    textures: int = Field(
+        4, ge=2, description="Texture mode: stripe orientations in the palette (pi/textures apart)."
+    )
+    stripe_period: float = Field(4.0, gt=2, description="Texture mode: stripe wavelength in pixels.")
     background: float = Field(0.08, ge=0, le=1, description="Background intensity (fraction of full scale).")
     noise: float = Field(0.03, ge=0, description="Standard deviation of additive Gaussian noise (fraction).")
     blur: float = Field(0.7, ge=0, description="Gaussian blur sigma (pixels) applied before the noise.")
@@ -76,13 +85,23 @@ class SynthSettings(StageSettings):
     )
 
 
+SWAP_COLUMNS = ["frame", "first", "second"]
+
+
 @dataclass
 class SyntheticSequence:
-    """One generated sequence: raw frames, TRA label masks and the CTC track table."""
+    """One generated sequence: raw frames, TRA label masks and the CTC track table.
+
+    ``textures`` maps each track label to its stripe orientation index (texture mode; else -1);
+    ``swaps`` has one row per completed swap of a pair: the first frame showing the partners
+    ``first`` and ``second`` in each other's places.
+    """
 
     frames: np.ndarray
     masks: np.ndarray
     tracks: pd.DataFrame
+    textures: dict[int, int] = field(default_factory=dict)
+    swaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SWAP_COLUMNS))
 
 
 @dataclass
@@ -95,11 +114,13 @@ class _Cell:
     intensity: float
     wavevectors: np.ndarray  # (2, 2) texture wave vectors in cell coordinates
     phases: np.ndarray  # (2,)
+    texture: int = -1  # stripe orientation index (texture mode)
+    grows: bool = True  # daughters start at CHILD_SCALE and grow
     end: int = -1
     position: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def current_axes(self, t: int) -> np.ndarray:
-        if self.parent == 0:
+        if self.parent == 0 or not self.grows:
             return self.axes
         grown = min(1.0, (t - self.start) / GROWTH_FRAMES)
         return self.axes * (CHILD_SCALE + (1 - CHILD_SCALE) * grown)
@@ -134,10 +155,13 @@ class _Simulation:
         self.rng = rng
         self.cells: list[_Cell] = []
         self.agents: list[_Agent] = []
+        self.swaps: list[tuple[int, int, int]] = []
         self.shape = np.array(settings.shape, dtype=float)
 
-    def new_cell(self, t: int, parent: _Cell | None = None) -> _Cell:
+    def new_cell(self, t: int, parent: _Cell | None = None, texture: int = -1) -> _Cell:
         s, rng = self.s, self.rng
+        if s.mode == "texture":
+            return self.new_striped_cell(t, parent, texture)
         if s.mode == "ambiguous":
             axes = np.full(2, sum(s.radius) / 2)
         elif parent is not None:
@@ -164,14 +188,42 @@ class _Simulation:
         self.cells.append(cell)
         return cell
 
+    def new_striped_cell(self, t: int, parent: _Cell | None, texture: int) -> _Cell:
+        """A texture-mode cell: the common disc and intensity, stripes of orientation ``texture``."""
+        s = self.s
+        if parent is not None:
+            texture = parent.texture
+        direction = np.pi * texture / s.textures
+        wavevector = 2 * np.pi / s.stripe_period * np.array([math.cos(direction), math.sin(direction)])
+        cell = _Cell(
+            label=len(self.cells) + 1,
+            start=t,
+            parent=0 if parent is None else parent.label,
+            axes=np.full(2, sum(s.radius) / 2),
+            angle=0.0,
+            intensity=sum(s.intensity) / 2,
+            wavevectors=np.stack([wavevector, np.zeros(2)]),
+            phases=np.array([np.pi / 2, 0.0]),  # cos stripes (bright centre line); no second wave
+            texture=texture,
+            grows=False,
+        )
+        self.cells.append(cell)
+        return cell
+
+    def partner_textures(self) -> tuple[int, int]:
+        """Two orientations as far apart as the palette allows (orthogonal for an even palette)."""
+        first = int(self.rng.integers(0, self.s.textures))
+        return first, (first + self.s.textures // 2) % self.s.textures
+
     def random_velocity(self) -> np.ndarray:
         return self.rng.normal(0, self.s.speed, 2)
 
     def seed_agents(self) -> None:
         s = self.s
-        if s.mode == "ambiguous":
+        if s.mode in ("ambiguous", "texture"):
             for _ in range(s.n_cells // 2):
-                members = [self.new_cell(0), self.new_cell(0)]
+                textures = self.partner_textures() if s.mode == "texture" else (-1, -1)
+                members = [self.new_cell(0, texture=textures[0]), self.new_cell(0, texture=textures[1])]
                 separation = 2 * float(members[0].axes[0]) + s.pair_gap
                 agent = _Agent(
                     members,
@@ -183,7 +235,10 @@ class _Simulation:
                 )
                 self.agents.append(agent)
             if s.n_cells % 2:
-                self.agents.append(_Agent([self.new_cell(0)], np.zeros(2), self.random_velocity()))
+                texture = self.partner_textures()[0] if s.mode == "texture" else -1
+                self.agents.append(
+                    _Agent([self.new_cell(0, texture=texture)], np.zeros(2), self.random_velocity())
+                )
         else:
             for _ in range(s.n_cells):
                 self.agents.append(_Agent([self.new_cell(0)], np.zeros(2), self.random_velocity()))
@@ -242,6 +297,8 @@ class _Simulation:
                     agent.orientation += np.pi / s.swap_frames
                     if agent.swap_clock >= s.swap_every + s.swap_frames:
                         agent.swap_clock = 0
+                        first, second = agent.members
+                        self.swaps.append((t, first.label, second.label))
         self.repel(t)
         for agent in self.agents:
             reach = min(agent.reach(t), float(self.shape.min()) / 2)
@@ -295,6 +352,8 @@ class _Simulation:
                 wins = (distance <= 1) & (distance < best[window])
                 texture = np.sin(cell.wavevectors[0, 0] * u + cell.wavevectors[0, 1] * v + cell.phases[0])
                 texture += np.sin(cell.wavevectors[1, 0] * u + cell.wavevectors[1, 1] * v + cell.phases[1])
+                if s.mode == "texture":  # zero mean over the disc: every cell has the same mean intensity
+                    texture -= texture[distance <= 1].mean()
                 value = cell.intensity * (1 + 0.5 * s.texture_amplitude * texture)
                 best[window] = np.where(wins, distance, best[window])
                 labels[window] = np.where(wins, cell.label, labels[window])
@@ -325,7 +384,9 @@ class _Simulation:
             [(c.label, c.start, c.end, c.parent) for c in self.cells],
             columns=["label", "start", "end", "parent"],
         )
-        return SyntheticSequence(np.stack(frames), np.stack(masks), tracks)
+        textures = {c.label: c.texture for c in self.cells}
+        swaps = pd.DataFrame(self.swaps, columns=SWAP_COLUMNS)
+        return SyntheticSequence(np.stack(frames), np.stack(masks), tracks, textures, swaps)
 
 
 def sequence_rng(settings: SynthSettings, seq_index: int) -> np.random.Generator:

@@ -34,6 +34,7 @@ from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
+from denselink.features.recipe import PROVENANCE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +233,17 @@ def aggregate_sequence(
         )
     check_provenance(dict(array.attrs), sequence, embedding_zarr, manifest)
     check_chunks(array, embedding_zarr)
-    metadata = {
-        "denselink": json.dumps(
-            {"embedding": str(embedding_zarr), "agg": agg, "denselink_version": __version__}, sort_keys=True
-        )
+    # what the training recipe needs of the embedding, kept here since the volume may be a temp() output
+    recipe_attrs = {
+        k: v for k, v in array.attrs.items() if k in ("backbone", "settings", "checkpoint", *PROVENANCE_KEYS)
     }
+    record = {
+        "embedding": str(embedding_zarr),
+        "embedding_attrs": recipe_attrs,
+        "agg": agg,
+        "denselink_version": __version__,
+    }
+    metadata = {"denselink": json.dumps(record, sort_keys=True)}
     schema = table_schema(channels, metadata)
     rows = 0
     with atomic_path(out, COMMAND, force) as tmp, pq.ParquetWriter(tmp, schema) as writer:

@@ -3,7 +3,8 @@
 A recipe is a JSON-able dict: the aggregation (``agg``), the embedding's ``backbone``
 (``maester``, ``sam`` or ``musam``), the settings of the command that computed the embedding,
 the weights it used (absolute path and sha256) and, for AnyUp, the commit and weights hash.
-:func:`describe_table` reads it from a feature parquet and the embedding zarr it names;
+:func:`describe_table` reads it from a feature parquet (which records the embedding's attrs; older tables:
+from the embedding zarr it names);
 :func:`replay` computes the same kind of features for another sequence (own segmentation masks,
 no ground truth needed) and refuses weights whose hash differs from the recorded one.
 """
@@ -45,10 +46,12 @@ def describe_table(features: str | Path) -> dict[str, Any] | None:
         return None
     record = json.loads(metadata[b"denselink"])
     embedding = Path(record["embedding"])
-    try:
-        attrs = dict(zarr.open_group(str(embedding), mode="r").attrs)
-    except Exception as err:  # zarr raises many types for missing or broken stores
-        raise EmbeddingError(embedding, f"the embedding of {features} is unreadable ({err})") from err
+    attrs = record.get("embedding_attrs")  # recorded by the aggregation: the volume may be gone (temp())
+    if attrs is None:
+        try:
+            attrs = dict(zarr.open_group(str(embedding), mode="r").attrs)
+        except Exception as err:  # zarr raises many types for missing or broken stores
+            raise EmbeddingError(embedding, f"the embedding of {features} is unreadable ({err})") from err
     if attrs.get("backbone") not in BACKBONES:
         return None
     settings = dict(attrs.get("settings") or {})

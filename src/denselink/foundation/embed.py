@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.compression import Compression, compressors
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import CTCFormatError
 from denselink.foundation.sam import EncoderSpec, encode_batch, grid_geometry, load_encoder, resolve_device
@@ -122,6 +123,10 @@ class FoundationSettings(StageSettings):
     batch_size: int = pydantic.Field(1, ge=1, description="frames per encoder/upsampler batch")
     device: str = pydantic.Field("auto", description="auto (CUDA when available) | cpu | cuda[:N]")
     chunk: int = pydantic.Field(256, ge=1, description="zarr chunk side in pixels (tileY = tileX)")
+    compression: Compression = pydantic.Field(
+        "blosc-zstd", description="lossless codec of the volume: blosc-zstd (bit-shuffled), zstd or none"
+    )
+    compression_level: int = pydantic.Field(5, ge=1, le=9, description="level of the compression codec")
 
     @pydantic.model_validator(mode="after")
     def _weights_source(self) -> FoundationSettings:
@@ -213,6 +218,7 @@ def embed_sequence(
             dtype="float16",
             attributes=attrs,
             config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
+            compressors=compressors(settings.compression, settings.compression_level),
         )
         for start in tqdm(range(0, manifest.n_frames, settings.batch_size), desc="embed", unit="batch"):
             stop = min(start + settings.batch_size, manifest.n_frames)
@@ -248,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="FoundationSettings as inline JSON or a YAML/JSON file (keys: model_type, checkpoint, "
         "cache_dir, random_init, seed, encoder{img_size,embed_dim,depth,num_heads}, upsampler, "
         "anyup{repo,source,commit,pretrained,weights_url,weights_sha256,tile_pixels}, "
-        "guided{sigma_spatial,sigma_range}, batch_size, device, chunk); omitted keys take the paper's values",
+        "guided{sigma_spatial,sigma_range}, batch_size, device, chunk, "
+        "compression, compression_level); omitted keys take the paper's values",
     )
     add_force_flag(parser)
     return parser

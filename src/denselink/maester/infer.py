@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.compression import Compression, compressors
 from denselink.data.manifest import load_manifest
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.maester.checkpoint import load_model
@@ -56,6 +57,10 @@ class MaesterInferSettings(StageSettings):
     tile: int = Field(
         256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile))."
     )
+    compression: Compression = Field(
+        "blosc-zstd", description="Lossless codec of the volume: blosc-zstd (bit-shuffled), zstd or none."
+    )
+    compression_level: int = Field(5, ge=1, le=9, description="Level of the compression codec.")
 
 
 def _device(setting: str) -> torch.device:
@@ -136,6 +141,7 @@ def infer_sequence(
             dtype="float16",
             fill_value=0,
             config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
+            compressors=compressors(settings.compression, settings.compression_level),
         )
         for t in tqdm(range(sequence.n_frames), desc=f"maester {sequence.sequence}"):
             frame = minmax_scale(sequence.read_frame(t))
@@ -163,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None,
         help="JSON or a YAML/JSON file with MaesterInferSettings keys (central_patch, batch_size, "
-        "legacy_offset, autocast, device, tile); omitted keys take the defaults",
+        "legacy_offset, autocast, device, tile, compression, compression_level); omitted keys take "
+        "the defaults",
     )  # fmt: skip
     add_force_flag(parser)
     return parser

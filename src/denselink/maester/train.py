@@ -6,6 +6,8 @@
 Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
 the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
 ``{out}/loss.csv`` (per-epoch loss averaged over all ranks) and, when finished, ``{out}/done.json``.
+Before the first epoch the frames are decoded once into ``{out}/frames`` (uncompressed, memory-mapped;
+reused on ``--resume``, removed at the end unless ``keep_frame_store``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,7 +34,8 @@ from denselink.atomic import add_force_flag, atomic_path, check_output, claim_di
 from denselink.data.manifest import load_manifests
 from denselink.errors import ConfigError, DenselinkError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from denselink.maester.dataset import MaesterCropDataset
+from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
+from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import MaesterModelSettings, build_model
 from denselink.settings import StageSettings, load_settings
 
@@ -75,8 +79,14 @@ class MaesterTrainSettings(StageSettings):
     augment: bool = Field(True, description="Random half-size crop resized back, plus a random flip.")
     pad: int = Field(4, ge=0, description="Zero padding of the volume on every axis before cropping.")
     pad_time: bool = Field(True, description="Also pad the time axis (the fork does: all-zero frames).")
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
-    cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
+    num_workers: int = Field(
+        2, ge=0,
+        description="DataLoader worker processes per training process, kept alive across epochs "
+        "(0: crops are cut in the training process).",
+    )  # fmt: skip
+    keep_frame_store: bool = Field(
+        False, description="Keep {out}/frames (the decoded, uncompressed frames) after the last epoch."
+    )
     seed: int = Field(
         42, ge=0, lt=2**32, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
     )
@@ -137,13 +147,30 @@ def train(
     cfg = settings.train
     check_output(out, COMMAND, force)
     sequences = [seq for path in manifests for seq in load_manifests(path)]
+    if not sequences:
+        raise ConfigError("--manifest", "no sequences to sample from")
+    pad = (cfg.pad if cfg.pad_time else 0, cfg.pad, cfg.pad)
+    for seq in sequences:  # before decoding anything
+        where = seq.frames[0].parent if seq.frames else f"{seq.dataset}/{seq.sequence}"
+        check_volume_fits(where, (seq.n_frames, *seq.shape), settings.model.img_size, cfg.sampling, pad)
     rank, world, device = _setup(cfg.device)
     if rank == 0:
         claim_directory(out, COMMAND, force)
+    if world > 1:
+        dist.barrier()  # the run folder is claimed before any process writes into it
+    store = build_frame_store(sequences, out / "frames", rank, world)
+    samples = math.ceil(cfg.samples_per_epoch / world)
     dataset = MaesterCropDataset(
-        sequences, settings.model.img_size, math.ceil(cfg.samples_per_epoch / world), cfg.seed, rank,
-        cfg.sampling, cfg.augment, cfg.pad, cfg.pad_time, cfg.cache_mb,
-    )  # fmt: skip
+        store,
+        settings.model.img_size,
+        samples,
+        cfg.seed,
+        rank,
+        cfg.sampling,
+        cfg.augment,
+        cfg.pad,
+        cfg.pad_time,
+    )
     model = build_model(settings.model, cfg.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_dir = out / "checkpoints"
@@ -158,14 +185,16 @@ def train(
         restore_rng_states(state["rng"])
         start, history = state["epoch"] + 1, state["loss_history"]
     ddp = DistributedDataParallel(model) if world > 1 else model
+    sampler = EpochSampler(samples)
     loader = DataLoader(
-        dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"
-    )
+        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+    )  # fmt: skip
     save_epochs = set(cfg.save_epochs)
     epochs = tqdm(range(start, cfg.epochs), "maester epochs", cfg.epochs, disable=rank != 0, initial=start)
     for epoch in epochs:
         began = time.perf_counter()
-        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         masks = torch.Generator(device=device).manual_seed(_derived_seed(cfg.seed, epoch, rank))
         ddp.train()
         losses = []
@@ -223,6 +252,9 @@ def train(
         write_json(out / "done.json", done)
     if world > 1:
         dist.barrier()
+    if rank == 0 and not cfg.keep_frame_store:
+        shutil.rmtree(out / "frames")
+    if world > 1:
         dist.destroy_process_group()
     return done
 
