@@ -36,7 +36,7 @@ def write_sequence(root: Path, n_frames: int, size: int, channels: int, seed: in
     import tifffile
     import zarr
 
-    from denselink.data.manifest import SequenceManifest
+    from denselink.data.manifest import SequenceManifest, file_sha256
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -55,6 +55,7 @@ def write_sequence(root: Path, n_frames: int, size: int, channels: int, seed: in
         tifffile.imwrite(masks[-1], mask)
         frames.append(masks[-1])
         array[t] = rng.normal(size=(channels, size, size)).astype(np.float16)
+    array.attrs["source_hashes"] = {path.name: file_sha256(path) for path in frames}
     manifest = SequenceManifest("bench", "01", frames, (size, size), "uint16", masks=masks)
     (root / "manifest.json").write_text(json.dumps(manifest.to_dict()))
     return root / "emb.zarr", root / "manifest.json"

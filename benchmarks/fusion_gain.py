@@ -1,16 +1,29 @@
-"""Benchmark: does fusing identity-carrying features into trackastra improve linking? (8 seeds, paired)
+"""Benchmark: do fused per-cell features improve trackastra's linking where only appearance helps?
 
-On synthetic data in ambiguous mode (identical cells in pairs that swap places), trains the mini
-trackastra per seed on sequence 02 without features (retrained) and with identity features (each
-track draws one of ``PALETTE`` shared random codes, fused with ``add_token``; same data, budget and
-seeds, only the features differ), evaluates both on sequence 01 and compares LNK with a paired test.
-The validation tail of 02 carries freshly drawn codes, so the clean protocol's val_loss (and its
-epoch choice) measures transfer to unseen identities. ``--val-only`` prints val_loss curves without
-touching sequence 01 (for tuning). Writes ``benchmarks/results/fusion_gain.json`` with the headline keys
-``p_value`` (paired t-test), ``lnk_baseline``, ``lnk_fused`` (means over seeds) and ``effect_size``
-(Cohen's d of the paired differences), all under the clean protocol (lowest val_loss epoch).
+A controlled, paired experiment on generated data in ``texture`` mode: equal discs of one mean
+intensity in pairs that swap places, told apart only by their stripes' orientation, so wrfeat
+(the baseline's features) cannot follow a cell through a swap and any gain must come from the
+fused features. Every arm trains the same mini trackastra on sequence 02 (validation: its last
+quarter; training stops when the validation loss has not improved for ``patience`` epochs),
+picks the lowest-validation-loss epoch and links sequence 01 (clean protocol); arms differ only in
+the per-cell features fused with the main fusion mode:
 
-    .venv/bin/python benchmarks/fusion_gain.py [--seeds 8] [--fusion add_token] [--palette 2] [--val-only]
+- ``retrained``: no fused features (the re-trained baseline);
+- ``oracle`` / ``oracle_noise{s}``: the cell's texture as a code (one fixed random vector per
+  orientation, shared by all sequences) plus Gaussian noise of standard deviation ``s`` per cell
+  and frame (the dose-response; ``oracle_noise_inf`` is the noise alone: uninformative);
+- ``shuffled``: the exact oracle codes permuted across all cells of each sequence (negative control);
+- ``maester-{agg}``: MAESTER pretrained on sequence 02 only, cover-and-stride inference on both
+  sequences, aggregated per cell;
+- ``sam-{agg}``: a random-initialised SAM-architecture (vit_b layout, tiny) encoder, guided upsampling.
+
+Seeds are paired across arms. The number of seeds comes from a power calculation (paired t-test)
+on an internal pilot: the first ``--pilot`` seeds of ``retrained`` and ``oracle`` estimate the
+standard deviation of the paired LNK difference; the pilot's seeds count towards the total.
+Writes ``benchmarks/results/fusion_gain.json`` (headline ``p_value``: exact oracle vs baseline)
+and ``fusion_gain.png`` beside it.
+
+    nice .venv/bin/python benchmarks/fusion_gain.py [--max-seeds 10] [--arms retrained,oracle,...]
 """
 
 from __future__ import annotations
@@ -19,231 +32,488 @@ import argparse
 import datetime
 import json
 import logging
+import math
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import tifffile
 import torch
 from scipy import stats
 
 import denselink
-from denselink.atomic import write_json
+from denselink.atomic import atomic_path, write_json
 from denselink.data.ctc import validate_sequence, write_manifest
-from denselink.data.manifest import load_manifest
-from denselink.data.synthetic import SynthSettings, write_dataset
+from denselink.data.synthetic import SynthSettings, generate_sequence, write_dataset
+from denselink.features.aggregate import aggregate_sequence
+from denselink.foundation.embed import FoundationSettings, embed_sequence
 from denselink.machine import machine_info
-from denselink.tracking.evaluate import choose_epoch, evaluate_run
-from denselink.tracking.prepare import load_prepared, prepare
+from denselink.maester.infer import MaesterInferSettings, infer_sequence
+from denselink.maester.train import MaesterSettings
+from denselink.maester.train import train as train_maester
+from denselink.tracking.evaluate import evaluate_run
+from denselink.tracking.prepare import prepare
 from denselink.tracking.settings import TrackastraSettings
-from denselink.tracking.train import split_tail, train
+from denselink.tracking.train import train
 
-PALETTE_SEED = 2024
-PALETTE = 2  # chosen by val_loss on the training tail: unique 0.157, K=8 0.095, 4 0.079, 2 0.064
 RESULTS = Path(__file__).resolve().parent / "results" / "fusion_gain.json"
-MINI = {
+CODE_SEED, CODE_DIM = 2024, 8
+DOSES = (0.0, 1.0, math.inf)  # noise sd per code dimension (codes have unit variance)
+SYNTH = {
+    "mode": "texture",
+    "shape": (64, 64),
+    "n_frames": 40,
+    "n_cells": 8,
+    "division_prob": 0.02,
+    "swap_every": 3,
+    "texture_amplitude": 0.8,
+    "seed": 0,
+}
+TRACKASTRA = {
     "window": 4,
     "d_model": 32,
     "num_encoder_layers": 1,
     "num_decoder_layers": 1,
     "pos_embed_per_dim": 8,
     "feat_embed_per_dim": 4,
-    "epochs": 16,
+    "epochs": 24,
     "warmup_epochs": 2,
     "train_samples": 128,
     "lr": 2e-3,
     "crop_size": None,
     "val_fraction": 0.25,
+    "spatial_pos_cutoff": 32,  # the frame is 64 px: 256 (default) blurs the positions of neighbours
+    "early_stopping": True,
+    "fusion": "add_wrfeat",
+    "normalize": "zscore",  # embeddings of unknown scale; without it MAESTER features were ignored
 }
-CHANGES = [
-    "identity codes were one codebook keyed by track id, shared by the training and eval sequences: the "
-    "fused model memorised the training lineage (code of track 11 -> code of its daughter 13) and linked "
-    "unrelated eval cells 11 -> 13 (measured: fused model near perfect on its training sequence, 33 "
-    "missed continuing links, 35 false links and 12 dropped nodes on the eval sequence); codes are now "
-    "drawn independently per sequence",
-    "with unique codes per track the tiny model memorises codes (train loss 0.004, val_loss on fresh "
-    "codes rising 0.157 -> 0.197 vs retrained 0.095); codes now come from a small shared palette "
-    "(chosen by val_loss on the training tail, 1 seed: unique 0.157, K=8 0.095, K=4 0.079, K=2 0.064)",
-    "the validation tail gets freshly drawn codes, so val_loss and the clean epoch choice measure "
-    "transfer to unseen identities instead of recall of the training codes",
-    "12 -> 32 frames: 12 frames gave 5 training windows and 1 validation window (fused train loss "
-    "0.002 vs val 0.49: overfit); 32 frames give ~21 training and 5 validation windows",
-    "6 -> 16 epochs (warm-up 1 -> 2): at 6 epochs the retrained val_loss was still falling; "
-    "epoch 0 (lr factor 0.01) links nothing (LNK 0) in every run",
-]
-SYNTH = {"mode": "ambiguous", "shape": (64, 64), "n_frames": 32, "seed": 0}
+MAESTER = {
+    "model": {
+        "img_size": 20,
+        "patch_size": 5,
+        "embed_dim": 32,
+        "depth": 2,
+        "num_heads": 1,
+        "decoder_embed_dim": 32,
+        "decoder_depth": 1,
+        "decoder_num_heads": 1,
+    },
+    "train": {
+        "batch_size": 16,
+        "lr": 1e-3,
+        "samples_per_epoch": 512,
+        "epochs": 6,
+        "save_epochs": [5],
+        "num_workers": 0,
+        "device": "cpu",
+    },
+}
+SAM = {
+    "model_type": "vit_b",
+    "random_init": True,
+    "encoder": {"img_size": 256, "embed_dim": 32, "depth": 1, "num_heads": 2},
+    "upsampler": "guided",
+    "device": "cpu",
+}
+POWER = {"alpha": 0.05, "power": 0.8, "min_effect": 0.1, "pilot": 3, "min_seeds": 4}
+MIN_EFFECT_REASON = (
+    "the partners' links at swaps are ~14 % of the eval sequence's links (swap_links_fraction) and the "
+    "baseline keeps none of them (1-seed trial); a feature that identifies the texture can recover most "
+    "of them, so 0.1 is the smallest LNK gain worth detecting"
+)
+ARMS = (
+    "retrained",
+    *(f"oracle{'' if s == 0 else f'_noise{s:g}'}" for s in DOSES),
+    "shuffled",
+    "maester-centroid",
+    "maester-mma",
+    "sam-centroid",
+    "sam-mma",
+)
+DEFAULT_ARMS = tuple(arm for arm in ARMS if not arm.endswith("-mma"))  # mma: see texture_probe
 
 
-def identity_table(
-    manifest_path: Path,
-    out: Path,
-    code_seed: int,
-    dim: int = 16,
-    fresh_from: int | None = None,
-    palette: int | None = None,
-) -> Path:
-    """Ideal identity features: one random code per track id, in the feature-table format.
+# --------------------------------------------------------------------------- features per arm
+def cell_rows(manifest_path: Path) -> pd.DataFrame:
+    """frame, label, y, x, area of every GT cell of a sequence."""
+    from denselink.data.manifest import load_manifest
 
-    ``code_seed`` must differ between sequences: with one codebook shared by track id, track 13 of
-    the eval sequence would carry the code of the training sequence's track 13, and a model that
-    memorised the training lineage (e.g. "13 is a daughter of 11") links unrelated eval cells.
-    Frames from ``fresh_from`` on (the validation tail) get an independent second draw, so that
-    val_loss measures transfer to unseen codes instead of recall of the training codes. With
-    ``palette`` K, each track draws one of K fixed codes (shared by all sequences), so a code names
-    no single track and cannot be memorised; partners differ with probability 1 - 1/K.
-    """
     manifest = load_manifest(manifest_path)
-    masks = [manifest.read_mask(t) for t in range(manifest.n_frames)]
-    labels = sorted({int(label) for mask in masks for label in np.unique(mask[mask > 0])})
-    rng = np.random.default_rng(code_seed)
-    colours = np.random.default_rng(PALETTE_SEED).normal(size=(palette or 1, dim)).astype(np.float32)
-    codebooks = []
-    for _ in range(2):
-        if palette is None:
-            codes = rng.normal(size=(len(labels), dim)).astype(np.float32)
-        else:
-            codes = colours[rng.integers(0, palette, len(labels))]
-        codebooks.append(dict(zip(labels, codes, strict=True)))
     rows = []
-    for t, mask in enumerate(masks):
-        codebook = codebooks[fresh_from is not None and t >= fresh_from]
+    for t in range(manifest.n_frames):
+        mask = manifest.read_mask(t)
         for label in np.unique(mask[mask > 0]):
             ys, xs = np.nonzero(mask == label)
-            rows.append([t, int(label), ys.mean(), xs.mean(), len(ys), *codebook[int(label)]])
-    columns = ["frame", "label", "y", "x", "area", *(f"f{i:03d}" for i in range(dim))]
-    pd.DataFrame(rows, columns=columns).to_parquet(out)
+            rows.append((t, int(label), ys.mean(), xs.mean(), len(ys)))
+    return pd.DataFrame(rows, columns=["frame", "label", "y", "x", "area"])
+
+
+def oracle_table(
+    cells: pd.DataFrame, textures: dict[int, int], noise: float, seed: int, shuffle: bool = False
+) -> pd.DataFrame:
+    """The texture as a code (fixed per orientation), plus noise; or those codes shuffled over cells."""
+    palette = np.random.default_rng(CODE_SEED).normal(size=(max(textures.values()) + 1, CODE_DIM))
+    rng = np.random.default_rng(seed)
+    codes = palette[[textures[int(label)] for label in cells["label"]]]
+    if math.isinf(noise):
+        codes = rng.normal(size=codes.shape)
+    elif noise > 0:
+        codes = codes + noise * rng.normal(size=codes.shape)
+    if shuffle:
+        codes = codes[rng.permutation(len(codes))]
+    columns = pd.DataFrame(codes.astype(np.float32), columns=[f"f{i:03d}" for i in range(CODE_DIM)])
+    return pd.concat([cells.reset_index(drop=True), columns], axis=1)
+
+
+def arm_noise(arm: str) -> float:
+    return 0.0 if arm == "oracle" else float(arm.removeprefix("oracle_noise"))
+
+
+def embedding_tables(root: Path, manifests: dict[str, Path], arms: list[str]) -> dict[str, float]:
+    """Compute the real embeddings the arms need and their per-cell tables; returns seconds per step."""
+    seconds = {}
+    backbones = {arm.split("-")[0] for arm in arms if arm.startswith(("maester", "sam"))}
+    if "maester" in backbones:
+        start = time.perf_counter()
+        train_maester([manifests["02"]], root / "maester", MaesterSettings(**MAESTER))
+        seconds["maester_pretrain"] = time.perf_counter() - start
+        checkpoint = root / "maester" / "checkpoints" / f"epoch{MAESTER['train']['save_epochs'][-1]}.pt"
+        start = time.perf_counter()
+        for seq, manifest in manifests.items():
+            infer_sequence(
+                checkpoint, manifest, root / f"maester-{seq}.zarr", MaesterInferSettings(device="cpu")
+            )
+        seconds["maester_infer"] = time.perf_counter() - start
+    if "sam" in backbones:
+        start = time.perf_counter()
+        for seq, manifest in manifests.items():
+            embed_sequence(manifest, root / f"sam-{seq}.zarr", "sam", FoundationSettings(**SAM))
+        seconds["sam_embed"] = time.perf_counter() - start
+    for arm in arms:
+        if arm.startswith(("maester", "sam")):
+            backbone, agg = arm.split("-")
+            for seq, manifest in manifests.items():
+                aggregate_sequence(
+                    root / f"{backbone}-{seq}.zarr", manifest, agg, root / f"{arm}-{seq}.parquet"
+                )
+    return seconds
+
+
+def write_tables(root: Path, manifests: dict[str, Path], textures: dict[str, dict], arms: list[str]) -> None:
+    """Feature parquets ``{arm}-{seq}.parquet`` of the oracle and shuffled arms."""
+    for index, seq in enumerate(manifests):
+        cells = cell_rows(manifests[seq])
+        for arm in arms:
+            if arm.startswith("oracle") or arm == "shuffled":
+                noise = 0.0 if arm == "shuffled" else arm_noise(arm)
+                table = oracle_table(cells, textures[seq], noise, 100 * index + 7, shuffle=arm == "shuffled")
+                table.to_parquet(root / f"{arm}-{seq}.parquet")
+
+
+def texture_probe(root: Path, arm: str, textures: dict[str, dict]) -> float:
+    """Accuracy on sequence 01 of a ridge read-out of the texture, fitted on sequence 02's cells."""
+    data = {}
+    for seq in ("01", "02"):
+        table = pd.read_parquet(root / f"{arm}-{seq}.parquet")
+        data[seq] = (
+            table.filter(regex=r"^f\d+$").to_numpy(np.float64),
+            np.array([textures[seq][int(label)] for label in table["label"]]),
+        )
+    (train_x, train_y), (test_x, test_y) = data["02"], data["01"]
+    mean, sd = train_x.mean(axis=0), train_x.std(axis=0) + 1e-9
+    design = np.c_[(train_x - mean) / sd, np.ones(len(train_x))]
+    target = np.eye(train_y.max() + 1)[train_y]
+    weights = np.linalg.solve(design.T @ design + np.eye(design.shape[1]), design.T @ target)
+    predicted = (np.c_[(test_x - mean) / sd, np.ones(len(test_x))] @ weights).argmax(axis=1)
+    return float((predicted == test_y).mean())
+
+
+# --------------------------------------------------------------------------- scores
+def swap_link_recall(res_dir: Path, masks: np.ndarray, swaps: pd.DataFrame) -> float:
+    """Fraction of the GT links at swap events (both partners, t-1 -> t) kept within one result track."""
+    kept = total = 0
+    for t, *partners in swaps.itertuples(index=False):
+        before, now = (tifffile.imread(res_dir / f"mask{k:03d}.tif") for k in (t - 1, t))
+        for label in partners:
+            was, is_ = before[masks[t - 1] == label], now[masks[t] == label]
+            if was.size == 0 or is_.size == 0:
+                continue
+            total += 1
+            kept += int(np.bincount(was).argmax() == np.bincount(is_).argmax())
+    return kept / total if total else math.nan
+
+
+def gt_links(tracks: pd.DataFrame) -> int:
+    """Edges of the GT lineage graph: continuing links plus one per daughter."""
+    return int((tracks["end"] - tracks["start"]).sum() + (tracks["parent"] > 0).sum())
+
+
+def paired_stats(values: np.ndarray, baseline: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """Mean paired difference, its 95 % bootstrap CI and the paired t-test's p-value."""
+    diff = values - baseline
+    boot = diff[rng.integers(0, len(diff), size=(10000, len(diff)))].mean(axis=1)
+    p = (
+        stats.ttest_rel(values, baseline).pvalue
+        if np.any(diff != diff[0])
+        else (1.0 if diff[0] == 0 else 0.0)
+    )
+    return {
+        "delta_mean": float(diff.mean()),
+        "ci_low": float(np.quantile(boot, 0.025)),
+        "ci_high": float(np.quantile(boot, 0.975)),
+        "p_value": float(p),
+    }
+
+
+def seeds_for_power(sd_diff: float, effect: float, alpha: float, power: float, floor: int) -> int:
+    """Smallest n whose two-sided paired t-test reaches ``power`` for a true mean difference ``effect``."""
+    for n in range(max(2, floor), 1000):
+        df, shift = n - 1, effect / max(sd_diff, 1e-9) * math.sqrt(n)
+        critical = stats.t.ppf(1 - alpha / 2, df)
+        achieved = 1 - stats.nct.cdf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
+        if achieved >= power:
+            return n
+    return 1000
+
+
+# --------------------------------------------------------------------------- runs
+def run_arm(root: Path, arm: str, seed: int, manifests: dict[str, Path], masks01, swaps01) -> dict[str, Any]:
+    fused = arm != "retrained"
+    settings = TrackastraSettings(**{**TRACKASTRA, "fusion": TRACKASTRA["fusion"] if fused else "none"})
+    run = root / "runs" / f"{arm}-seed{seed}"
+    features = {seq: root / f"{arm}-{seq}.parquet" for seq in manifests} if fused else {}
+    start = time.perf_counter()
+    train(root / "02.pt", run, seed, settings, features.get("02"))
+    trained = time.perf_counter()
+    record = evaluate_run(
+        run,
+        manifests["01"],
+        run / "metrics.json",
+        run / "RES",
+        "clean",
+        settings,
+        features.get("01"),
+        "chosen",
+    )
+    log = pd.read_csv(run / "train_log.csv")
+    return {
+        "arm": arm,
+        "seed": seed,
+        "LNK": record["LNK"],
+        "DET": record["DET"],
+        "TRA": record["TRA"],
+        "swap_link_recall": swap_link_recall(run / "RES", masks01, swaps01),
+        "epoch": record["epoch"],
+        "epochs_trained": len(log),
+        "val_loss": [round(v, 5) for v in log["val_loss"]],
+        "train_s": round(trained - start, 2),
+        "evaluate_s": round(time.perf_counter() - trained, 2),
+    }
+
+
+def summarise(runs: list[dict], arms: list[str], n: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    by_arm = {arm: sorted((r for r in runs if r["arm"] == arm), key=lambda r: r["seed"])[:n] for arm in arms}
+    base = np.array([r["LNK"] for r in by_arm["retrained"]])
+    base_swap = np.array([r["swap_link_recall"] for r in by_arm["retrained"]])
+    out = []
+    for arm in arms:
+        lnk = np.array([r["LNK"] for r in by_arm[arm]])
+        swap = np.array([r["swap_link_recall"] for r in by_arm[arm]])
+        entry = {"name": arm, "n": len(lnk), "lnk_mean": float(lnk.mean()), "lnk_sd": float(lnk.std(ddof=1))}
+        entry["swap_link_recall_mean"] = float(swap.mean())
+        entry["det_mean"] = float(np.mean([r["DET"] for r in by_arm[arm]]))
+        entry["epochs_trained_mean"] = float(np.mean([r["epochs_trained"] for r in by_arm[arm]]))
+        if arm == "retrained":
+            entry |= {"delta_mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": None}
+        else:
+            entry |= paired_stats(lnk, base, rng)
+            swap_stats = paired_stats(swap, base_swap, rng)
+            entry |= {f"swap_{k}": v for k, v in swap_stats.items()}
+        if arm.startswith("oracle"):
+            entry["noise_sd"] = arm_noise(arm)
+        out.append(entry)
     return out
+
+
+def plot(result: dict[str, Any], out: Path) -> None:
+    """LNK per arm with its paired 95 % CI, and the oracle's dose-response over its noise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = result["arms"]
+    base = next(a for a in arms if a["name"] == "retrained")["lnk_mean"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    names = [a["name"] for a in arms]
+    means = np.array([a["lnk_mean"] for a in arms])
+    low = np.array([base + a["ci_low"] for a in arms])
+    high = np.array([base + a["ci_high"] for a in arms])
+    left.errorbar(range(len(arms)), means, yerr=[means - low, high - means], fmt="o", capsize=3)
+    left.axhline(base, color="grey", ls="--", lw=1, label="re-trained baseline")
+    left.set_xticks(range(len(arms)), names, rotation=40, ha="right")
+    left.set_ylabel("LNK on sequence 01 (clean)")
+    left.set_title(f"LNK per arm, n = {arms[0]['n']} seeds (bars: baseline + paired 95 % CI)", fontsize=9)
+    left.legend(fontsize=8)
+    oracle = sorted((a for a in arms if "noise_sd" in a), key=lambda a: a["noise_sd"])
+    finite = [a for a in oracle if math.isfinite(a["noise_sd"])]
+    xs = [a["noise_sd"] for a in finite]
+    for key, label in (("lnk_mean", "LNK"), ("swap_link_recall_mean", "links at swaps kept")):
+        right.plot(xs, [a[key] for a in finite], "o-", label=f"oracle: {label}")
+        inf = [a for a in oracle if math.isinf(a["noise_sd"])]
+        if inf:
+            right.axhline(inf[0][key], ls=":", lw=1, color=right.lines[-1].get_color())
+    right.axhline(base, color="grey", ls="--", lw=1, label="baseline LNK")
+    right.set_xlabel("noise sd added to the texture code (dotted: noise only)")
+    right.set_title("dose-response of the oracle feature", fontsize=9)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="training seeds (paired runs)")
-    parser.add_argument("--fusion", default="add_token", help="fusion mode of the fused runs")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="result JSON")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="result JSON (the plot goes beside it)")
     parser.add_argument(
-        "--val-only",
-        action="store_true",
-        help="tuning mode: print per-epoch val_loss on the training sequence's tail, never touch "
-        "the eval sequence, write no JSON",
+        "--arms", default=",".join(DEFAULT_ARMS), help="comma-separated arms (retrained is added)"
     )
+    parser.add_argument("--max-seeds", type=int, default=10, help="cap on the power calculation's seeds")
+    parser.add_argument("--seeds", type=int, default=None, help="fixed seeds: skip the power calculation")
     parser.add_argument(
-        "--palette",
-        type=int,
-        default=PALETTE,
-        help=f"draw identity codes from K shared codes (default {PALETTE}; 0: one unique code per track)",
+        "--runs-log",
+        type=Path,
+        default=None,
+        help="JSON-lines file of finished runs: appended to, and runs with the same settings are reused",
     )
-    parser.add_argument("--trackastra", default="{}", help="JSON overrides of the TrackastraSettings")
     parser.add_argument("--synth", default="{}", help="JSON overrides of the SynthSettings")
+    parser.add_argument("--trackastra", default="{}", help="JSON overrides of the TrackastraSettings")
+    parser.add_argument("--maester", default="{}", help="JSON overrides of MAESTER's train settings")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    mini, synth = {**MINI, **json.loads(args.trackastra)}, {**SYNTH, **json.loads(args.synth)}
-    runs: dict[str, list[dict]] = {"retrained": [], "fused": []}
+    synth = SynthSettings(**{**SYNTH, **json.loads(args.synth)})
+    TRACKASTRA.update(json.loads(args.trackastra))
+    MAESTER["train"].update(json.loads(args.maester))
+    arms = ["retrained", *[a for a in args.arms.split(",") if a and a != "retrained"]]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arms {unknown}; choose from {ARMS}")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    runs: list[dict] = []
+    key = json.dumps([synth.model_dump(), TRACKASTRA, MAESTER, SAM, CODE_SEED, CODE_DIM], sort_keys=True)
+    cached = {}
+    if args.runs_log is not None and args.runs_log.is_file():
+        for line in args.runs_log.read_text().splitlines():
+            record = json.loads(line)
+            if record.pop("settings_key") == key:
+                cached[record["arm"], record["seed"]] = record
+    with tempfile.TemporaryDirectory(prefix="fusion-gain-") as tmp:
         root = Path(tmp)
-        write_dataset(root / "synth", SynthSettings(**synth))
-        paths = {}
-        for seq in ("01", "02"):
-            write_manifest(validate_sequence(root / "synth", "Synth", seq), root / f"{seq}.json")
-            paths[seq] = root / f"{seq}.json"
-        settings = TrackastraSettings(**mini)
-        start = time.perf_counter()
-        prepare(paths["02"], root / "02.pt", settings)
-        prepare_seconds = time.perf_counter() - start
-        prepared = load_prepared(root / "02.pt", settings)
-        val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)[2]
-        tables = {
-            "02": identity_table(
-                paths["02"], root / "02.parquet", 12346, fresh_from=val_start, palette=args.palette or None
-            ),
-            "01": identity_table(paths["01"], root / "01.parquet", 12345, palette=args.palette or None),
-        }
-        for seed in range(args.seeds):
-            for variant, fusion in (("retrained", "none"), ("fused", args.fusion)):
-                run = root / f"{variant}{seed}"
-                s = TrackastraSettings(**mini, fusion=fusion)
-                feats = (tables["02"], tables["01"]) if fusion != "none" else (None, None)
-                t0 = time.perf_counter()
-                train(root / "02.pt", run, seed, s, feats[0])
-                t1 = time.perf_counter()
-                log = pd.read_csv(run / "train_log.csv")
-                if args.val_only:
+        write_dataset(root / "synth", synth)
+        manifests, textures = {}, {}
+        for index, seq in enumerate(synth.sequences):
+            manifests[seq] = root / f"{seq}.json"
+            write_manifest(validate_sequence(root / "synth", "Synth", seq), manifests[seq])
+            textures[seq] = generate_sequence(synth, index).textures
+        truth01 = generate_sequence(synth, synth.sequences.index("01"))
+        prepare(manifests["02"], root / "02.pt", TrackastraSettings(**TRACKASTRA))
+        write_tables(root, manifests, textures, arms)
+        seconds = embedding_tables(root, manifests, arms)
+        probes = {arm: texture_probe(root, arm, textures) for arm in arms if arm != "retrained"}
+
+        def run_seeds(seeds: range, which: list[str]) -> None:
+            for seed in seeds:
+                for arm in which:
+                    if any(r["arm"] == arm and r["seed"] == seed for r in runs):
+                        continue
+                    record = cached.get((arm, seed))
+                    if record is None:
+                        record = run_arm(root, arm, seed, manifests, truth01.masks, truth01.swaps)
+                        if args.runs_log is not None:
+                            with args.runs_log.open("a") as log_file:
+                                log_file.write(json.dumps({**record, "settings_key": key}) + "\n")
+                    runs.append(record)
                     print(
-                        variant,
-                        seed,
-                        "val_loss",
-                        np.round(log["val_loss"].to_numpy(), 4).tolist(),
-                        flush=True,
+                        arm, seed, round(record["LNK"], 4), round(record["swap_link_recall"], 3), flush=True
                     )
-                    continue
-                record = evaluate_run(run, paths["01"], run / "m.json", run / "RES", "clean", s, feats[1])
-                t2 = time.perf_counter()
-                paper = choose_epoch(record["per_epoch"], "paper")
-                runs[variant].append(
-                    {
-                        "seed": seed,
-                        "LNK": record["LNK"],
-                        "epoch": record["epoch"],
-                        "LNK_paper": paper["LNK"],
-                        "epoch_paper": paper["epoch"],
-                        "per_epoch_LNK": [row["LNK"] for row in record["per_epoch"]],
-                        "per_epoch_val_loss": [row["val_loss"] for row in record["per_epoch"]],
-                        "per_epoch_train_loss": log["train_loss"].tolist(),
-                        "train_s": round(t1 - t0, 2),
-                        "evaluate_s": round(t2 - t1, 2),
-                    }
-                )
-                print(variant, seed, record["LNK"], paper["LNK"], flush=True)
-    if args.val_only:
-        return 0
-    base = np.array([r["LNK"] for r in runs["retrained"]])
-    fused = np.array([r["LNK"] for r in runs["fused"]])
-    diff = fused - base
-    sd = diff.std(ddof=1)
-    t_test = stats.ttest_rel(fused, base)
-    paper_base = np.array([r["LNK_paper"] for r in runs["retrained"]])
-    paper_fused = np.array([r["LNK_paper"] for r in runs["fused"]])
-    paper_test = stats.ttest_rel(paper_fused, paper_base)
-    wilcoxon = stats.wilcoxon(fused, base) if np.any(diff != 0) else None
+
+        if args.seeds is not None:
+            n, power = args.seeds, {"fixed_seeds": args.seeds}
+            run_seeds(range(n), arms)
+        else:
+            pilot = POWER["pilot"]
+            pilot_arms = ["retrained", "oracle"] if "oracle" in arms else arms[:2]
+            run_seeds(range(pilot), pilot_arms)
+            lnk = {a: np.array([r["LNK"] for r in runs if r["arm"] == a]) for a in pilot_arms}
+            sd = float(np.std(lnk[pilot_arms[1]] - lnk["retrained"], ddof=1))
+            needed = seeds_for_power(
+                sd, POWER["min_effect"], POWER["alpha"], POWER["power"], POWER["min_seeds"]
+            )
+            n = min(needed, args.max_seeds)
+            power = {
+                **POWER,
+                "test": "two-sided paired t-test on per-seed LNK (noncentral t)",
+                "pilot_arms": pilot_arms,
+                "pilot_sd_paired_diff": sd,
+                "seeds_needed": needed,
+                "max_seeds": args.max_seeds,
+                "seeds_used": n,
+                "assumptions": (
+                    f"the smallest LNK gain worth detecting is {POWER['min_effect']} ({MIN_EFFECT_REASON}); "
+                    "the sd of the paired "
+                    f"difference is the one measured on the first {pilot} seeds (internal pilot, its seeds "
+                    "count towards n); seeds capped at max_seeds"
+                ),
+            }
+            run_seeds(range(n), arms)  # seed by seed, so that a stopped run leaves whole seeds
+    summary = summarise(runs, arms, n)
+    for entry in summary:
+        entry["texture_probe"] = probes.get(entry["name"])
+    by_name = {a["name"]: a for a in summary}
+    headline = by_name.get("oracle", summary[-1])
+    diffs = np.array([r["LNK"] for r in runs if r["arm"] == headline["name"]][:n]) - np.array(
+        [r["LNK"] for r in runs if r["arm"] == "retrained"][:n]
+    )
     result = {
-        "p_value": None if np.isnan(t_test.pvalue) else float(t_test.pvalue),
-        "lnk_baseline": float(base.mean()),
-        "lnk_fused": float(fused.mean()),
-        "effect_size": float(diff.mean() / sd) if sd > 0 else None,
-        "test": "paired t-test (scipy.stats.ttest_rel) on per-seed LNK, clean protocol",
-        "wilcoxon_p_value": None if wilcoxon is None else float(wilcoxon.pvalue),
-        "lnk_baseline_var": float(base.var()),
-        "lnk_fused_var": float(fused.var()),
-        "lnk_baseline_paper": float(np.mean([r["LNK_paper"] for r in runs["retrained"]])),
-        "lnk_fused_paper": float(np.mean([r["LNK_paper"] for r in runs["fused"]])),
-        "p_value_paper": None if np.isnan(paper_test.pvalue) else float(paper_test.pvalue),
+        "p_value": headline["p_value"],
+        "lnk_baseline": by_name["retrained"]["lnk_mean"],
+        "lnk_fused": headline["lnk_mean"],
+        "effect_size": float(diffs.mean() / diffs.std(ddof=1)) if diffs.std(ddof=1) > 0 else None,
+        "headline": f"{headline['name']} vs retrained: Cohen's d of the paired LNK differences",
+        "arms": summary,
+        "power": power,
         "runs": runs,
-        "prepare_seconds": round(prepare_seconds, 2),
-        "total_seconds": round(time.perf_counter() - started, 1),
-        "settings": {
-            "trackastra": mini,
-            "fusion": args.fusion,
-            "synthetic": synth,
-            "seeds": args.seeds,
-            "palette": args.palette,
-            "code_dim": 16,
-            "val_tail_fresh_codes": True,
+        "seconds": {
+            **{k: round(v, 1) for k, v in seconds.items()},
+            "total": round(time.perf_counter() - started, 1),
         },
-        "features": (
-            f"identity codes: each track draws one of {args.palette} shared random 16-d codes "
-            "(0 = one unique code per track); training, validation tail and eval sequence draw independently"
-            if args.palette
-            else "identity codes: one unique random 16-d code per track, drawn independently per sequence"
-        ),
-        "changes": CHANGES,
+        "swaps_in_eval_sequence": len(truth01.swaps),
+        "swap_links_fraction": 2 * len(truth01.swaps) / gt_links(truth01.tracks),
+        "texture_probe": "accuracy on 01 of a ridge read-out of the texture (4 classes) from the arm's "
+        "per-cell features, fitted on 02: whether the features carry the cue at all",
+        "settings": {
+            "synthetic": synth.model_dump(),
+            "trackastra": TRACKASTRA,
+            "maester": MAESTER,
+            "sam": SAM,
+            "oracle_code_dim": CODE_DIM,
+            "protocol": "clean: train 02 (its last quarter validates; early stopping), "
+            "lowest val_loss epoch, eval 01",
+        },
         "machine": machine_info(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "denselink_version": denselink.__version__,
     }
     write_json(args.out, result)
-    print({k: result[k] for k in ("p_value", "lnk_baseline", "lnk_fused", "effect_size")})
+    plot(result, args.out.with_suffix(".png"))
+    for arm in summary:
+        print({k: arm[k] for k in ("name", "n", "lnk_mean", "delta_mean", "ci_low", "ci_high", "p_value")})
     return 0
 
 

@@ -11,7 +11,7 @@ import tifffile
 import zarr
 
 from denselink.cli import main as cli_main
-from denselink.data.manifest import SequenceManifest
+from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import EmbeddingError
 from denselink.features.aggregate import aggregate_frame, aggregate_sequence, feature_columns
 
@@ -92,7 +92,8 @@ def write_masked_sequence(root, embedding, masks):
     manifest = SequenceManifest("synthetic", "01", frames, masks[0].shape, "uint16", masks=mask_paths)
     (root / "manifest.json").write_text(json.dumps(manifest.to_dict()))
     group = zarr.open_group(root / "emb.zarr", mode="w", zarr_format=3)
-    group.create_array("embedding", data=embedding, chunks=(1, embedding.shape[1], 8, 8))
+    array = group.create_array("embedding", data=embedding, chunks=(1, embedding.shape[1], 8, 8))
+    array.attrs["source_hashes"] = {path.name: file_sha256(path) for path in frames}
     return root / "emb.zarr", root / "manifest.json"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -19,6 +20,9 @@ FULL = REPO / "config.yaml"
 sys.path.insert(0, str(REPO / "workflow" / "schemas"))
 
 import build_stage_schemas  # noqa: E402
+
+from denselink.errors import ConfigError  # noqa: E402
+from denselink.preflight import check_protocols, protocol_epochs  # noqa: E402
 
 
 def dry_run(configs: list[Path], *args: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -189,3 +193,87 @@ def test_full_config_runs_the_appendix_c_grid(full_dag):
         assert {f"results/figures/{study}.{ext}" for ext in ("png", "svg", "json")} <= full_dag
     checkpoints = {p for p in full_dag if p.startswith("results/maester/")}
     assert checkpoints == {f"results/maester/{run}/done.json" for run in ["dic", *runs]}
+
+
+def test_early_stopping_without_validation_data_stops_at_start_up(tmp_path, mini):
+    bad = copy.deepcopy(mini)
+    bad["protocols"]["paper"]["directions"] = [{"train": "02", "eval": "02"}]
+    bad["tracking"]["early_stopping"]["retrained"] = True
+    result = dry_run([write_config(tmp_path, bad)], workdir=tmp_path)
+    message = result.stderr + result.stdout
+    assert result.returncode != 0 and "Building DAG" not in message
+    assert (
+        "invalid config: config error: tracking.early_stopping.retrained: early stopping needs validation "
+        "data, but protocols.paper trains on 02 without any" in message
+    )
+
+
+PROTOCOL_PROBLEMS = {
+    "val-and-tail": (
+        {"val_fraction": 0.1, "directions": [{"train": "02", "eval": "01", "val": "01"}]},
+        "protocols.clean.val_fraction",
+    ),
+    "clean-validates-on-test-data": (
+        {"val_fraction": 0.0, "directions": [{"train": "02", "eval": "01", "val": "01"}]},
+        "protocols.clean.directions",
+    ),
+    "one-model-two-vals": (
+        {
+            "directions": [
+                {"train": "02", "eval": "01", "val": "03"},
+                {"train": "02", "eval": "04", "val": "05"},
+            ]
+        },
+        "protocols.clean.directions",
+    ),
+}
+
+
+@pytest.mark.parametrize(("spec", "key"), PROTOCOL_PROBLEMS.values(), ids=PROTOCOL_PROBLEMS.keys())
+def test_protocol_problems_name_the_key(spec, key):
+    config = {"protocols": {"clean": spec}, "table1": {"protocols": ["clean"]}, "tracking": {}}
+    with pytest.raises(ConfigError) as err:
+        check_protocols(config)
+    assert err.value.path == key
+    paper = {
+        "val_fraction": 0.0,
+        "epochs": "chosen",
+        "directions": [{"train": "02", "eval": "02", "val": "01"}],
+    }
+    with pytest.raises(ConfigError, match="every epoch"):
+        check_protocols({"protocols": {"paper": paper}, "appendix_c": {"protocols": ["paper"]}})
+
+
+def test_protocol_epochs_first_matching_pattern():
+    spec = {"train_epochs": {"retrained": 300, "maester-fluo-epoch18249-centroid-*": 250, "maester-*": 7}}
+    assert protocol_epochs(spec, "retrained") == 300
+    assert protocol_epochs(spec, "maester-fluo-epoch18249-centroid-add_token") == 250
+    assert protocol_epochs(spec, "maester-fluo-epoch18249-mma-add_token") == 7
+    assert protocol_epochs(spec, "sam-mma-add_token") is None
+
+
+def test_full_config_paper_protocol_trains_as_the_authors(tmp_path):
+    """train 02 with val_loss on 01; 300 epochs for the baseline (early-stopped) and MAESTER-centroid."""
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"mitocheck": {"root": str(tmp_path / "mitocheck")}}))
+    variants = ["retrained", "maester-fluo-epoch18249-centroid-add_token", "sam-mma-add_token"]
+    targets = [f"results/models/Fluo-N2DL-HeLa/paper/train02/{v}/seed0/done.json" for v in variants]
+    targets.append("results/models/Fluo-N2DL-HeLa/clean/train02/retrained/seed0/done.json")
+    result = dry_run([FULL, override], "-p", "--", *targets, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {}
+    train_command = r"^Shell command: (?:DENSELINK_GPUS=\d+ )?(denselink tracking train .+)$"
+    for line in re.findall(train_command, result.stdout, flags=re.M):
+        out = re.search(r"--out (\S+)", line)[1]
+        settings = json.loads(re.search(r"--settings '(\{.*?\})'", line)[1])
+        val = re.search(r"--val-data (\S+)", line)
+        jobs[out.split("/")[3] + "/" + out.split("/")[5]] = (val and val[1], settings)
+    cache01 = "results/trackastra_data/Fluo-N2DL-HeLa/01.pt"
+    retrained = jobs["paper/retrained"]
+    assert retrained[0] == cache01 and retrained[1]["epochs"] == 300 and retrained[1]["early_stopping"]
+    maester = jobs["paper/maester-fluo-epoch18249-centroid-add_token"]
+    assert maester[0] == cache01 and maester[1]["epochs"] == 300 and not maester[1]["early_stopping"]
+    sam = jobs["paper/sam-mma-add_token"]
+    assert sam[0] == cache01 and sam[1]["epochs"] == 100 and sam[1]["val_fraction"] == 0
+    clean = jobs["clean/retrained"]
+    assert clean[0] is None and clean[1]["val_fraction"] == 0.1 and clean[1]["epochs"] == 100

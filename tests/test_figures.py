@@ -22,16 +22,17 @@ def lnk_curve(offset: float, seed: int) -> list[float]:
 LOSS = [2.0, 3.0, 1.0]  # lowest validation loss at epoch 2 for every seed
 
 
-def write(root: Path, variant: str, offset: float) -> list[Path]:
+def write(root: Path, variant: str, offset: float, protocol: str = "paper") -> list[Path]:
+    """Metrics of three seeds trained under ``protocol`` (every epoch scored)."""
     paths = []
     for seed in SEEDS:
         record = metrics_record(
             dataset="Fluo-N2DL-HeLa",
             variant=variant,
             seed=seed,
-            protocol="clean",
+            protocol=protocol,
             train_seq="02",
-            eval_seq="01",
+            eval_seq="01" if protocol == "clean" else "02",
             checkpoint="epoch2.pt",
             scores={"LNK": lnk_curve(offset, seed)[2], "TRA": 0.99, "DET": 0.99},
             per_epoch=[
@@ -39,7 +40,7 @@ def write(root: Path, variant: str, offset: float) -> list[Path]:
                 for e, v in enumerate(lnk_curve(offset, seed))
             ],
         )
-        paths.append(root / variant / f"seed{seed}.json")
+        paths.append(root / protocol / variant / f"seed{seed}.json")
         write_metrics(paths[-1], record)
     return paths
 
@@ -48,11 +49,18 @@ def authors_mean(offset: float) -> float:
     return float(np.mean([max(lnk_curve(offset, s)) for s in SEEDS]))
 
 
+CLEAN_SHIFT = 0.003  # clean runs score differently from paper runs, so a mixed-up panel shows
+
+
 @pytest.fixture
 def scaling_metrics(tmp_path: Path) -> tuple[list[Path], list[Path]]:
     metrics = write(tmp_path, "maester-fluo-epoch49-centroid-add_wrfeat", 0.0)
     metrics += write(tmp_path, "maester-fluo-epoch1399-centroid-add_wrfeat", 0.02)
-    return metrics, write(tmp_path, "retrained", -0.01)
+    metrics += write(tmp_path, "maester-fluo-epoch49-centroid-add_wrfeat", CLEAN_SHIFT, "clean")
+    baseline = write(tmp_path, "retrained", -0.01) + write(
+        tmp_path, "retrained", -0.01 + CLEAN_SHIFT, "clean"
+    )
+    return metrics, baseline
 
 
 def test_compute_scaling_points_and_missing(tmp_path: Path, scaling_metrics) -> None:
@@ -78,16 +86,23 @@ def test_compute_scaling_points_and_missing(tmp_path: Path, scaling_metrics) -> 
     )
     assert all((out / f"compute_scaling.{s}").stat().st_size > 1000 for s in ("png", "svg", "json"))
     data = json.loads((out / "compute_scaling.json").read_text())
-    authors = {p["x"]: p for p in data["measures"]["authors"]["points"]}
+    assert sorted(data["protocols"]) == ["clean", "paper"]
+    authors = {p["x"]: p for p in data["protocols"]["paper"]["points"]}
     assert sorted(authors) == [49, 1399]
     assert authors[49]["mean"] == pytest.approx(authors_mean(0.0))
     assert authors[1399]["values"] == pytest.approx([max(lnk_curve(0.02, s)) for s in SEEDS])
     assert authors[1399]["sd"] == pytest.approx(np.std([max(lnk_curve(0.02, s)) for s in SEEDS]))
-    clean = {p["x"]: p for p in data["measures"]["clean"]["points"]}
-    assert clean[49]["values"] == pytest.approx([lnk_curve(0.0, s)[2] for s in SEEDS])
-    assert data["measures"]["authors"]["baseline"]["mean"] == pytest.approx(authors_mean(-0.01))
-    assert data["missing"] == expect
-    assert [m["x"] for m in data["measures"]["clean"]["missing"]] == [449]
+    # the clean panel holds the clean runs only: epoch 2 (lowest val_loss) of the shifted curves
+    clean = {p["x"]: p for p in data["protocols"]["clean"]["points"]}
+    assert sorted(clean) == [49]
+    assert clean[49]["values"] == pytest.approx([lnk_curve(CLEAN_SHIFT, s)[2] for s in SEEDS])
+    assert data["protocols"]["paper"]["baseline"]["mean"] == pytest.approx(authors_mean(-0.01))
+    assert data["protocols"]["clean"]["baseline"]["values"] == pytest.approx(
+        [lnk_curve(-0.01 + CLEAN_SHIFT, s)[2] for s in SEEDS]
+    )
+    assert data["missing"] == sorted([*expect, "maester-fluo-epoch1399-centroid-add_wrfeat"])
+    assert [m["x"] for m in data["protocols"]["clean"]["missing"]] == [449, 1399]
+    assert [m["x"] for m in data["protocols"]["paper"]["missing"]] == [449]
 
 
 def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
@@ -117,12 +132,13 @@ def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
     )
     data = json.loads((out / "transfer.json").read_text())
     panels = {p["variant"]: p for p in data["panels"]}
+    assert {p["protocol"] for p in data["panels"]} == {"paper"}
     mito = panels["maester-mitocheck-100-epoch18249-centroid-add_wrfeat"]
-    assert mito["title"] == "MAESTER pretrained on Mitocheck plate 1 (epoch 18249)"
+    assert mito["title"] == "paper: MAESTER pretrained on Mitocheck plate 1 (epoch 18249)"
     for epoch in range(3):
         expected = np.mean([lnk_curve(0.01, s)[epoch] for s in SEEDS])
         assert mito["points"][epoch]["mean"] == pytest.approx(expected)
-    assert data["baseline"]["points"][1]["mean"] == pytest.approx(
+    assert mito["baseline"]["points"][1]["mean"] == pytest.approx(
         np.mean([lnk_curve(-0.01, s)[1] for s in SEEDS])
     )
     assert data["missing"] == ["maester-mitocheck-200-epoch18249-centroid-add_wrfeat"]
@@ -151,7 +167,8 @@ def test_data_scaling_one_series_per_dataset(tmp_path: Path) -> None:
     )
     data = json.loads((out / "data_scaling.json").read_text())
     assert sorted(data["series"]) == ["mitocheck-100", "mitocheck-200"]
-    points = {(p["series"], p["x"]): p["mean"] for p in data["measures"]["authors"]["points"]}
+    assert list(data["protocols"]) == ["paper"]  # no clean runs, no clean panel
+    points = {(p["series"], p["x"]): p["mean"] for p in data["protocols"]["paper"]["points"]}
     assert points == pytest.approx(
         {
             ("mitocheck-100", 49): authors_mean(0.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -11,7 +12,7 @@ import tifffile
 import torch
 import zarr
 from test_foundation_sam import TINY, save_sam_checkpoint
-from test_foundation_upsample import anyup_dir, needs_anyup
+from test_foundation_upsample import anyup_clone, anyup_dir, needs_anyup  # noqa: F401 (fixture)
 
 from denselink.cli import main as cli_main
 from denselink.data.manifest import SequenceManifest
@@ -43,14 +44,20 @@ def settings(**overrides) -> FoundationSettings:
 
 
 @needs_anyup
-def test_embedding_zarr_holds_encoder_plus_anyup(tmp_path):
+def test_embedding_zarr_holds_encoder_plus_anyup(tmp_path, anyup_clone):  # noqa: F811 (fixture)
+    clone, commit = anyup_clone
     manifest_path, manifest = write_sequence(tmp_path)
     checkpoint = tmp_path / "vit_b_lm_tiny.pth"
     save_sam_checkpoint(checkpoint)
-    anyup = {"repo": str(anyup_dir()), "source": "local", "pretrained": False, "tile_pixels": 500}
-    config = settings(checkpoint=str(checkpoint), anyup=anyup, batch_size=2, device="cpu")
-    out = tmp_path / "musam-anyup.zarr"
     torch.manual_seed(0)
+    weights = tmp_path / "anyup_paper.pth"
+    torch.save(load_anyup(str(clone), "local", pretrained=False, commit=None)[0].state_dict(), weights)
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    anyup = {"repo": str(clone), "source": "local", "commit": commit, "weights_url": weights.as_uri()}
+    anyup.update(weights_sha256=sha256, tile_pixels=500)
+    cache = str(tmp_path / "cache")
+    config = settings(checkpoint=str(checkpoint), anyup=anyup, batch_size=2, device="cpu", cache_dir=cache)
+    out = tmp_path / "musam-anyup.zarr"
     attrs = embed_sequence(manifest_path, out, "musam", config)
     array = zarr.open_group(out, mode="r")["embedding"]
     assert array.shape == (3, 256, 40, 30) and array.dtype == np.float16
@@ -59,11 +66,11 @@ def test_embedding_zarr_holds_encoder_plus_anyup(tmp_path):
         attrs["upsampler"] == "anyup" and attrs["model_type"] == "vit_b_lm" and attrs["backbone"] == "musam"
     )
     assert array.attrs["checkpoint_sha256"] == attrs["checkpoint_sha256"]
+    assert (array.attrs["anyup_commit"], array.attrs["anyup_weights_sha256"]) == (commit, sha256)
     assert array.attrs["image_shape"] == [40, 30] and array.attrs["grid_valid"] == [4, 3]
-    # the same numbers computed directly (AnyUp seeded identically, untiled)
+    # the same numbers computed directly (same AnyUp weights, untiled)
     encoder, _ = load_encoder("vit_b_lm", TINY, checkpoint=checkpoint)
-    torch.manual_seed(0)
-    model = load_anyup(str(anyup_dir()), "local", pretrained=False)
+    model, _ = load_anyup(str(clone), "local", True, "cpu", commit, weights.as_uri(), sha256, cache)
     frames = manifest.read_frames()
     features = encode_batch(encoder, list(frames), TINY, torch.device("cpu"))
     expected = AnyUpUpsampler(model, tile_pixels=10**6)(features, frames, (40, 30)).numpy()

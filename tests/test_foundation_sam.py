@@ -18,6 +18,7 @@ from denselink.foundation.sam import (
     encode_batch,
     grid_geometry,
     load_encoder,
+    micro_sam_util,
     preprocess,
     preprocess_shape,
     sam_modeling,
@@ -153,3 +154,34 @@ def test_registry_lists_micro_sam_urls_and_rejects_a_bad_cached_file(tmp_path):
     )
     with pytest.raises(CheckpointError):
         fetch_checkpoint("vit_h", tmp_path)
+
+
+def test_without_micro_sam_the_copy_runs_and_is_recorded(tmp_path):
+    checkpoint = tmp_path / "tiny.pth"
+    save_sam_checkpoint(checkpoint)
+    _, info = load_encoder("vit_b", TINY, checkpoint=checkpoint)
+    assert info["implementation"] == "denselink"  # micro_sam builds the released vit_b only
+    if micro_sam_util() is None:
+        with pytest.raises(ConfigError, match="implementation"):
+            load_encoder("vit_b", EncoderSpec(), checkpoint=checkpoint, implementation="micro_sam")
+
+
+def test_micro_sam_and_the_copy_give_the_same_embeddings(tmp_path):
+    """Runs where micro_sam is importable (the GPU environment): same weights, same frames."""
+    if micro_sam_util() is None:
+        pytest.skip("micro_sam is not importable here")
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam_vit_b_random.pth"
+    torch.save(sam_model_registry["vit_b"]().state_dict(), checkpoint)
+    frames = list(np.random.default_rng(0).integers(0, 4000, (2, 200, 150)).astype(np.uint16))
+    device = torch.device("cpu")
+    ours, ours_info = load_encoder("vit_b", EncoderSpec(), checkpoint, implementation="denselink")
+    theirs, theirs_info = load_encoder("vit_b", EncoderSpec(), checkpoint, implementation="micro_sam")
+    assert theirs_info["implementation"].startswith("micro_sam ")
+    assert theirs_info["checkpoint_sha256"] == ours_info["checkpoint_sha256"]
+    expected = encode_batch(ours, frames, EncoderSpec(), device)
+    torch.testing.assert_close(
+        encode_batch(theirs, frames, EncoderSpec(), device), expected, atol=1e-4, rtol=1e-4
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,14 @@ import torch
 
 from denselink.errors import CheckpointError
 from denselink.foundation.upsample import (
+    ANYUP_COMMIT,
     AnyUpUpsampler,
     BilinearUpsampler,
     GuidedUpsampler,
     guidance_rgb,
+    hub_spec,
     load_anyup,
+    local_commit,
 )
 
 
@@ -35,7 +41,7 @@ needs_anyup = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def anyup_model():
     torch.manual_seed(0)
-    return load_anyup(str(anyup_dir()), "local", pretrained=False)
+    return load_anyup(str(anyup_dir()), "local", pretrained=False)[0]
 
 
 def guided_reference(features, frame, extent, sigma_s, sigma_r):
@@ -144,3 +150,44 @@ def test_guided_row_tiles_and_constants():
     torch.testing.assert_close(whole, rows)
     constant = GuidedUpsampler(sigma_range=0.01)(torch.full((1, 2, 6, 6), -1.5), frames[:1], (24, 24))
     torch.testing.assert_close(constant, torch.full_like(constant, -1.5))
+
+
+def test_github_source_is_pinned_to_the_commit():
+    assert hub_spec("wimmerth/anyup", "github", ANYUP_COMMIT) == f"wimmerth/anyup:{ANYUP_COMMIT}"
+    assert hub_spec("wimmerth/anyup", "github", None) == "wimmerth/anyup"
+    assert hub_spec("/src/anyup", "local", ANYUP_COMMIT) == "/src/anyup"
+
+
+@pytest.fixture(scope="module")
+def anyup_clone(tmp_path_factory) -> tuple[Path, str]:
+    """A git clone of the local AnyUp source (one commit) and that commit."""
+    clone = tmp_path_factory.mktemp("anyup") / "anyup"
+    shutil.copytree(anyup_dir(), clone, ignore=shutil.ignore_patterns("__pycache__", ".git"))
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "AnyUp"], check=True)
+    return clone, local_commit(clone)
+
+
+@needs_anyup
+def test_weights_hash_and_commit_are_checked_and_recorded(anyup_clone, tmp_path):
+    clone, commit = anyup_clone
+    torch.manual_seed(1)
+    weights = tmp_path / "anyup_paper.pth"
+    torch.save(load_anyup(str(clone), "local", pretrained=False, commit=None)[0].state_dict(), weights)
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    url, cache = weights.as_uri(), tmp_path / "cache"
+    model, provenance = load_anyup(str(clone), "local", True, "cpu", commit, url, sha256, cache)
+    assert provenance == {
+        "anyup_repo": str(clone),
+        "anyup_commit": commit,
+        "anyup_weights_url": url,
+        "anyup_weights_sha256": sha256,
+    }
+    expected = torch.load(weights, weights_only=True)
+    assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="weights_sha256"):
+        load_anyup(str(clone), "local", True, "cpu", commit, url, "0" * 64, tmp_path / "cache2")
+    with pytest.raises(CheckpointError, match="checked out at"):
+        load_anyup(str(clone), "local", False, "cpu", "1" * 40)

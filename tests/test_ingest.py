@@ -71,3 +71,116 @@ def test_bad_csv_is_named(tmp_path: Path) -> None:
     bad.write_text("epoch,TRA,LNK\n0,0.9,0.9\n")
     with pytest.raises(MetricsFormatError, match=r"bad\.csv.*DET"):
         ingest([bad], "Fluo-N2DL-HeLa", "retrained", tmp_path / "out")
+
+
+# The authors' layout: per dataset folder, one folder per condition, one CSV per seed (names in no
+# seed order). LNK per CSV and epoch; 0 and -1 mark failed evaluations.
+AUTHORS = {
+    ("fluo", "without"): {
+        "2025-09-21_20-19-56_example.csv": [0.9910, 0.9921, 0.9915, 0.9902],
+        "2025-09-20_08-00-00_example.csv": [0.9905, 0.9930, 0.9918, 0.9911],
+        "2025-09-22_11-11-11_example.csv": [0.9899, 0.0, 0.9915, 0.9920],
+    },
+    ("fluo", "original_maester_embeddings"): {
+        "a.csv": [0.9931, 0.9940, 0.9952, 0.9949],
+        "b.csv": [0.9925, 0.9938, 0.9941, 0.9950],
+        "c.csv": [0.9930, 0.9939, -1.0, 0.9939],
+    },
+    ("fluo", "mma_additional_vit_b_lm_____Fluo-N2DL-HeLa"): {
+        "x.csv": [0.9920, 0.9929, 0.9931, 0.9925],
+        "y.csv": [0.9919, 0.9933, 0.9928, 0.9930],
+    },
+    ("dic", "additional_vit_b_____DIC-C2DH-HeLa"): {
+        "s1.csv": [0.9850, 0.9881, 0.9877, 0.9870],
+        "s2.csv": [0.9862, 0.9879, 0.9890, 0.9868],
+    },
+}
+VARIANTS = {
+    ("fluo", "without"): ("Fluo-N2DL-HeLa", "retrained", "Trackastra (re-trained)", 0.9922),
+    ("fluo", "original_maester_embeddings"): (
+        "Fluo-N2DL-HeLa",
+        "maester-fluo-epoch18249-centroid-add_token",
+        "MAESTER",
+        0.9944,
+    ),
+    ("fluo", "mma_additional_vit_b_lm_____Fluo-N2DL-HeLa"): (
+        "Fluo-N2DL-HeLa",
+        "musam-mma-add_token",
+        "μSAM (vit_b_lm)",
+        0.9930,
+    ),
+    ("dic", "additional_vit_b_____DIC-C2DH-HeLa"): (
+        "DIC-C2DH-HeLa",
+        "sam-centroid-add_token",
+        "SAM (vit_b)",
+        0.9884,
+    ),
+}
+
+
+def write_authors_layout(root: Path) -> None:
+    for (folder, condition), runs in AUTHORS.items():
+        for name, lnk in runs.items():
+            path = root / folder / condition / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            epochs = range(len(lnk))
+            pd.DataFrame(
+                {"epoch": epochs, "TRA": [0.99] * len(lnk), "DET": [0.995] * len(lnk), "LNK": lnk}
+            ).to_csv(path, index=False)
+
+
+def paper_rule(runs: dict[str, list[float]]) -> tuple[int, list[float]]:
+    """The authors' Table 1 by hand: per-epoch mean of the valid (> 0) LNK, best epoch, its values."""
+    table = np.array(list(runs.values()))
+    valid = np.where(table > 0, table, np.nan)
+    best = int(np.nanargmax(np.nanmean(valid, axis=0)))
+    return best, [v for v in valid[:, best] if not np.isnan(v)]
+
+
+def test_authors_root_then_table_reproduces_the_paper_rule(tmp_path: Path) -> None:
+    write_authors_layout(tmp_path / "authors")
+    out = tmp_path / "metrics"
+    assert main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(out)]) == 0
+    written = sorted(out.rglob("*.json"))
+    assert len(written) == sum(len(runs) for runs in AUTHORS.values())
+    record = read_metrics(out / "Fluo-N2DL-HeLa/paper/02-02/retrained/seed0.json")
+    assert record["source"].endswith("2025-09-20_08-00-00_example.csv")  # file-name order
+    assert record["origin"] == "authors" and record["protocol"] == "paper"
+    csv, md = tmp_path / "table1.csv", tmp_path / "table1.md"
+    args = [
+        "--metrics",
+        *map(str, written),
+        "--out-csv",
+        str(csv),
+        "--out-md",
+        str(md),
+        "--protocols",
+        "paper",
+    ]
+    assert table_main(args) == 0
+    table = pd.read_csv(csv, dtype={"train_seq": str, "eval_seq": str}).set_index("variant")
+    for key, runs in AUTHORS.items():
+        dataset, variant, label, published = VARIANTS[key]
+        best, values = paper_rule(runs)
+        row = table.loc[variant]
+        assert (row["dataset"], row["train_seq"], row["eval_seq"]) == (dataset, "02", "02")
+        assert row["epochs"] == " ".join([str(best)] * len(values))
+        assert row["LNK_mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert row["LNK_var"] == pytest.approx(np.var(values), abs=1e-15)
+        assert row["n_dropped"] == len(runs) - len(values)
+        assert row["row"] == label and row["paper_LNK_mean"] == published
+    maester = table.loc["maester-fluo-epoch18249-centroid-add_token"]
+    assert maester["comparison"] == "unpaired"
+    # epoch 2: (0.9952 + 0.9941) / 2 = 0.99465 beats epoch 3's 0.9946; c.csv failed there and is dropped
+    assert maester["epochs"] == "2 2" and maester["n_dropped"] == 1
+    assert table.loc["retrained", "epochs"] == "1 1" and table.loc["retrained", "n_dropped"] == 1
+    text = md.read_text()
+    assert "### Fluo-N2DL-HeLa: train on 02, evaluate on 02" in text and "### DIC-C2DH-HeLa" in text
+    assert "| MAESTER | – | – |" in text and "0.9944 ± 4.2e-07" in text
+
+
+def test_authors_root_refuses_an_unknown_condition_folder(tmp_path: Path) -> None:
+    write_authors_layout(tmp_path / "authors")
+    (tmp_path / "authors" / "fluo" / "mma_additional_vit_h_____Fluo-N2DL-HeLa").mkdir()
+    with pytest.raises(MetricsFormatError, match=r"vit_h.*unknown condition folder"):
+        main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(tmp_path / "out")])

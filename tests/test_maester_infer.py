@@ -10,6 +10,7 @@ import pytest
 import tifffile
 import torch
 import zarr
+from zarr.codecs import BloscCodec
 
 from denselink import __version__
 from denselink.cli import main as cli_main
@@ -60,6 +61,19 @@ def test_zarr_layout_attrs_and_values(inputs: tuple[Path, Path], tmp_path: Path)
     expected = cover_and_stride(model.encode, frame, CoverGeometry(20, 5, 2))
     np.testing.assert_array_equal(array[1], expected.astype(np.float16))
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_volumes_are_compressed_losslessly(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, manifest = inputs
+    arrays = {}
+    for codec in ("blosc-zstd", "none"):
+        settings = MaesterInferSettings(central_patch=2, tile=16, device="cpu", compression=codec)
+        out = infer_sequence(checkpoint, manifest, tmp_path / f"{codec}.zarr", settings)
+        arrays[codec] = zarr.open_group(out, mode="r")["embedding"]
+    (blosc,) = arrays["blosc-zstd"].compressors
+    assert isinstance(blosc, BloscCodec) and blosc.cname.value == "zstd" and blosc.clevel == 5
+    assert arrays["none"].compressors == ()
+    np.testing.assert_array_equal(arrays["blosc-zstd"][:], arrays["none"][:])
 
 
 def test_cli_writes_zarr_and_reports_a_missing_checkpoint(

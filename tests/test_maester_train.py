@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 
 from denselink.data.manifest import SequenceManifest
-from denselink.errors import ConfigError
+from denselink.errors import ConfigError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint
 from denselink.maester.settings import PAPER_SAVE_EPOCHS, MaesterSettings, MaesterTrainSettings
 from denselink.maester.train import train
@@ -75,6 +75,7 @@ def test_two_process_gloo_training_lowers_the_loss(manifest: Path, tmp_path: Pat
     assert done["world_size"] == 2 and done["device"] == "cpu"
     assert done["checkpoints"] == {"1": "checkpoints/epoch1.pt", "3": "checkpoints/epoch3.pt"}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch1.pt", "epoch3.pt", "last.pt"]
+    assert not (out / "frames").exists()  # the decoded frames are removed once the run is done
     state = read_checkpoint(out / "checkpoints" / "epoch1.pt")
     assert state["epoch"] == 1 and state["world_size"] == 2 and len(state["loss_history"]) == 2
 
@@ -107,3 +108,21 @@ def test_resume_with_other_model_settings_is_refused(manifest: Path, tmp_path: P
     other["model"] = {**MINI_MODEL, "depth": 3}
     with pytest.raises(ConfigError, match="model settings differ"):
         train([manifest], tmp_path / "run", load_settings(MaesterSettings, json.dumps(other)), resume=True)
+
+
+def test_nan_pixels_stop_training_at_epoch_zero_without_a_checkpoint(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = []
+    for t in range(4):
+        image = rng.random((48, 48)).astype(np.float32)
+        image[10:20, 10:20] = np.nan  # a float raw sequence with a NaN patch
+        frames.append(tmp_path / f"t{t:03d}.tif")
+        tifffile.imwrite(frames[-1], image)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(SequenceManifest("toy", "01", frames, (48, 48), "float32").to_dict()))
+    settings = load_settings(MaesterSettings, json.dumps(mini_settings(epochs=2, save_epochs=[0, 1])))
+    with pytest.raises(DivergenceError) as err:
+        train([manifest], tmp_path / "run", settings)
+    assert err.value.path == str(tmp_path / "run")
+    assert err.value.problem.startswith("epoch 0: mean loss is nan; no checkpoint of this epoch was written")
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "done.json").exists()

@@ -50,7 +50,7 @@ def test_tables_3_and_4() -> None:
 
 
 def test_synth_layout(pristine: Path) -> None:
-    plates = sorted(p.name for p in pristine.iterdir())
+    plates = sorted(p.name for p in pristine.iterdir() if p.is_dir())
     assert plates == sorted(p.plate_id for p in PLATES.values())
     sequence = pristine / PLATES[2].plate_id / "W00002"
     assert sorted(p.name for p in sequence.iterdir()) == ["t000.tif", "t001.tif", "t002.tif"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from denselink.errors import ConfigError
-from denselink.paths import ALLOW_EXTERNAL_ENV, assert_inside, check_config_paths
+from denselink.paths import assert_inside, check_config_paths
 from denselink.preflight import check_stage_settings, preflight
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,30 +38,61 @@ def test_relative_workdir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.M
     assert check_config_paths(mini_config(), Path("."))["results_root"] == tmp_path / "results" / "mini"
 
 
-@pytest.mark.parametrize("root", ["../elsewhere", "results/../../x", "/", "~"])
-def test_results_root_escaping_workdir_is_refused(tmp_path: Path, root: str) -> None:
-    config = mini_config() | {"results_root": root}
+@pytest.mark.parametrize("key", ["results_root", "data_root"])
+@pytest.mark.parametrize(
+    ("root", "problem"),
+    [
+        (".", "is the working directory itself"),
+        ("..", "is a parent of the working directory"),
+        ("results/../..", "is a parent of the working directory"),
+        ("/", "is a parent of the working directory"),
+        ("~", "is the home folder"),
+    ],
+)
+def test_root_that_is_the_workdir_a_parent_or_home_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, root: str, problem: str
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # not a parent of the working directory
     with pytest.raises(ConfigError) as err:
-        check_config_paths(config, tmp_path / "work")
-    assert err.value.path == "results_root"
-    assert "escapes the working directory" in err.value.problem and ALLOW_EXTERNAL_ENV in err.value.problem
+        check_config_paths(mini_config() | {key: root}, tmp_path / "work")
+    assert err.value.path == key and problem in err.value.problem, err.value.problem
 
 
-def test_results_root_equal_to_workdir_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="results_root: .* is the working directory itself"):
-        check_config_paths(mini_config() | {"results_root": "."}, tmp_path)
-
-
-def test_external_results_root_allowed_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = mini_config() | {"results_root": str(tmp_path / "scratch")}
+@pytest.mark.parametrize("root", ["../scratch/my results", "results/../../x", "{tmp}/scratch/run 1"])
+def test_roots_outside_the_workdir_need_no_permission(tmp_path: Path, root: str) -> None:
     work = tmp_path / "work"
-    assert (
-        check_config_paths(config, work, allow_external_results=True)["results_root"] == tmp_path / "scratch"
-    )
-    monkeypatch.setenv(ALLOW_EXTERNAL_ENV, "1")
-    assert check_config_paths(config, work)["results_root"] == tmp_path / "scratch"
-    with pytest.raises(ConfigError):
-        check_config_paths(config, work, allow_external_results=False)
+    config = mini_config() | {
+        "results_root": root.format(tmp=tmp_path),
+        "data_root": root.format(tmp=tmp_path) + "/raw",
+    }
+    paths = check_config_paths(config, work)
+    expected = Path(os.path.normpath(work / root.format(tmp=tmp_path)))
+    assert paths["results_root"] == expected and paths["data_root"] == expected / "raw"
+    assert paths["datasets.Synth-HeLa"] == expected / "raw" / "Synth-HeLa"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere"])
+def test_dataset_name_leaving_the_data_root_is_refused(tmp_path: Path, name: str) -> None:
+    config = mini_config()
+    config["datasets"] = {name: config["datasets"]["Synth-HeLa"]}
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path)
+    assert err.value.path == f"datasets.{name}" and "leaves" in err.value.problem
+
+
+def test_maester_run_name_leaving_its_folder_is_refused(tmp_path: Path) -> None:
+    config = mini_config()
+    config["maester"]["runs"][".."] = ["Synth-HeLa/01"]
+    with pytest.raises(ConfigError) as err:
+        check_config_paths(config, tmp_path)
+    assert err.value.path == "maester.runs..." and "leaves" in err.value.problem
+
+
+def test_generated_mitocheck_root_is_checked_like_a_root(tmp_path: Path) -> None:
+    config = mini_config()
+    config["mitocheck"]["root"] = "."
+    with pytest.raises(ConfigError, match="mitocheck.root: .* is the working directory itself"):
+        check_config_paths(config, tmp_path)
 
 
 def test_results_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
@@ -196,3 +229,18 @@ def test_preflight_parses_every_stage_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         preflight(config, tmp_path)
     assert err.value.path == "datasets.Synth-HeLa.synth" and "n_frames" in err.value.problem
+
+
+# composed flags ("--strict" or "", "--sha256 X", "torchrun ..."): built with shlex.quote, or constant words
+COMPOSED_FLAGS = {"params.launcher", "params.optional", "params.sha256", "params.strict"}
+
+
+def test_every_value_in_a_rule_shell_command_is_quoted() -> None:
+    checked = 0
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.findall(r"shell:\n((?:[ \t]+\".*\"\n)+)", path.read_text()):
+            for name in re.findall(r"\{([^{}:]+)\}", block):
+                assert name in COMPOSED_FLAGS, f"{path.name}: {{{name}}} is not quoted (use {{{name}:q}})"
+                checked += 1
+            checked += block.count(":q}")
+    assert checked > 50  # every rule's command was found

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from denselink.atomic import MARKER
 from denselink.data.ctc import read_man_track, validate_sequence
 from denselink.data.synthetic import SynthSettings, generate_sequence, main, write_dataset
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The dataset's files (the output marker aside)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MARKER
+    }
 
 
 def _centroids(masks: np.ndarray) -> list[dict[int, tuple[np.ndarray, int]]]:
@@ -129,7 +135,7 @@ def test_cli_writes_configured_sequences(tmp_path: Path) -> None:
     assert (
         main(["--out", str(out), "--settings", '{"sequences": ["01"], "n_frames": 3, "dtype": "uint8"}']) == 0
     )
-    assert sorted(p.name for p in out.iterdir()) == ["01", "01_GT"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "01", "01_GT"]
     manifest = validate_sequence(out, "cli", "01")
     assert (manifest.n_frames, manifest.dtype) == (3, "uint8")
 
@@ -145,3 +151,111 @@ def test_traccuracy_loads_generated_ground_truth(tmp_path: Path) -> None:
     lengths = tracks["end"] - tracks["start"] + 1
     assert graph.number_of_nodes() == int(lengths.sum())
     assert graph.number_of_edges() == int((lengths - 1).sum() + (tracks["parent"] > 0).sum())
+
+
+TEXTURE = dict(mode="texture", shape=(80, 80), n_frames=16, n_cells=8, texture_amplitude=0.8, seed=5)
+
+
+def _isolated_cells(mask: np.ndarray, margin: int = 1) -> list[int]:
+    """Labels whose mask neither touches another cell (within ``margin`` pixels) nor the frame border."""
+    out = []
+    for label in (int(v) for v in np.unique(mask) if v):
+        own = mask == label
+        ring = ndimage.binary_dilation(own, iterations=margin) & ~own
+        ys, xs = np.nonzero(own)
+        inside = ys.min() >= margin and xs.min() >= margin
+        inside &= ys.max() < mask.shape[0] - margin and xs.max() < mask.shape[1] - margin
+        if inside and not mask[ring].any():
+            out.append(label)
+    return out
+
+
+def _wrfeat_by_texture(settings: SynthSettings) -> dict[str, dict[int, list[float]]]:
+    """wrfeat's diameter, mean intensity and inertia tensor of every isolated cell, by its texture."""
+    from trackastra.data.wrfeat import WRFeatures
+
+    sequence = generate_sequence(settings, 0)
+    out: dict[str, dict[int, list[float]]] = {}
+    for t, (frame, mask) in enumerate(zip(sequence.frames, sequence.masks, strict=True)):
+        keep = _isolated_cells(mask)
+        isolated = np.where(np.isin(mask, keep), mask, 0).astype(np.int32)
+        feats = WRFeatures.from_mask_img(isolated[None], frame[None].astype(np.float32), t_start=t)
+        for i, label in enumerate(feats.labels):
+            texture = sequence.textures[int(label)]
+            for name, values in feats.features.items():
+                if name != "border_dist":
+                    for k, value in enumerate(values[i]):
+                        out.setdefault(f"{name}{k}", {}).setdefault(texture, []).append(float(value))
+    return out
+
+
+def test_texture_mode_cells_are_equal_in_everything_wrfeat_measures() -> None:
+    features = _wrfeat_by_texture(SynthSettings(**TEXTURE))
+    assert set(features["intensity_mean0"]) == {0, 1, 2, 3}
+    assert sum(len(v) for v in features["intensity_mean0"].values()) >= 40
+    magnitude: dict[str, float] = {}  # per feature family (the inertia tensor's scale is its diagonal)
+    for name, by_texture in features.items():
+        family = name.rstrip("0123456789")
+        values = np.concatenate(list(by_texture.values()))
+        magnitude[family] = max(magnitude.get(family, 0.0), abs(float(np.median(values))))
+    for name, by_texture in features.items():
+        means = np.array([np.mean(v) for v in by_texture.values()])
+        # texture groups differ by less than 2 % of the feature's scale: wrfeat cannot tell them apart
+        assert np.ptp(means) <= 0.02 * magnitude[name.rstrip("0123456789")], (name, means)
+    # the same check sees the per-cell intensities of ambiguous mode
+    ambiguous = _wrfeat_by_texture(SynthSettings(**{**TEXTURE, "mode": "ambiguous"}))
+    cells = np.concatenate(list(ambiguous["intensity_mean0"].values()))
+    assert np.ptp(cells) > 0.2 * np.median(cells)
+
+
+def _stripe_orientation(frame: np.ndarray, own: np.ndarray) -> float:
+    """Dominant gradient direction inside a cell (angle from the y axis, modulo pi)."""
+    image = ndimage.gaussian_filter(frame.astype(np.float64), 0.5)
+    gy, gx = np.gradient(image)
+    inner = ndimage.binary_erosion(own, iterations=2)
+    jyy, jxx, jyx = (gy[inner] ** 2).sum(), (gx[inner] ** 2).sum(), (gy[inner] * gx[inner]).sum()
+    return float(0.5 * np.arctan2(2 * jyx, jyy - jxx)) % np.pi
+
+
+def test_texture_mode_stripes_identify_the_texture() -> None:
+    settings = SynthSettings(**TEXTURE)
+    sequence = generate_sequence(settings, 0)
+    hits = total = 0
+    for frame, mask in zip(sequence.frames, sequence.masks, strict=True):
+        for label in _isolated_cells(mask):
+            angle = _stripe_orientation(frame, mask == label)
+            palette = np.pi * np.arange(settings.textures) / settings.textures
+            error = np.abs((angle - palette + np.pi / 2) % np.pi - np.pi / 2)
+            hits += int(np.argmin(error)) == sequence.textures[label]
+            total += 1
+    assert total >= 40
+    assert hits >= 0.95 * total
+
+
+def test_texture_mode_partners_differ_and_daughters_inherit() -> None:
+    sequence = generate_sequence(SynthSettings(**{**TEXTURE, "division_prob": 0.3}), 0)
+    tracks = sequence.tracks
+    children = tracks[tracks["parent"] > 0]
+    assert len(children) >= 4
+    for child, parent in zip(children["label"], children["parent"], strict=True):
+        assert sequence.textures[int(child)] == sequence.textures[int(parent)]
+    founders = tracks[tracks["parent"] == 0]["label"].tolist()
+    # pairs are seeded consecutively: partners have orthogonal stripes (palette of 4)
+    for first, second in zip(founders[0::2], founders[1::2], strict=True):
+        assert (sequence.textures[first] - sequence.textures[second]) % 4 == 2
+
+
+def test_texture_mode_swaps_throughout_the_sequence() -> None:
+    settings = SynthSettings(**{**TEXTURE, "division_prob": 0.0, "swap_every": 3, "n_frames": 21})
+    sequence = generate_sequence(settings, 0)
+    swaps = sequence.swaps
+    pairs = settings.n_cells // 2
+    period = settings.swap_every + settings.swap_frames
+    assert len(swaps) >= pairs * ((settings.n_frames - 1) // period)
+    assert swaps["frame"].min() <= period and swaps["frame"].max() >= settings.n_frames - period
+    geometry = _centroids(sequence.masks)
+    for t, first, second in swaps.itertuples(index=False):
+        before, now = geometry[t - 1], geometry[t]
+        # each partner now stands where the other stood: nearest-neighbour linking swaps them
+        for a, b in ((first, second), (second, first)):
+            assert np.linalg.norm(now[a][0] - before[b][0]) < np.linalg.norm(now[a][0] - before[a][0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from scipy import stats
 from denselink.errors import ConfigError
 from denselink.evaluate.metrics import MetricsFormatError, load_metrics, metrics_record, write_metrics
 from denselink.evaluate.protocols import select
-from denselink.evaluate.table import TableSettings, build_table, main, paired_comparison
+from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
+from denselink.evaluate.table import TableSettings, build_table, main, render_markdown
 from denselink.evaluate.variants import Variant, parse_variant, variant_name
 
 
@@ -58,34 +60,48 @@ SAM = {
     1: ([0.95, 0.97, 0.90], [3.0, 2.0, 1.0]),
     2: ([0.96, 0.93, 0.99], [1.0, 2.0, 3.0]),
 }
+DIRECTIONS = {"paper": ("02", "02"), "clean": ("02", "01")}
 
 
-def write_runs(root: Path, variant: str, runs: dict, protocol: str = "paper") -> list[Path]:
+def lowest_loss(lnk: list[float], loss: list[float]) -> tuple[int, float]:
+    """What `tracking evaluate` writes at the top level under clean: the lowest val_loss epoch."""
+    epoch = int(np.argmin(loss))
+    return epoch, lnk[epoch]
+
+
+def write_runs(root: Path, variant: str, runs: dict, protocol: str = "paper", **extra: object) -> list[Path]:
+    """Metrics JSONs as `tracking evaluate` writes them under ``protocol`` (every epoch scored)."""
     paths = []
+    train_seq, eval_seq = DIRECTIONS[protocol]
     for seed, (lnk, loss) in runs.items():
+        epoch, top = lowest_loss(lnk, loss) if protocol == "clean" else (int(np.argmax(lnk)), max(lnk))
         record = metrics_record(
             dataset="Fluo-N2DL-HeLa",
             variant=variant,
             seed=seed,
             protocol=protocol,
-            train_seq="02",
-            eval_seq="01",
-            checkpoint=None,
-            scores={"LNK": 0.0, "TRA": 0.0, "DET": 0.0},
+            train_seq=train_seq,
+            eval_seq=eval_seq,
+            checkpoint=f"checkpoints/epoch{epoch:03d}.pt",
+            scores={"LNK": top, "TRA": top, "DET": 1.0},
             per_epoch=[
                 {"epoch": e, "LNK": v, "TRA": v, "DET": 1.0, "val_loss": ls}
                 for e, (v, ls) in enumerate(zip(lnk, loss, strict=True))
             ],
+            **extra,
         )
-        paths.append(root / variant / f"seed{seed}.json")
+        paths.append(root / protocol / variant / f"seed{seed}.json")
         write_metrics(paths[-1], record)
     return paths
 
 
 @pytest.fixture
 def metrics(tmp_path: Path) -> list[Path]:
-    paths = write_runs(tmp_path, "retrained", RETRAINED) + write_runs(tmp_path, "sam-mma-add_wrfeat", SAM)
-    paths += write_runs(tmp_path, "sam-mma-add_token", {0: SAM[0]})
+    paths = []
+    for protocol in ("paper", "clean"):
+        paths += write_runs(tmp_path, "retrained", RETRAINED, protocol)
+        paths += write_runs(tmp_path, "sam-mma-add_wrfeat", SAM, protocol)
+    paths += write_runs(tmp_path, "sam-mma-add_token", {0: SAM[0]}, "clean")
     skipped = metrics_record(
         dataset="Fluo-N2DL-HeLa",
         variant="musam-centroid-add_wrfeat",
@@ -103,34 +119,39 @@ def metrics(tmp_path: Path) -> list[Path]:
     return paths
 
 
-def test_clean_protocol_takes_lowest_validation_loss(metrics: list[Path]) -> None:
+def test_each_run_is_chosen_by_its_own_protocol(metrics: list[Path]) -> None:
     runs, epochs = load_metrics(metrics)
-    chosen = select(runs, epochs, "clean").set_index(["variant", "seed"])
-    assert chosen.loc[("retrained", 0), "epoch"] == 1 and chosen.loc[("retrained", 0), "LNK"] == 0.92
-    assert chosen.loc[("retrained", 1), "LNK"] == 0.94 and chosen.loc[("retrained", 2), "LNK"] == 0.95
-    assert chosen.loc[("sam-mma-add_wrfeat", 1), "LNK"] == 0.90
+    chosen = select(runs, epochs).set_index(["protocol", "variant", "seed"]).sort_index()
+    # clean: the checkpoint with the lowest validation loss, as the file's top level says
+    assert chosen.loc[("clean", "retrained", 0), "epoch"] == 1
+    assert chosen.loc[("clean", "retrained", 0), "LNK"] == 0.92
+    assert chosen.loc[("clean", "retrained", 1), "LNK"] == 0.94
+    assert chosen.loc[("clean", "sam-mma-add_wrfeat", 1), "LNK"] == 0.90
+    # paper: retrained epoch means 0.9267, 0.91, 0.9233 -> epoch 0; SAM 0.95, 0.9533, 0.9467 -> epoch 1
+    assert chosen.loc[("paper", "retrained"), "epoch"].tolist() == [0, 0, 0]
+    assert chosen.loc[("paper", "retrained"), "LNK"].tolist() == [0.90, 0.93, 0.95]
+    assert chosen.loc[("paper", "sam-mma-add_wrfeat"), "LNK"].tolist() == [0.96, 0.97, 0.93]
+    assert set(chosen.index.get_level_values("protocol")) == {"clean", "paper"} and len(chosen) == 13
 
 
-def test_paper_protocol_takes_best_seed_mean_epoch(metrics: list[Path]) -> None:
-    runs, epochs = load_metrics(metrics)
-    chosen = select(runs, epochs, "paper")
-    retrained = chosen[chosen["variant"] == "retrained"]
-    # Retrained epoch means 0.9267, 0.91, 0.9233 -> epoch 0; SAM means 0.95, 0.9533, 0.9467 -> epoch 1.
-    assert set(retrained["epoch"]) == {0} and retrained["LNK"].tolist() == [0.90, 0.93, 0.95]
-    assert chosen[chosen["variant"] == "sam-mma-add_wrfeat"]["LNK"].tolist() == [0.96, 0.97, 0.93]
-
-
-def test_table_numbers(metrics: list[Path]) -> None:
+def test_table_parts_hold_only_their_protocols_runs(metrics: list[Path]) -> None:
     runs, epochs = load_metrics(metrics)
     settings = TableSettings(bootstrap_samples=2000)
-    table = build_table(runs, epochs, settings).set_index(["protocol", "variant"])
+    table = build_table(runs, epochs, settings)
+    directions = table.groupby("protocol")[["train_seq", "eval_seq"]].apply(
+        lambda part: sorted(set(map(tuple, part.to_numpy())))
+    )
+    assert directions.to_dict() == {"clean": [("02", "01")], "paper": [("02", "02")]}
+    table = table.set_index(["protocol", "variant"])
     clean = table.loc[("clean", "sam-mma-add_wrfeat")]
     assert clean["LNK_mean"] == pytest.approx(np.mean([0.96, 0.90, 0.96]))
     assert clean["LNK_var"] == pytest.approx(np.var([0.96, 0.90, 0.96]))
     assert clean["LNK_var_ddof1"] == pytest.approx(np.var([0.96, 0.90, 0.96], ddof=1))
     diffs = np.array([0.96 - 0.92, 0.90 - 0.94, 0.96 - 0.95])
-    assert clean["n_pairs"] == 3 and clean["dLNK_mean"] == pytest.approx(diffs.mean())
+    assert clean["comparison"] == "paired" and clean["n_pairs"] == 3
+    assert clean["dLNK_mean"] == pytest.approx(diffs.mean())
     assert clean["p_ttest"] == pytest.approx(stats.ttest_rel([0.96, 0.90, 0.96], [0.92, 0.94, 0.95]).pvalue)
+    assert clean["p_rank"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
     assert clean["dLNK_ci_low"] <= diffs.mean() <= clean["dLNK_ci_high"]
     assert clean["row"] == "SAM (vit_b)" and clean["column"] == "MMA" and clean["paper_LNK_mean"] == 0.9923
     assert table.loc[("clean", "sam-mma-add_token"), "row"] == "SAM (vit_b) [add_token]"
@@ -139,42 +160,120 @@ def test_table_numbers(metrics: list[Path]) -> None:
     assert skipped["status"] == "skipped" and skipped["reason"] == "no muSAM weights"
     paper = table.loc[("paper", "retrained")]
     assert paper["LNK_mean"] == pytest.approx(0.9266666667) and paper["epochs"] == "0 0 0"
+    assert paper["n_seeds"] == 3 and table.loc[("paper", "sam-mma-add_wrfeat"), "epochs"] == "1 1 1"
+
+
+def test_markdown_has_a_section_per_protocol_and_direction_run(metrics: list[Path], tmp_path: Path) -> None:
+    csv, md = tmp_path / "t.csv", tmp_path / "t.md"
+    args = ["--metrics", *map(str, metrics), "--out-csv", str(csv), "--out-md", str(md)]
+    assert main([*args, "--settings", '{"bootstrap_samples": 500}']) == 0
+    text = md.read_text()
+    sections = [line for line in text.splitlines() if line.startswith("##")]
+    assert sections == [
+        "## Protocol `clean`",
+        "### Fluo-N2DL-HeLa: train on 02, evaluate on 01",
+        "## Protocol `paper`",
+        "### Fluo-N2DL-HeLa: train on 02, evaluate on 02",
+    ]
+    assert "n/a (skipped [1])" in text and "\n[1] no muSAM weights" in text
+    clean_part, paper_part = text.split("## Protocol `paper`")
+    # clean re-trained: epochs 1, 2, 0 by validation loss; paper: epoch 0 by the best seed mean
+    assert "| Trackastra (re-trained) | 0.9367 ± 0.00016 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in clean_part
+    assert "| Trackastra (re-trained) | 0.9267 ± 0.00042 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in paper_part
+    assert len(pd.read_csv(csv)) == 6
+    assert main([*args, "--protocols", "paper"]) == 0
+    assert "## Protocol `clean`" not in md.read_text() and len(pd.read_csv(csv)) == 2
+
+
+def test_clean_counts_a_run_that_links_nothing_as_lnk_zero(tmp_path: Path) -> None:
+    linked_nothing = {0: ([0.0, 0.0, 0.0], [3.0, 1.0, 2.0])}
+    paths = write_runs(tmp_path, "retrained", {**RETRAINED, 3: linked_nothing[0]}, "clean")
+    runs, epochs = load_metrics(paths)
+    row = build_table(runs, epochs, TableSettings(protocols=["clean"])).iloc[0]
+    assert row["n_seeds"] == 4 and row["n_failed"] == 1
+    assert row["LNK_mean"] == pytest.approx(np.mean([0.92, 0.94, 0.95, 0.0]))
+    assert row["LNK_var"] == pytest.approx(np.var([0.92, 0.94, 0.95, 0.0]))
+    md = render_markdown(build_table(runs, epochs, TableSettings(protocols=["clean"])), TableSettings())
+    assert "(n=4) [1 linked nothing: LNK 0]" in md
+
+
+def test_paper_drops_lnk_at_or_below_zero_and_says_how_many(tmp_path: Path) -> None:
+    failed = {3: ([-1.0, 0.0, 0.99], [1.0, 1.0, 1.0])}  # failed at epoch 0, the chosen one
+    paths = write_runs(tmp_path, "retrained", {**RETRAINED, **failed}, "paper")
+    runs, epochs = load_metrics(paths)
+    table = build_table(runs, epochs, TableSettings(protocols=["paper"]))
+    row = table.iloc[0]
+    # epoch means over valid values: 0.9267, 0.91, (0.91 + 0.94 + 0.92 + 0.99) / 4 = 0.94 -> epoch 2
+    assert row["epochs"] == "2 2 2 2" and row["n_dropped"] == 0
+    failed = {3: ([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0])}
+    paths = write_runs(tmp_path, "retrained", {**RETRAINED, **failed}, "paper")
+    runs, epochs = load_metrics(paths)
+    table = build_table(runs, epochs, TableSettings(protocols=["paper"]))
+    row = table.iloc[0]
+    assert row["epochs"] == "0 0 0" and row["n_seeds"] == 3 and row["n_dropped"] == 1
+    assert row["LNK_mean"] == pytest.approx(np.mean([0.90, 0.93, 0.95]))
+    assert "(n=3) [1 dropped: LNK ≤ 0]" in render_markdown(table, TableSettings(protocols=["paper"]))
+
+
+def test_ingested_runs_are_compared_unpaired_with_holm(tmp_path: Path) -> None:
+    musam = {seed: (lnk[::-1], loss) for seed, (lnk, loss) in SAM.items()}
+    paths = write_runs(tmp_path, "retrained", RETRAINED, origin="authors")
+    paths += write_runs(tmp_path, "sam-mma-add_token", SAM, origin="authors")
+    paths += write_runs(tmp_path, "musam-mma-add_token", musam, origin="authors")
+    runs, epochs = load_metrics(paths)
+    table = build_table(runs, epochs, TableSettings(protocols=["paper"])).set_index("variant")
+    baseline, sam = [0.90, 0.93, 0.95], [0.96, 0.97, 0.93]
+    row = table.loc["sam-mma-add_token"]
+    assert row["comparison"] == "unpaired" and row["n_pairs"] == 0 and row["n_baseline"] == 3
+    assert row["dLNK_mean"] == pytest.approx(np.mean(sam) - np.mean(baseline))
+    assert row["p_ttest"] == pytest.approx(stats.ttest_ind(sam, baseline, equal_var=False).pvalue)
+    assert row["p_rank"] == pytest.approx(stats.mannwhitneyu(sam, baseline).pvalue)
+    p_values = table.loc[["sam-mma-add_token", "musam-mma-add_token"], "p_ttest"].to_numpy()
+    assert table.loc[["sam-mma-add_token", "musam-mma-add_token"], "p_ttest_holm"].tolist() == pytest.approx(
+        holm(list(p_values))
+    )
+    # add_token is the only fusion here, so its rows are the main ones: the paper's values beside them
+    assert row["row"] == "SAM (vit_b)" and row["paper_LNK_mean"] == 0.9923
+    assert table.loc["retrained", "comparison"] == ""
+
+
+def test_holm_adjustment_by_hand() -> None:
+    adjusted = holm([0.01, 0.04, 0.03, math.nan])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(adjusted[3])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
 def test_bootstrap_is_seeded() -> None:
     values, baseline = {0: 0.95, 1: 0.97, 2: 0.93, 3: 0.96}, {0: 0.94, 1: 0.95, 2: 0.93, 3: 0.92}
-    first = paired_comparison(values, baseline, TableSettings(bootstrap_seed=3))
-    assert first == paired_comparison(values, baseline, TableSettings(bootstrap_seed=3))
-    assert first["p_wilcoxon"] == pytest.approx(stats.wilcoxon([0.01, 0.02, 0.0, 0.04]).pvalue)
+    first = paired_comparison(values, baseline, 1000, 3, 0.95)
+    assert first == paired_comparison(values, baseline, 1000, 3, 0.95)
+    assert first["p_rank"] == pytest.approx(stats.wilcoxon([0.01, 0.02, 0.0, 0.04]).pvalue)
+    unpaired = unpaired_comparison(list(values.values()), list(baseline.values()), 1000, 3, 0.95)
+    assert unpaired == unpaired_comparison(list(values.values()), list(baseline.values()), 1000, 3, 0.95)
+    assert unpaired["dLNK_ci_low"] < unpaired["dLNK_mean"] < unpaired["dLNK_ci_high"]
 
 
-def test_markdown_shows_sections_and_skips(metrics: list[Path], tmp_path: Path) -> None:
-    csv, md = tmp_path / "t.csv", tmp_path / "t.md"
-    assert (
-        main(
-            [
-                "--metrics",
-                *map(str, metrics),
-                "--out-csv",
-                str(csv),
-                "--out-md",
-                str(md),
-                "--settings",
-                '{"bootstrap_samples": 500}',
-            ]
-        )
-        == 0
+def test_a_file_without_a_protocol_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    record = metrics_record(
+        dataset="Fluo-N2DL-HeLa",
+        variant="retrained",
+        seed=0,
+        protocol="clean",
+        train_seq="02",
+        eval_seq="01",
+        checkpoint=None,
+        scores={"LNK": 0.9, "TRA": 0.9, "DET": 0.9},
     )
-    text = md.read_text()
-    assert "## Protocol `clean`" in text and "## Protocol `paper`" in text
-    assert "### Fluo-N2DL-HeLa: train on 02, evaluate on 01" in text
-    assert "n/a (skipped [1])" in text and "\n[1] no muSAM weights" in text
-    assert "| Trackastra (re-trained) | 0.9367 ± 0.00016 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in text
-    assert len(pd.read_csv(csv)) == 8
+    del record["protocol"]
+    write_metrics(path, record)
+    runs, epochs = load_metrics([path])
+    with pytest.raises(MetricsFormatError, match=r"old\.json.*protocol None"):
+        build_table(runs, epochs, TableSettings())
 
 
 def test_pretrained_joins_each_direction_and_bad_variant_names_file(tmp_path: Path) -> None:
-    paths = write_runs(tmp_path, "retrained", RETRAINED)
+    paths = write_runs(tmp_path, "retrained", RETRAINED, "clean")
     for seq, lnk in (("01", 0.91), ("02", 0.97)):
         record = metrics_record(
             dataset="Fluo-N2DL-HeLa",

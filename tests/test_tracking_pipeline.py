@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import tifffile
 import torch
 from tracking_toy import write_swap_sequence
 
 from denselink import cli
+from denselink.atomic import MARKER, claim_directory
 from denselink.data.manifest import load_manifest
-from denselink.errors import FeatureTableError
+from denselink.errors import ConfigError, DivergenceError, FeatureTableError
 from denselink.evaluate.metrics import score_ctc
 from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run, list_checkpoints
 from denselink.tracking.predict import (
@@ -126,7 +128,8 @@ def test_identity_features_link_the_ambiguous_case_better(toy: dict[str, Path], 
     fused = _run(toy, tmp_path / "fused", fusion="add_token")
     assert fused["LNK"] >= 0.9
     assert fused["LNK"] > retrained["LNK"] + 0.3
-    assert sorted(p.name for p in (tmp_path / "fused" / "01_RES").iterdir())[:2] == [
+    assert sorted(p.name for p in (tmp_path / "fused" / "01_RES").iterdir())[:3] == [
+        MARKER,
         "mask000.tif",
         "mask001.tif",
     ]
@@ -164,7 +167,7 @@ def test_pretrained_folder_scores_like_its_checkpoint_and_absent_is_skipped(
         settings,
     )
     assert skipped["status"] == "skipped" and skipped["LNK"] is None and "absent" in skipped["reason"]
-    assert list((tmp_path / "s_RES").iterdir()) == []
+    assert [p.name for p in (tmp_path / "s_RES").iterdir()] == [MARKER]  # no masks, no res_track.txt
 
 
 def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -> None:
@@ -194,12 +197,21 @@ def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -
 
 
 def test_retraining_drops_checkpoints_of_an_earlier_longer_run(toy: dict[str, Path], tmp_path: Path) -> None:
-    out = tmp_path / "run"
+    out = claim_directory(tmp_path / "run", "tracking train")  # the folder of an earlier run
     stale = out / "checkpoints" / "epoch099.pt"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"from an earlier run")
     train(toy["cache"], out, 0, TrackastraSettings(**{**MINI, "epochs": 2}))
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch*.pt")) == ["epoch000.pt", "epoch001.pt"]
+
+
+def test_early_stopping_without_validation_data_is_refused_before_training(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    settings = TrackastraSettings(**{**MINI, "val_fraction": 0.0, "early_stopping": True})
+    with pytest.raises(ConfigError, match="early_stopping: early stopping needs validation data"):
+        train(toy["cache"], tmp_path / "run", 0, settings)
+    assert not (tmp_path / "run").exists()
 
 
 def test_early_stopping_ends_patience_epochs_after_the_best_val_loss(
@@ -259,3 +271,45 @@ def test_score_cache_of_another_sequence_is_refused(dividing: dict[str, Path], t
     write_score_cache(build_score_cache(load_manifest(toy["eval_manifest"])), path, toy["eval_manifest"])
     with pytest.raises(ScoreCacheError, match="expected"):
         load_score_cache(path, manifest)
+
+
+@pytest.mark.parametrize("val_fraction", [0.25, 0.0])
+def test_absurd_learning_rate_stops_training_naming_the_epoch(
+    toy: dict[str, Path], tmp_path: Path, val_fraction: float
+) -> None:
+    settings = TrackastraSettings(**{**MINI, "lr": 1e30, "warmup_epochs": 0, "val_fraction": val_fraction})
+    out = tmp_path / "run"
+    with pytest.raises(DivergenceError) as err:
+        train(toy["cache"], out, 0, settings)
+    epoch = int(err.value.problem.split(":")[0].removeprefix("epoch "))
+    assert "no checkpoint of this epoch was written" in err.value.problem
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == [
+        f"epoch{e:03d}.pt" for e in range(epoch)
+    ]
+    assert not (out / "done.json").exists()
+    for path in (out / "checkpoints").glob("*.pt"):  # what was saved is finite
+        assert all(
+            torch.isfinite(v).all() for v in torch.load(path, weights_only=False)["state_dict"].values()
+        )
+
+
+def test_detections_linked_to_nothing_stay_as_single_frame_tracks(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    from denselink.tracking.fusion import build_model
+    from denselink.tracking.predict import link, write_ctc
+
+    torch.manual_seed(0)
+    model = build_model(TrackastraSettings(**MINI).transformer_kwargs(7), None)
+    manifest = load_manifest(toy["eval_manifest"])
+    images, masks = manifest.read_frames().astype("float32"), manifest.read_masks().astype("int32")
+    graph = link(model, images, masks, edge_threshold=1.0)  # no association reaches 1: no links
+    detections = sum(len(set(frame[frame > 0].tolist())) for frame in masks)
+    assert graph.number_of_edges() == 0
+    assert graph.number_of_nodes() == detections
+    result = write_ctc(graph, masks, tmp_path / "RES")
+    lines = (result / "res_track.txt").read_text().splitlines()
+    assert len(lines) == detections
+    for t, mask in enumerate(masks):
+        written = tifffile.imread(result / f"mask{t:03d}.tif")
+        assert ((written > 0) == (mask > 0)).all()

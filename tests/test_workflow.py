@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,14 +20,16 @@ DATASET = "Synth-HeLa"
 TABLE1_VARIANTS = ["retrained", "pretrained"] + [
     f"{embedding}-{agg}-add_wrfeat"
     for embedding in ("sam", "musam", "maester-synth-epoch3")
-    for agg in ("mma", "centroid")
+    for agg in ("centroid",)  # mini.yaml: centroid only (config.yaml: mma and centroid)
 ]
-REBUILD = f"results/metrics/{DATASET}/clean/02-01/sam-mma-add_wrfeat/seed1.json"
+REBUILD = f"metrics/{DATASET}/clean/02-01/sam-centroid-add_wrfeat/seed1.json"
 
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     cmd = [
         SNAKEMAKE,
         "-s",
@@ -36,26 +40,68 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         str(REPO / "profiles/ci"),
     ]
     cmd += [*args, "--configfile", str(workdir / "mini.yaml")]  # --configfile takes every word after it
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+
+
+@dataclass(frozen=True)
+class MiniRun:
+    workdir: Path
+    results: Path
+    sentinels: dict[Path, str]
 
 
 @pytest.fixture(scope="module")
-def mini_run(tmp_path_factory) -> Path:
-    """The whole mini DAG in a fresh working directory (results/, raw/ inside it)."""
-    workdir = tmp_path_factory.mktemp("mini")
+def mini_run(tmp_path_factory) -> MiniRun:
+    """The whole mini DAG; both roots lie outside the working directory and contain spaces (no env variable).
+
+    Files named like the first word of each root sit beside them: an unquoted path would redirect a log
+    into them or pass them as arguments.
+    """
+    base = tmp_path_factory.mktemp("mini")
+    workdir, results, data = base / "work", base / "scratch results" / "mini run", base / "my data"
+    workdir.mkdir()
+    sentinels = {base / "scratch": "a user's file\n", base / "my": "another user's file\n"}
+    for path, text in sentinels.items():
+        path.write_text(text)
     config = yaml.safe_load((REPO / "workflow/configs/mini.yaml").read_text())
-    config.update(results_root="results", data_root="raw")
-    config["mitocheck"]["root"] = "raw/mitocheck"
+    config.update(results_root=str(results), data_root=str(data))
+    config["mitocheck"]["root"] = str(data / "mitocheck")
     (workdir / "mini.yaml").write_text(yaml.safe_dump(config))
-    for args in ([], ["--report", "results/report.html"]):
-        result = snakemake(workdir, *args)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DENSELINK_")}
+    for args in ([], ["--report", str(results / "report.html")]):
+        result = snakemake(workdir, *args, env=env)
         assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return workdir
+    return MiniRun(workdir, results, sentinels)
+
+
+def test_roots_outside_the_workdir_with_spaces_are_used_and_user_files_kept(mini_run: MiniRun) -> None:
+    assert (mini_run.results / "tables" / "table1.csv").is_file()
+    assert (mini_run.results.parents[1] / "my data" / "Synth-HeLa" / "01" / "t000.tif").is_file()
+    assert sorted(p.name for p in mini_run.workdir.iterdir()) == [".snakemake", "mini.yaml"]
+    assert {path: path.read_text() for path in mini_run.sentinels} == mini_run.sentinels
 
 
 def test_table1_has_every_variant_with_two_seeds_and_scores_in_unit_range(mini_run):
-    table = pd.read_csv(mini_run / "results/tables/table1.csv", dtype={"train_seq": str, "eval_seq": str})
-    assert (mini_run / "results/tables/table1.md").read_text().count("| Trackastra (re-trained)") >= 2
+    table = pd.read_csv(mini_run.results / "tables/table1.csv", dtype={"train_seq": str, "eval_seq": str})
+    text = (mini_run.results / "tables/table1.md").read_text()
+    # one section per protocol and the direction it runs, each with its own runs only
+    headings = [line for line in text.splitlines() if line.startswith("##")]
+    assert [line for line in headings if line.startswith("## ")] == [
+        "## Protocol `clean`",
+        "## Protocol `paper`",
+    ]
+    clean, paper = (
+        headings[1 : headings.index("## Protocol `paper`")],
+        headings[headings.index("## Protocol `paper`") + 1 :],
+    )
+    for section, eval_seq in ((clean, "01"), (paper, "02")):
+        assert sorted(section) == [
+            f"### {name}: train on 02, evaluate on {eval_seq}" for name in (DATASET, "Synth-Motion")
+        ]
+    directions = {tuple(row) for row in table[["protocol", "train_seq", "eval_seq"]].to_numpy()}
+    assert directions == {("clean", "02", "01"), ("paper", "02", "02")}
+    paper = table[(table["protocol"] == "paper") & (table["variant"] != "pretrained")]
+    assert all(len(set(epochs.split())) == 1 for epochs in paper["epochs"])  # one epoch for all seeds
     for protocol, train_seq, eval_seq in (("clean", "02", "01"), ("paper", "02", "02")):
         section = table[(table["protocol"] == protocol) & (table["eval_seq"] == eval_seq)]
         assert set(TABLE1_VARIANTS) <= set(section["variant"]), protocol
@@ -72,9 +118,9 @@ def test_table1_has_every_variant_with_two_seeds_and_scores_in_unit_range(mini_r
 
 
 def test_metrics_jsons_carry_lnk_tra_det(mini_run):
-    paths = sorted((mini_run / "results/metrics").rglob("seed*.json"))
-    # Table 1: 2 protocols x 7 trained variants x 2 seeds, + 2 pretrained; Appendix C: 5 more x 2 seeds
-    assert len(paths) == 28 + 2 + 10
+    paths = sorted((mini_run.results / "metrics").rglob("seed*.json"))
+    # Table 1: 2 datasets x 2 protocols x (4 trained variants x 2 seeds + pretrained); Appendix C: 3 more x 2
+    assert len(paths) == 2 * 2 * (4 * 2 + 1) + 3 * 2
     for path in paths:
         record = json.loads(path.read_text())
         if record.get("status") == "skipped":
@@ -88,11 +134,21 @@ def test_metrics_jsons_carry_lnk_tra_det(mini_run):
             assert [e["epoch"] for e in scored] == [record["epoch"]]
             assert record["epoch"] == min(record["per_epoch"], key=lambda e: e["val_loss"])["epoch"]
         else:
-            assert epochs == [0, 1, 2, 3]  # the paper protocol scores every Trackastra epoch
+            assert epochs == list(range(12))  # the paper protocol scores every Trackastra epoch
+
+
+def test_demo_links_by_motion_where_it_suffices_and_by_fused_texture_where_not(mini_run):
+    table = pd.read_csv(mini_run.results / "tables/table1.csv", dtype={"train_seq": str, "eval_seq": str})
+    clean = table[(table["protocol"] == "clean") & (table["eval_seq"] == "01")]
+    motion = clean[(clean["dataset"] == "Synth-Motion") & (clean["variant"] == "retrained")].iloc[0]
+    assert motion["LNK_mean"] >= 0.95 and motion["DET_mean"] >= 0.98
+    texture = clean[clean["dataset"] == DATASET].set_index("variant")
+    fused = texture.loc["maester-synth-epoch3-centroid-add_wrfeat"]
+    assert fused["LNK_mean"] > texture.loc["retrained", "LNK_mean"]
 
 
 def test_report_holds_table1_and_the_figures(mini_run):
-    html = (mini_run / "results/report.html").read_text()
+    html = (mini_run.results / "report.html").read_text()
     for name in ("table1.csv", "compute_scaling.png", "transfer.png", "data_scaling.png"):
         assert name in html
 
@@ -100,15 +156,21 @@ def test_report_holds_table1_and_the_figures(mini_run):
 def test_appendix_c_figures_are_drawn(mini_run):
     for study in ("compute_scaling", "transfer", "data_scaling"):
         for ext in ("png", "svg", "json"):
-            assert (mini_run / f"results/figures/{study}.{ext}").stat().st_size > 0
-    assert json.loads((mini_run / "results/figures/compute_scaling.json").read_text())
+            assert (mini_run.results / f"figures/{study}.{ext}").stat().st_size > 0
+    # mini.yaml runs Appendix C under the paper protocol only: no clean panel
+    assert list(json.loads((mini_run.results / "figures/compute_scaling.json").read_text())["protocols"]) == [
+        "paper"
+    ]
+    assert {
+        p["protocol"] for p in json.loads((mini_run.results / "figures/transfer.json").read_text())["panels"]
+    } == {"paper"}
 
 
 def test_one_named_target_is_rebuilt_alone_and_identically(mini_run):
-    target = mini_run / REBUILD
+    target = mini_run.results / REBUILD
     before = target.read_bytes()
     target.unlink()
-    result = snakemake(mini_run, REBUILD)
+    result = snakemake(mini_run.workdir, str(target))
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert log.count("rule tracking_evaluate:") == 1

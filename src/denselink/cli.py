@@ -25,16 +25,18 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("tracking", "train"): ("denselink.tracking.train", "train trackastra (optionally fused)"),
     ("tracking", "score-cache"): ("denselink.tracking.score_cache", "cache what scoring needs of a sequence"),
     ("tracking", "evaluate"): ("denselink.tracking.evaluate", "track + score every checkpoint"),
+    ("tracking", "track"): ("denselink.tracking.track", "link your own movie with a trained model"),
     ("evaluate", "table"): ("denselink.evaluate.table", "Table 1 under a protocol"),
     ("evaluate", "ingest"): ("denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),
     ("figures", "appendix-c"): ("denselink.figures.appendix_c", "Appendix C figures"),
+    ("plan",): ("denselink.plan", "jobs, GPU/CPU-hours and disk of the grid"),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: denselink <group> <command> [options]", "", "commands:"]
-    for (group, command), (_, summary) in COMMANDS.items():
-        lines.append(f"  {group} {command:<12} {summary}")
+    lines = ["usage: denselink <group> <command> [options]  |  denselink plan [options]", "", "commands:"]
+    for words, (_, summary) in COMMANDS.items():
+        lines.append(f"  {' '.join(words):<22} {summary}")
     lines.append("")
     lines.append("Run 'denselink <group> <command> --help' for the options of one command.")
     return "\n".join(lines)
@@ -43,13 +45,14 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``denselink <group> <command> ...`` to the stage module's ``main``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 2 or args[0] in {"-h", "--help"} or tuple(args[:2]) not in COMMANDS:
+    words = next((tuple(args[:n]) for n in (1, 2) if tuple(args[:n]) in COMMANDS), None)
+    if words is None or args[0] in {"-h", "--help"}:
         print(_usage(), file=sys.stderr if args[:1] not in (["-h"], ["--help"]) else sys.stdout)
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
-    module_name, _ = COMMANDS[tuple(args[:2])]
+    module_name, _ = COMMANDS[words]
     module = importlib.import_module(module_name)
     try:
-        return int(module.main(args[2:]) or 0)
+        return int(module.main(args[len(words) :]) or 0)
     except DenselinkError as err:
         print(f"denselink: {err}", file=sys.stderr)
         return 2

@@ -56,3 +56,15 @@ class EmbeddingError(DenselinkError):
     """A dense embedding (zarr) is missing or does not match the sequence it must describe."""
 
     kind = "embedding error"
+
+
+class OutputError(DenselinkError):
+    """An output path holds something the command must not replace, or an output cannot be written."""
+
+    kind = "output error"
+
+
+class DivergenceError(DenselinkError):
+    """Training produced a non-finite loss or non-finite weights; the run stops at that epoch."""
+
+    kind = "training diverged"

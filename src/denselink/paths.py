@@ -1,10 +1,11 @@
 """Path safety: resolve every path of the workflow config and check it before any job runs.
 
 Relative paths in the config are relative to the working directory (where Snakemake runs).
-The results root must lie inside the working directory unless that is explicitly allowed
-(``allow_external_results=True`` or the environment variable ``DENSELINK_ALLOW_EXTERNAL_RESULTS=1``),
-so a typo such as ``results_root: ../..`` or ``/`` can never make the pipeline write or replace
-files elsewhere. Writers use :func:`assert_inside` to keep an output under its root.
+The results and data roots may lie anywhere (an absolute path on a scratch filesystem, say), but
+neither may be the working directory, a parent of it or the home folder, so a typo such as
+``results_root: ..`` or ``/`` cannot spread outputs over the user's folders. Dataset and MAESTER
+run names must stay inside their roots. Writers use :func:`assert_inside` to keep an output under
+its root, and never replace what they did not write (:mod:`denselink.atomic`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any
 
 from denselink.errors import ConfigError
 from denselink.evaluate.variants import FOUNDATION_BACKBONES
-
-ALLOW_EXTERNAL_ENV = "DENSELINK_ALLOW_EXTERNAL_RESULTS"
 
 
 def resolve_path(value: str | Path, workdir: Path) -> Path:
@@ -68,24 +67,45 @@ def _not_a_file(key: str, path: Path) -> None:
         raise ConfigError(key, f"{path} exists and is not a directory")
 
 
-def _check_results_root(config: dict[str, Any], workdir: Path, allow_external: bool) -> Path:
-    root = resolve_path(config.get("results_root", "results"), workdir)
-    if root == workdir:
-        raise ConfigError("results_root", f"{root} is the working directory itself; name a subfolder")
-    if not _is_inside(root, workdir) and not allow_external:
-        raise ConfigError(
-            "results_root",
-            f"{root} escapes the working directory {workdir} "
-            f"(set {ALLOW_EXTERNAL_ENV}=1 to allow a results root elsewhere)",
+def _check_own_folder(key: str, folder: Path, others: dict[str, Path]) -> None:
+    """A folder the workflow writes as one output (e.g. a generated miniature) must hold no other output."""
+    for other_key, other in others.items():
+        if other_key != key and _is_inside(other, folder):
+            raise ConfigError(
+                key,
+                f"{folder} contains {other_key} ({other}); the workflow writes this folder as one output, "
+                "so it must be a folder of its own",
+            )
+
+
+def _check_root(key: str, value: str | Path, workdir: Path) -> Path:
+    """A results or data root: anywhere but the working directory, a parent of it or the home folder."""
+    root = resolve_path(value, workdir)
+    if _is_inside(workdir, root):
+        what = (
+            "the working directory itself"
+            if root == workdir
+            else f"a parent of the working directory {workdir}"
         )
-    _not_a_file("results_root", root)
+        raise ConfigError(key, f"{root} is {what}; name a folder of its own (it may lie anywhere else)")
+    if root == resolve_path("~", workdir):
+        raise ConfigError(key, f"{root} is the home folder; name a folder of its own")
+    _not_a_file(key, root)
     return root
+
+
+def _child(key: str, root: Path, name: str) -> Path:
+    """``root/name``, refusing a name that is not one folder inside ``root`` (``..``, ``a/b``, ``/x``)."""
+    path = resolve_path(root / name, root)
+    if path.parent != root:
+        raise ConfigError(key, f"the name {name!r} leaves {root} (resolves to {path})")
+    return path
 
 
 def _check_datasets(config: dict[str, Any], data_root: Path) -> dict[str, Path]:
     paths = {}
     for name, spec in (config.get("datasets") or {}).items():
-        folder = data_root / name
+        folder = _child(f"datasets.{name}", data_root, name)
         paths[f"datasets.{name}"] = folder
         if spec.get("source") == "ctc" and not spec.get("download", False):
             # strict even in a dry run: without the data there is no DAG to show
@@ -139,29 +159,33 @@ def _check_pretrained(config: dict[str, Any], workdir: Path) -> dict[str, Path]:
     return {"tracking.pretrained_model": path}
 
 
+def _check_runs(config: dict[str, Any], results_root: Path) -> None:
+    runs_root = results_root / "maester"
+    for run in _get(config, "maester.runs", {}) or {}:
+        _child(f"maester.runs.{run}", runs_root, run)
+
+
 def check_config_paths(
-    config: dict[str, Any],
-    workdir: Path,
-    allow_external_results: bool | None = None,
-    missing: list[str] | None = None,
+    config: dict[str, Any], workdir: Path, missing: list[str] | None = None
 ) -> dict[str, Path]:
     """Resolve and check every path of a (schema-validated) workflow config.
 
     Returns ``{dotted config key: absolute path}``. Raises a ConfigError naming the key and the
-    path when an input that must exist is missing, when a folder is a file, or when the results
-    root escapes ``workdir`` (unless allowed; ``None`` reads ``DENSELINK_ALLOW_EXTERNAL_RESULTS``).
+    path when an input that must exist is missing, when a folder is a file, when a root is
+    ``workdir``, a parent of it or the home folder, or when a dataset or run name leaves its root.
     With a ``missing`` list, absent inputs are appended to it instead of raising, so a dry run can
     show the DAG of an experiment whose data is not in place yet.
     """
     workdir = resolve_path(workdir, Path.cwd())
-    if allow_external_results is None:
-        allow_external_results = os.environ.get(ALLOW_EXTERNAL_ENV, "") == "1"
-    paths = {"results_root": _check_results_root(config, workdir, allow_external_results)}
-    paths["data_root"] = resolve_path(config.get("data_root", "data"), workdir)
-    _not_a_file("data_root", paths["data_root"])
+    paths = {"results_root": _check_root("results_root", config.get("results_root", "results"), workdir)}
+    paths["data_root"] = _check_root("data_root", config.get("data_root", "data"), workdir)
     paths.update(_check_datasets(config, paths["data_root"]))
+    _check_runs(config, paths["results_root"])
     mitocheck = config.get("mitocheck") or {}
     paths["mitocheck.root"] = resolve_path(mitocheck.get("root", "data/mitocheck"), workdir)
+    if mitocheck.get("source", "local") == "synthetic":  # a generated root is an output: same rules
+        _check_root("mitocheck.root", paths["mitocheck.root"], workdir)
+        _check_own_folder("mitocheck.root", paths["mitocheck.root"], paths)
     if mitocheck.get("source", "local") == "local" and _uses_mitocheck(config):
         _require_dir(
             "mitocheck.root", paths["mitocheck.root"], "maester.runs use local Mitocheck plates", missing

@@ -3,6 +3,7 @@
 import json
 import sys
 import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -11,9 +12,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from denselink.data.settings import DATASETS as MITOCHECK_SIZES
+from denselink.data.settings import DATASETS as MITOCHECK_SIZES, SynthSettings
+from denselink.tracking.settings import TrackastraSettings, min_frames
 from denselink.errors import DenselinkError
-from denselink.preflight import preflight
+from denselink.preflight import preflight, protocol_epochs
 from denselink.evaluate.variants import (
     FOUNDATION_BACKBONES,
     parse_variant,
@@ -155,18 +157,6 @@ def check_references(cfg):
             f"epoch {epoch} is not in maester.train.save_epochs",
         )
     for protocol, spec in cfg["protocols"].items():
-        trains = [d["train"] for d in spec["directions"]]
-        if spec["validate_on_eval"]:
-            _require(
-                spec["val_fraction"] == 0,
-                f"protocols.{protocol}",
-                "validate_on_eval needs val_fraction 0",
-            )
-            _require(
-                len(set(trains)) == len(trains),
-                f"protocols.{protocol}",
-                "validate_on_eval: one eval per train",
-            )
         for direction in spec["directions"]:
             for name in used_datasets(cfg):
                 for seq in direction.values():
@@ -175,6 +165,63 @@ def check_references(cfg):
                         f"protocols.{protocol}.directions",
                         f"sequence {seq!r} is not in datasets.{name}.sequences",
                     )
+    check_sequence_lengths(cfg)
+
+
+def used_protocols(cfg):
+    return sorted(set(cfg["table1"]["protocols"]) | set(cfg["appendix_c"]["protocols"]))
+
+
+def known_frames(cfg, dataset, seq):
+    """Frames of a sequence where start-up knows them: the synth settings, or a manifest already written."""
+    spec = cfg["datasets"][dataset]
+    if spec["source"] == "synthetic":
+        default = SynthSettings.model_fields["n_frames"].default
+        return (spec.get("synth") or {}).get("n_frames", default)
+    path = Path(cfg["results_root"]) / "data" / dataset / seq / "manifest.json"
+    try:
+        return len(json.loads(path.read_text())["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not validated yet: data_validate checks it (--min-frames)
+
+
+def required_frames(cfg, dataset, seq):
+    """(frames, config key): the fewest frames tracking needs of a sequence, and the key that asks it.
+
+    A training sequence holds a window, plus a held-out tail under val_fraction > 0; a direction's
+    validation sequence (`val`) holds a window; 0 frames when tracking does not use it.
+    """
+    if dataset not in used_datasets(cfg):
+        return 0, "tracking.settings.window"
+    default = TrackastraSettings.model_fields["window"].default
+    window = cfg["tracking"]["settings"].get("window", default)
+    needs = [(0, "tracking.settings.window")]
+    for protocol in used_protocols(cfg):
+        spec = cfg["protocols"][protocol]
+        for direction in spec["directions"]:
+            if direction["train"] == seq and spec["val_fraction"]:
+                key = f"protocols.{protocol}.val_fraction"
+                needs.append((min_frames(window, spec["val_fraction"]), key))
+            elif seq in (direction["train"], direction.get("val")):
+                needs.append((window, "tracking.settings.window"))
+    return max(needs)
+
+
+def check_sequence_lengths(cfg):
+    """Sequences whose frame count start-up knows must be long enough for tracking (see required_frames)."""
+    for name in used_datasets(cfg):
+        for seq in cfg["datasets"][name]["sequences"]:
+            needed, key = required_frames(cfg, name, seq)
+            n_frames = known_frames(cfg, name, seq)
+            _require(
+                n_frames is None or n_frames >= needed,
+                key,
+                f"{name}/{seq} has {n_frames} frames; window and validation tail need at least {needed}",
+            )
+
+
+def directions_of(cfg, protocol):
+    return [(d["train"], d["eval"]) for d in cfg["protocols"][protocol]["directions"]]
 
 
 def used_datasets(cfg):
@@ -224,11 +271,16 @@ def model_path(dataset, protocol, train_seq, variant, seed):
 
 
 def validation_seq(protocol, train_seq):
-    """The sequence val_loss is computed on when a protocol validates on its evaluation sequence."""
-    spec = config["protocols"][protocol]
-    if not spec["validate_on_eval"]:
-        return None
-    return next(d["eval"] for d in spec["directions"] if d["train"] == train_seq)
+    """The sequence val_loss is computed on while training on ``train_seq`` (None: none or the tail)."""
+    directions = config["protocols"][protocol]["directions"]
+    return next((d.get("val") for d in directions if d["train"] == train_seq), None)
+
+
+def dense_output(path, kind):
+    """A dense embedding volume, kept or temp() (deleted once its tables exist) per storage.keep_dense."""
+    if config["storage"]["keep_dense"][kind]:
+        return directory(path)
+    return temp(directory(path))
 
 
 def one_of(names):
@@ -247,6 +299,30 @@ def datasets_with(source, download=None):
 
 
 # --------------------------------------------------------------------------- rule inputs
+def sequence_files(folder, seq):
+    """Raw frames, TRA masks and man_track.txt of one CTC sequence (what validation reads)."""
+    folder = Path(folder)
+    tra = folder / f"{seq}_GT" / "TRA"
+    files = sorted((folder / seq).glob("t*.tif")) + sorted(tra.glob("man_track*.tif"))
+    files += [tra / "man_track.txt"] if (tra / "man_track.txt").is_file() else []
+    return [str(f) for f in files]
+
+
+def validate_inputs(w):
+    """The dataset folder and every file validation reads, so a changed frame reruns validation.
+
+    Generated or downloaded folders are checkpoints: their files are listed once they exist.
+    """
+    spec = config["datasets"][w.dataset]
+    if spec["source"] == "synthetic":
+        folder = checkpoints.data_synth.get(dataset=w.dataset).output[0]
+    elif spec["download"]:
+        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
+    else:
+        folder = data_dir(w.dataset)
+    return {"dataset": folder, "files": sequence_files(folder, w.seq)}
+
+
 def train_inputs(w):
     """Cached data (+ features, + validation data) of one training job."""
     fused = parse_variant(w.variant).kind == "embedding"
@@ -274,10 +350,12 @@ def evaluate_inputs(w):
 
 
 def optional_flags(input):
-    """--features / --val-data / --val-features for the inputs a job has."""
+    """--features / --val-data / --val-features for the inputs a job has (paths shell-quoted)."""
     names = ("features", "val_data", "val_features")
     return " ".join(
-        f"--{n.replace('_', '-')} {input[n]}" for n in names if n in input.keys()
+        f"--{n.replace('_', '-')} {shlex.quote(str(input[n]))}"
+        for n in names
+        if n in input.keys()
     )
 
 
@@ -297,6 +375,9 @@ def tracking_settings(protocol, variant):
     settings["early_stopping"] = (
         stopping["retrained"] if parsed.kind == "retrained" else stopping["embeddings"]
     )
+    epochs = protocol_epochs(config["protocols"][protocol], variant)
+    if epochs is not None:
+        settings["epochs"] = epochs
     return settings_json(settings)
 
 
@@ -327,9 +408,7 @@ def fusions():
 
 
 def directions(protocol):
-    return [
-        (d["train"], d["eval"]) for d in config["protocols"][protocol]["directions"]
-    ]
+    return directions_of(config, protocol)
 
 
 def table1_variants(cfg, dataset):
@@ -436,10 +515,16 @@ def table1_files():
     return [results("tables/table1.csv"), results("tables/table1.md")]
 
 
+FUSION_GAIN_PLOT = Path(workflow.basedir) / "benchmarks" / "results" / "fusion_gain.png"
+
+
 def all_targets():
     files = table1_files()
     for study in STUDIES:
         files += figure_files(study)
+    # the benchmark has been run: its plot goes into the report
+    if FUSION_GAIN_PLOT.is_file():
+        files.append(results("report/fusion_gain.png"))
     return files
 
 

@@ -1,7 +1,8 @@
 """Raw data (CTC download, generated data, Mitocheck plates) to checked sequence manifests."""
 
 
-rule data_synth:
+# Checkpoints: data_validate lists the frames and masks they write as its inputs (validate_inputs).
+checkpoint data_synth:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -18,10 +19,10 @@ rule data_synth:
     params:
         settings=lambda w: settings_json(config["datasets"][w.dataset]["synth"]),
     shell:
-        "denselink data synth --out {output} --settings {params.settings:q} > {log} 2>&1"
+        "denselink data synth --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-rule data_download:
+checkpoint data_download:
     output:
         directory(data_dir("{dataset}")),
     log:
@@ -39,18 +40,18 @@ rule data_download:
         data_root=lambda w, output: Path(output[0]).parent,
         url=lambda w: config["datasets"][w.dataset]["url"],
         sha256=lambda w: (
-            f"--sha256 {config['datasets'][w.dataset]['sha256']}"
+            f"--sha256 {shlex.quote(config['datasets'][w.dataset]['sha256'])}"
             if config["datasets"][w.dataset]["sha256"]
             else ""
         ),
     shell:
-        "denselink data download --dataset {wildcards.dataset} --data-root {params.data_root} "
-        "--url {params.url} {params.sha256} > {log} 2>&1"
+        "denselink data download --dataset {wildcards.dataset:q} --data-root {params.data_root:q} "
+        "--url {params.url:q} {params.sha256} > {log:q} 2>&1"
 
 
 rule data_validate:
     input:
-        data_dir("{dataset}"),
+        unpack(validate_inputs),
     output:
         results("data/{dataset}/{seq}/manifest.json"),
     log:
@@ -64,9 +65,14 @@ rule data_validate:
     threads: res("data_validate")["cpus"]
     resources:
         **slurm_resources("data_validate"),
+    params:
+        dataset_dir=lambda w: data_dir(w.dataset),
+        min_frames=lambda w: required_frames(config, w.dataset, w.seq)[0],
+        min_frames_key=lambda w: required_frames(config, w.dataset, w.seq)[1],
     shell:
-        "denselink data validate --dataset-dir {input} --dataset {wildcards.dataset} --seq {wildcards.seq} "
-        "--out {output} > {log} 2>&1"
+        "denselink data validate --dataset-dir {params.dataset_dir:q} --dataset {wildcards.dataset:q} "
+        "--seq {wildcards.seq:q} --min-frames {params.min_frames:q} --min-frames-key {params.min_frames_key:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 if config["mitocheck"]["source"] == "synthetic":
@@ -86,7 +92,7 @@ if config["mitocheck"]["source"] == "synthetic":
         params:
             settings=settings_json(config["mitocheck"]["synth"]),
         shell:
-            "denselink data mitocheck synth --out {output} --settings {params.settings:q} > {log} 2>&1"
+            "denselink data mitocheck synth --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule mitocheck_manifest:
@@ -114,8 +120,8 @@ rule mitocheck_manifest:
         root=lambda w: config["mitocheck"]["root"],
         strict="--strict" if config["mitocheck"]["strict"] else "",
     shell:
-        "denselink data mitocheck manifest --mitocheck-root {params.root:q} --plate {wildcards.plate} "
-        "--out {output} {params.strict} > {log} 2>&1"
+        "denselink data mitocheck manifest --mitocheck-root {params.root:q} --plate {wildcards.plate:q} "
+        "--out {output:q} {params.strict} > {log:q} 2>&1"
 
 
 rule mitocheck_dataset:
@@ -137,4 +143,4 @@ rule mitocheck_dataset:
     resources:
         **slurm_resources("mitocheck_dataset"),
     shell:
-        "denselink data mitocheck dataset --manifests {input} --size {wildcards.size} --out {output} > {log} 2>&1"
+        "denselink data mitocheck dataset --manifests {input:q} --size {wildcards.size:q} --out {output:q} > {log:q} 2>&1"

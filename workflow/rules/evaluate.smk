@@ -29,5 +29,27 @@ rule evaluate_table:
             }
         ),
     shell:
-        "denselink evaluate table --metrics {input} --out-csv {output.csv} --out-md {output.md} "
-        "--protocols {params.protocols} --settings {params.settings:q} > {log} 2>&1"
+        "denselink evaluate table --metrics {input:q} --out-csv {output.csv:q} --out-md {output.md:q} "
+        "--protocols {params.protocols:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule fusion_gain_plot:
+    input:
+        FUSION_GAIN_PLOT,
+    output:
+        report(
+            results("report/fusion_gain.png"),
+            caption="../report/fusion_gain.rst",
+            category="Benchmarks",
+        ),
+    log:
+        results("logs/fusion_gain_plot/fusion_gain.log"),
+    benchmark:
+        results("benchmarks/fusion_gain_plot/fusion_gain.tsv")
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        **slurm_resources("fusion_gain_plot"),
+    shell:
+        "cp {input:q} {output:q} > {log:q} 2>&1"

@@ -19,5 +19,5 @@ rule features_aggregate:
     resources:
         **slurm_resources("features_aggregate"),
     shell:
-        "denselink features aggregate --embedding {input.embedding} --manifest {input.manifest} "
-        "--agg {wildcards.agg} --out {output} > {log} 2>&1"
+        "denselink features aggregate --embedding {input.embedding:q} --manifest {input.manifest:q} "
+        "--agg {wildcards.agg:q} --out {output:q} > {log:q} 2>&1"

@@ -29,6 +29,6 @@ rule figures_appendix_c:
         expect=lambda w: study_variants(config, w.study),
         settings=settings_json(config["appendix_c"]["settings"]),
     shell:
-        "denselink figures appendix-c --study {wildcards.study} --metrics {input.metrics} "
-        "--baseline {input.baseline} --expect {params.expect} --out-dir {params.out_dir} "
-        "--settings {params.settings:q} > {log} 2>&1"
+        "denselink figures appendix-c --study {wildcards.study:q} --metrics {input.metrics:q} "
+        "--baseline {input.baseline:q} --expect {params.expect:q} --out-dir {params.out_dir:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"

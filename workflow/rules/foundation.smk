@@ -5,7 +5,10 @@ rule foundation_embed:
     input:
         manifest("{dataset}/{seq}"),
     output:
-        directory(results("embeddings/{dataset}/{seq}/{model}-{upsampler}.zarr")),
+        dense_output(
+            results("embeddings/{dataset}/{seq}/{model}-{upsampler}.zarr"),
+            "foundation",
+        ),
     log:
         results("logs/foundation_embed/{dataset}/{seq}/{model}-{upsampler}.log"),
     benchmark:
@@ -23,5 +26,5 @@ rule foundation_embed:
     params:
         settings=lambda w: settings_json(config["foundation"][w.model]),
     shell:
-        "DENSELINK_GPUS={resources.gpu} denselink foundation embed --model {wildcards.model} --manifest {input} --out {output} "
-        "--settings {params.settings:q} > {log} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} denselink foundation embed --model {wildcards.model:q} --manifest {input:q} --out {output:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ rule maester_train:
         out_dir=lambda w: results(f"maester/{w.run}"),
         settings=settings_json({k: config["maester"][k] for k in ("model", "train")}),
     shell:
-        "DENSELINK_GPUS={resources.gpu} {params.launcher} --manifest {input} --out {params.out_dir} --settings {params.settings:q} > {log} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} {params.launcher} --manifest {input:q} --out {params.out_dir:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule maester_infer:
@@ -30,7 +30,10 @@ rule maester_infer:
         done=results("maester/{run}/done.json"),
         manifest=manifest("{dataset}/{seq}"),
     output:
-        directory(results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr")),
+        dense_output(
+            results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr"),
+            "maester",
+        ),
     log:
         results("logs/maester_infer/{dataset}/{seq}/{run}-epoch{epoch}.log"),
     benchmark:
@@ -47,5 +50,5 @@ rule maester_infer:
         checkpoint=lambda w: results(f"maester/{w.run}/checkpoints/epoch{w.epoch}.pt"),
         settings=settings_json(config["maester"]["infer"]),
     shell:
-        "DENSELINK_GPUS={resources.gpu} denselink maester infer --checkpoint {params.checkpoint} --manifest {input.manifest} "
-        "--out {output} --settings {params.settings:q} > {log} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {params.checkpoint:q} --manifest {input.manifest:q} "
+        "--out {output:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule tracking_prepare:
     params:
         settings=settings_json(config["tracking"]["settings"]),
     shell:
-        "denselink tracking prepare --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
+        "denselink tracking prepare --manifest {input:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule tracking_score_cache:
@@ -38,7 +38,7 @@ rule tracking_score_cache:
     params:
         settings=settings_json(config["tracking"]["settings"]),
     shell:
-        "denselink tracking score-cache --manifest {input} --out {output} --settings {params.settings:q} > {log} 2>&1"
+        "denselink tracking score-cache --manifest {input:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule tracking_train:
@@ -68,8 +68,8 @@ rule tracking_train:
         optional=lambda w, input: optional_flags(input),
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     shell:
-        "DENSELINK_GPUS={resources.gpu} denselink tracking train --data {input.data} {params.optional} --out {params.out_dir} "
-        "--seed {wildcards.seed} --settings {params.settings:q} > {log} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} denselink tracking train --data {input.data:q} {params.optional} --out {params.out_dir:q} "
+        "--seed {wildcards.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule tracking_evaluate:
@@ -105,12 +105,12 @@ rule tracking_evaluate:
         epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, w.variant),
     shell:
-        "denselink tracking evaluate --model-dir {params.model_dir} --manifest {input.manifest} "
-        "--score-cache {input.score_cache} {params.optional} "
-        "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
-        "--dataset {wildcards.dataset} --variant {wildcards.variant} --seed {wildcards.seed} "
-        "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
-        "> {log} 2>&1"
+        "denselink tracking evaluate --model-dir {params.model_dir:q} --manifest {input.manifest:q} "
+        "--score-cache {input.score_cache:q} {params.optional} "
+        "--protocol {wildcards.protocol:q} --epochs {params.epochs:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "
+        "--dataset {wildcards.dataset:q} --variant {wildcards.variant:q} --seed {wildcards.seed:q} "
+        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} --settings {params.settings:q} "
+        "> {log:q} 2>&1"
 
 
 rule tracking_evaluate_pretrained:
@@ -143,8 +143,8 @@ rule tracking_evaluate_pretrained:
         epochs=lambda w: config["protocols"][w.protocol]["epochs"],
         settings=lambda w: tracking_settings(w.protocol, "pretrained"),
     shell:
-        "denselink tracking evaluate --pretrained {params.pretrained} --manifest {input.manifest} "
-        "--protocol {wildcards.protocol} --epochs {params.epochs} --out {output.metrics} --res-dir {output.res_dir} "
-        "--dataset {wildcards.dataset} --variant pretrained --seed {wildcards.seed} "
-        "--train-seq {wildcards.train_seq} --eval-seq {wildcards.eval_seq} --settings {params.settings:q} "
-        "> {log} 2>&1"
+        "denselink tracking evaluate --pretrained {params.pretrained:q} --manifest {input.manifest:q} "
+        "--protocol {wildcards.protocol:q} --epochs {params.epochs:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "
+        "--dataset {wildcards.dataset:q} --variant pretrained --seed {wildcards.seed:q} "
+        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} --settings {params.settings:q} "
+        "> {log:q} 2>&1"

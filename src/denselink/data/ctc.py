@@ -3,7 +3,10 @@
 A CTC sequence ``{seq}`` of a dataset directory holds raw frames ``{seq}/t000.tif ...`` and
 tracking ground truth ``{seq}_GT/TRA/man_track000.tif ...`` plus ``{seq}_GT/TRA/man_track.txt``
 (one line ``label start end parent`` per track, parent 0 = none). Validation runs the cheap
-checks first (names, counts, the track table, TIFF headers) and decodes pixels last.
+checks first (names, counts, the track table, TIFF headers) and decodes pixels last. It rejects
+what later stages cannot use: multi-page TIFFs (z-stacks), non-finite raw pixels, labels that do
+not fit the 16-bit CTC label images the tracking results are written as, and a track missing from
+a frame inside its span (CTC marks a gap as a new track whose parent is the old one).
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ import pandas as pd
 import tifffile
 from tqdm import tqdm
 
-from denselink.atomic import write_json
-from denselink.data.manifest import SequenceManifest
-from denselink.errors import CTCFormatError, DenselinkError
+from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.data.manifest import SequenceManifest, file_sha256
+from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 
 FRAME_PATTERN = re.compile(r"^t(\d+)\.tif$")
 MASK_PATTERN = re.compile(r"^man_track(\d+)\.tif$")
 MAN_TRACK_COLUMNS = ["label", "start", "end", "parent"]
 MAX_BINCOUNT_LABEL = 1 << 20  # larger labels are counted with np.unique instead
+MAX_LABEL = 65535  # CTC label images are 16-bit; tracking results are written as uint16
 
 
 def _digits(n_frames: int) -> int:
@@ -104,6 +108,11 @@ def _numbered_files(directory: Path, pattern: re.Pattern[str], kind: str) -> lis
 
 
 def _check_tracks(tracks: pd.DataFrame, path: Path, n_frames: int) -> None:
+    if int(tracks["label"].max()) > MAX_LABEL:
+        row = tracks.loc[tracks["label"].idxmax()]
+        raise CTCFormatError(
+            path, f"track label {row.label} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
+        )
     if int(tracks["end"].max()) >= n_frames:
         row = tracks.loc[tracks["end"].idxmax()]
         raise CTCFormatError(
@@ -123,10 +132,14 @@ def _check_tracks(tracks: pd.DataFrame, path: Path, n_frames: int) -> None:
 
 
 def tiff_header(path: Path, error: type[DenselinkError] = CTCFormatError) -> tuple[tuple[int, int], np.dtype]:
-    """2D shape and dtype of a TIFF from its header (no decoding); checks its data lies inside the file."""
+    """2D shape and dtype of a TIFF from its header (no decoding); checks its data lies inside the file.
+
+    A TIFF of more than one page (a z-stack or a time series in one file) is an error.
+    """
     try:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tif:
+            n_pages = len(tif.pages)
             page = tif.pages.first
             shape, dtype = tuple(int(n) for n in page.shape), np.dtype(page.dtype)
             data_end = max(
@@ -136,6 +149,10 @@ def tiff_header(path: Path, error: type[DenselinkError] = CTCFormatError) -> tup
         raise error(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
     if data_end > size:
         raise error(path, f"truncated TIFF: image data ends at byte {data_end}, file has {size}")
+    if n_pages > 1:
+        raise error(
+            path, f"multi-page TIFF ({n_pages} pages, e.g. a z-stack); expected one 2D image per file"
+        )
     squeezed = tuple(n for n in shape if n != 1)
     if len(squeezed) != 2:
         raise error(path, f"expected a 2D image, got shape {shape}")
@@ -166,24 +183,45 @@ def _check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, in
     return shape, raw_dtype
 
 
-def _frame_labels(frame_path: Path, mask_path: Path) -> set[int]:
-    """Decode one frame and its mask; return the mask's nonzero labels."""
-    _decode(frame_path)
+def check_finite(frame: np.ndarray, path: Path, error: type[DenselinkError] = CTCFormatError) -> None:
+    """Raise ``error`` naming the first NaN or infinite pixel of a float frame."""
+    if frame.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(frame)
+    if bad.any():
+        y, x = (int(i) for i in np.argwhere(bad)[0])
+        raise error(
+            path,
+            f"{int(bad.sum())} non-finite pixels (NaN or inf), the first at (y={y}, x={x}): {frame[y, x]}",
+        )
+
+
+def _frame_labels(frame_path: Path, mask_path: Path) -> tuple[set[int], str]:
+    """Decode one frame and its mask; return the mask's nonzero labels and the frame file's sha256."""
+    check_finite(_decode(frame_path), frame_path)
     mask = _decode(mask_path).ravel()
     if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
         raise CTCFormatError(mask_path, "negative labels in mask")
+    if mask.size and int(mask.max()) > MAX_LABEL:
+        raise CTCFormatError(
+            mask_path, f"label {int(mask.max())} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
+        )
     if not mask.size or int(mask.max()) > MAX_BINCOUNT_LABEL:
         labels = np.unique(mask)
     else:
         labels = np.flatnonzero(np.bincount(mask))
-    return {int(label) for label in labels if label != 0}
+    return {int(label) for label in labels if label != 0}, file_sha256(frame_path)
 
 
-def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, man_track: Path) -> None:
+def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, man_track: Path) -> list[str]:
+    """Decode every frame and mask, check labels against the track table; the frames' sha256 hashes."""
     spans = {int(r.label): (int(r.start), int(r.end)) for r in tracks.itertuples(index=False)}
     present: list[set[int]] = []
+    hashes: list[str] = []
     decoded = map(_frame_labels, frames, masks)
-    for t, labels in enumerate(tqdm(decoded, total=len(frames), desc="validating frames", unit="frame")):
+    for t, (labels, digest) in enumerate(
+        tqdm(decoded, total=len(frames), desc="validating frames", unit="frame")
+    ):
         for label in sorted(labels):
             if label not in spans:
                 raise CTCFormatError(masks[t], f"label {label} is not a track in {man_track}")
@@ -194,16 +232,31 @@ def _check_pixels(frames: list[Path], masks: list[Path], tracks: pd.DataFrame, m
                     f"label {label} in frame {t}, outside its span {start}-{end} in {man_track.name}",
                 )
         present.append(labels)
-    for label, (start, end) in spans.items():
-        for t in sorted({start, end}):
+        hashes.append(digest)
+    for label, (start, end) in sorted(spans.items()):
+        for t in range(start, end + 1):
             if label not in present[t]:
-                raise CTCFormatError(
-                    man_track, f"track {label} ({start}-{end}) is absent from its frame {t} ({masks[t].name})"
+                inside = start < t < end
+                gap = (
+                    f"; a gap inside a track is written as a new track whose parent is {label}"
+                    if inside
+                    else ""
                 )
+                raise CTCFormatError(
+                    man_track,
+                    f"track {label} ({start}-{end}) is absent from its frame {t} ({masks[t].name}){gap}",
+                )
+    return hashes
 
 
-def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> SequenceManifest:
-    """Check one CTC sequence end to end and return its manifest (absolute paths)."""
+def validate_sequence(
+    dataset_dir: str | Path, dataset: str, seq: str, min_frames: int = 0, min_frames_key: str = "--min-frames"
+) -> SequenceManifest:
+    """Check one CTC sequence end to end and return its manifest (absolute paths).
+
+    ``min_frames``: the fewest frames the sequence must hold (what tracking's window and validation
+    tail need); a shorter one is a ConfigError naming ``min_frames_key``, the config key that asks it.
+    """
     root = Path(dataset_dir).resolve()
     raw_dir, tra_dir = root / seq, root / f"{seq}_GT" / "TRA"
     for directory in (raw_dir, tra_dir):
@@ -219,7 +272,12 @@ def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> Sequen
     tracks = read_man_track(man_track)
     _check_tracks(tracks, man_track, len(frames))
     shape, raw_dtype = _check_headers(frames, masks)
-    _check_pixels(frames, masks, tracks, man_track)
+    hashes = _check_pixels(frames, masks, tracks, man_track)
+    if len(frames) < min_frames:  # the data are sound but too short for the tracking config
+        raise ConfigError(
+            min_frames_key,
+            f"{raw_dir} has {len(frames)} frames; window and validation tail need at least {min_frames}",
+        )
     return SequenceManifest(
         dataset=dataset,
         sequence=seq,
@@ -228,12 +286,16 @@ def validate_sequence(dataset_dir: str | Path, dataset: str, seq: str) -> Sequen
         dtype=str(raw_dtype),
         masks=masks,
         man_track=man_track,
+        frame_hashes=hashes,
     )
 
 
-def write_manifest(manifest: SequenceManifest, out: str | Path) -> None:
-    """Write a sequence manifest as JSON, atomically."""
-    write_json(out, manifest.to_dict())
+COMMAND = "data validate"
+
+
+def write_manifest(manifest: SequenceManifest, out: str | Path, force: bool = False) -> None:
+    """Write a sequence manifest as JSON, atomically (an existing ``out`` only if this command wrote it)."""
+    write_json(out, manifest.to_dict(), COMMAND, force)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,9 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True, help="dataset name recorded in the manifest")
     parser.add_argument("--seq", required=True, help="sequence id, e.g. 01")
+    parser.add_argument(
+        "--min-frames", type=int, default=0, help="fewest frames the sequence must hold (tracking's needs)"
+    )
+    parser.add_argument(
+        "--min-frames-key", default="--min-frames", help="config key named when the sequence is shorter"
+    )
     parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    add_force_flag(parser)
     args = parser.parse_args(argv)
-    manifest = validate_sequence(args.dataset_dir, args.dataset, args.seq)
-    write_manifest(manifest, args.out)
+    check_output(args.out, COMMAND, args.force)
+    manifest = validate_sequence(
+        args.dataset_dir, args.dataset, args.seq, args.min_frames, args.min_frames_key
+    )
+    write_manifest(manifest, args.out, args.force)
     print(f"{args.dataset}/{args.seq}: {manifest.n_frames} frames of {manifest.shape} valid -> {args.out}")
     return 0

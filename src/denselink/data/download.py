@@ -109,14 +109,14 @@ def download_dataset(
         actual = fetch(url, archive)
         if expected is not None and actual != expected:
             raise DownloadError(url, f"sha256 mismatch: expected {expected}, got {actual}")
-        with atomic_path(target) as tmp:
+        with atomic_path(target, "data download") as tmp:
             tmp.mkdir()
             _extract(archive, url, tmp)
             if not ((tmp / "01").is_dir() and (tmp / "02_GT" / "TRA").is_dir()):
                 raise DownloadError(url, "archive holds no 01/ and 02_GT/TRA/ (not a CTC training dataset)")
     if expected is None:
         record = checksum_record(data_root, dataset)
-        with atomic_path(record) as tmp:
+        with atomic_path(record, "data download") as tmp:
             tmp.write_text(f"{actual}  {url}\n")
         print(f"{dataset}: sha256 {actual} recorded in {record} (trust on first use)")
     else:

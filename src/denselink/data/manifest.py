@@ -3,11 +3,15 @@
 A manifest JSON holds either one sequence (a validated CTC sequence) or, for Mitocheck
 plates and other pretraining collections, ``{"sequences": [<sequence>, ...]}``.
 A sequence is ``{"dataset", "sequence", "frames": [...], "masks": [...], "man_track",
-"shape": [H, W], "dtype"}``; ``masks`` is empty and ``man_track`` null for raw-only data.
+"shape": [H, W], "dtype", "frame_hashes": [...]}``; ``masks`` is empty and ``man_track`` null for
+raw-only data. ``frame_hashes`` holds the sha256 of each frame file as validated (empty where the
+frames were only checked from their headers, as for Mitocheck plates); embeddings record the same
+hashes, so a reader can check that an embedding was computed from this sequence.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +34,7 @@ class SequenceManifest:
     dtype: str
     masks: list[Path] = field(default_factory=list)
     man_track: Path | None = None
+    frame_hashes: list[str] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -75,7 +80,17 @@ class SequenceManifest:
             dtype=str(data["dtype"]),
             masks=[Path(p) for p in data.get("masks", [])],
             man_track=None if data.get("man_track") is None else Path(data["man_track"]),
+            frame_hashes=[str(h) for h in data.get("frame_hashes", [])],
         )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (the hash embeddings record of their source frames)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_tiff(path: str | Path) -> np.ndarray:

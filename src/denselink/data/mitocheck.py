@@ -20,8 +20,8 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
-from denselink.atomic import atomic_path, write_json
-from denselink.data.ctc import frame_name, tiff_header
+from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
+from denselink.data.ctc import check_finite, frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.data.settings import DATASETS, PLATES, MitocheckSynthSettings, Plate
 from denselink.data.synthetic import SynthSettings, generate_sequence
@@ -48,10 +48,17 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def _decode(path: Path) -> np.ndarray:
+    try:
+        return np.squeeze(tifffile.imread(path))
+    except Exception as err:  # tifffile raises many types for corrupt files
+        raise MitocheckFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+
+
 def validate_plate(
     mitocheck_root: str | Path, plate: str | int, strict: bool = False
 ) -> list[SequenceManifest]:
-    """Check every sequence of a plate directory from TIFF headers; return raw-only manifests."""
+    """Check every sequence of a plate (TIFF headers; float frames decoded too); return raw-only manifests."""
     entry = resolve_plate(plate)
     plate_dir = Path(mitocheck_root).resolve() / entry.plate_id
     if not plate_dir.is_dir():
@@ -80,6 +87,9 @@ def validate_plate(
                 raise MitocheckFormatError(path, f"dtype {frame_dtype} differs from {frames[0].name} {dtype}")
         if dtype.kind not in "uif":
             raise MitocheckFormatError(frames[0], f"dtype {dtype} is not numeric")
+        if dtype.kind == "f":  # integer pixels are finite; float ones are decoded and checked
+            for path in frames:
+                check_finite(_decode(path), path, MitocheckFormatError)
         manifests.append(
             SequenceManifest(
                 dataset=f"mitocheck-plate{entry.number}",
@@ -144,12 +154,15 @@ def union_manifests(paths: list[Path], size: int | None = None) -> dict[str, Any
     return {"plates": plates, "dataset": None if size is None else dataset_name(size), "sequences": sequences}
 
 
-def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings) -> None:
-    """Write ``{out}/{plate_id}/{sequence}/t000.tif ...`` from the synthetic generator, atomically."""
+def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings, force: bool = False) -> None:
+    """Write ``{out}/{plate_id}/{sequence}/t000.tif ...`` from the synthetic generator, atomically.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
     for number in settings.plates:
         resolve_plate(number)
     plate_seeds = np.random.SeedSequence(settings.seed).spawn(len(PLATES))
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "data mitocheck synth", force) as tmp:
         for number in settings.plates:
             names = [f"W{i + 1:05d}" for i in range(settings.sequences_per_plate)]
             generator = SynthSettings(
@@ -194,25 +207,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     dataset.add_argument("--out", type=Path, required=True, help="dataset manifest JSON to write")
     synth = commands.add_parser("synth", help="write a synthetic miniature of the Mitocheck layout")
-    synth.add_argument("--out", type=Path, required=True, help="Mitocheck root to create (replaced)")
+    synth.add_argument("--out", type=Path, required=True, help="Mitocheck root to create")
     synth.add_argument(
         "--settings", default=None, help="MitocheckSynthSettings as inline JSON or a YAML/JSON file"
     )
+    for subparser in (manifest, dataset, synth):
+        add_force_flag(subparser)
     args = parser.parse_args(argv)
+    command = f"data mitocheck {args.command}"
+    check_output(args.out, command, args.force)
     if args.command == "manifest":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             data = plate_manifest(args.mitocheck_root, args.plate, strict=args.strict)
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
-        write_json(args.out, data)
+        write_json(args.out, data, command, args.force)
         print(f"plate {data['plate_number']}: {len(data['sequences'])} sequences -> {args.out}")
     elif args.command == "dataset":
         data = union_manifests(args.manifests, args.size)
-        write_json(args.out, data)
+        write_json(args.out, data, command, args.force)
         print(f"{data['dataset'] or 'dataset'}: {len(data['sequences'])} sequences -> {args.out}")
     else:
         settings = load_settings(MitocheckSynthSettings, args.settings)
-        write_synthetic_plates(args.out, settings)
+        write_synthetic_plates(args.out, settings, args.force)
         print(f"wrote {len(settings.plates)} synthetic plates to {args.out}")
     return 0

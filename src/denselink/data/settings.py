@@ -18,11 +18,14 @@ class SynthSettings(StageSettings):
     n_cells: int = Field(6, ge=1, description="Cells in the first frame.")
     max_cells: int = Field(24, ge=1, description="No cell divides while this many cells are alive.")
     sequences: list[str] = Field(["01", "02"], min_length=1, description="Sequence names to write.")
-    seed: int = Field(0, description="Master seed; each sequence gets its own stream spawned from it.")
-    mode: Literal["default", "ambiguous"] = Field(
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Master seed; each sequence gets its own stream spawned from it."
+    )
+    mode: Literal["default", "ambiguous", "texture"] = Field(
         "default",
         description="'default': cells of varied shape move freely; 'ambiguous': all cells share one "
-        "size and shape and move in pairs that swap places.",
+        "size and shape and move in pairs that swap places; 'texture': as 'ambiguous', and all cells "
+        "share one mean intensity, told apart only by their stripes' orientation.",
     )
     radius: tuple[float, float] = Field(
         (4.0, 6.0), description="Range of cell semi-axes in pixels (ambiguous mode uses their mean for all)."
@@ -43,6 +46,10 @@ class SynthSettings(StageSettings):
     texture_period: tuple[float, float] = Field(
         (2.5, 6.0), description="Range of the texture's wavelengths in pixels."
     )
+    textures: int = Field(
+        4, ge=2, description="Texture mode: stripe orientations in the palette (pi/textures apart)."
+    )
+    stripe_period: float = Field(4.0, gt=2, description="Texture mode: stripe wavelength in pixels.")
     background: float = Field(0.08, ge=0, le=1, description="Background intensity (fraction of full scale).")
     noise: float = Field(0.03, ge=0, description="Standard deviation of additive Gaussian noise (fraction).")
     blur: float = Field(0.7, ge=0, description="Gaussian blur sigma (pixels) applied before the noise.")
@@ -79,4 +86,4 @@ class MitocheckSynthSettings(StageSettings):
     shape: tuple[int, int] = Field((48, 64), description="Frame size (H, W); real Mitocheck is 1024 x 1344.")
     n_frames: int = Field(6, ge=2, description="Frames per sequence.")
     n_cells: int = Field(6, ge=1, description="Cells in the first frame of a sequence.")
-    seed: int = Field(0, description="Master seed; each plate gets its own stream.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Master seed; each plate gets its own stream.")

@@ -3,7 +3,11 @@
 Every cell carries its own appearance (a mean intensity and a sinusoidal texture fixed in the
 cell's own coordinate frame), so appearance identifies a cell over time. In ``"ambiguous"``
 mode all cells have the same size and shape and move in pairs that swap places, so that
-motion alone cannot tell the partners apart and appearance features are needed.
+motion alone cannot tell the partners apart and appearance features are needed. In
+``"texture"`` mode the cells are moreover identical in everything trackastra's wrfeat measures
+(equal discs, one mean intensity): only the orientation of their stripes tells them apart
+(partners get orthogonal stripes, daughters keep their mother's), so only an image encoder
+that sees the texture can follow a cell through a swap.
 
 The output follows the CTC layout (``{out}/01/t000.tif``, ``{out}/01_GT/TRA/man_track000.tif``,
 ``{out}/01_GT/TRA/man_track.txt``); masks are ``uint16`` labels equal to track ids.
@@ -22,7 +26,7 @@ import tifffile
 from scipy import ndimage
 from tqdm import tqdm
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.ctc import frame_name, mask_name, write_man_track
 from denselink.data.settings import SynthSettings
 from denselink.settings import load_settings
@@ -30,15 +34,23 @@ from denselink.settings import load_settings
 FULL_SCALE = {"uint8": 255, "uint16": 4095}
 GROWTH_FRAMES = 3
 CHILD_SCALE = 0.75
+SWAP_COLUMNS = ["frame", "first", "second"]
 
 
 @dataclass
 class SyntheticSequence:
-    """One generated sequence: raw frames, TRA label masks and the CTC track table."""
+    """One generated sequence: raw frames, TRA label masks and the CTC track table.
+
+    ``textures`` maps each track label to its stripe orientation index (texture mode; else -1);
+    ``swaps`` has one row per completed swap of a pair: the first frame showing the partners
+    ``first`` and ``second`` in each other's places.
+    """
 
     frames: np.ndarray
     masks: np.ndarray
     tracks: pd.DataFrame
+    textures: dict[int, int] = field(default_factory=dict)
+    swaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SWAP_COLUMNS))
 
 
 @dataclass
@@ -51,11 +63,13 @@ class _Cell:
     intensity: float
     wavevectors: np.ndarray  # (2, 2) texture wave vectors in cell coordinates
     phases: np.ndarray  # (2,)
+    texture: int = -1  # stripe orientation index (texture mode)
+    grows: bool = True  # daughters start at CHILD_SCALE and grow
     end: int = -1
     position: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def current_axes(self, t: int) -> np.ndarray:
-        if self.parent == 0:
+        if self.parent == 0 or not self.grows:
             return self.axes
         grown = min(1.0, (t - self.start) / GROWTH_FRAMES)
         return self.axes * (CHILD_SCALE + (1 - CHILD_SCALE) * grown)
@@ -90,10 +104,13 @@ class _Simulation:
         self.rng = rng
         self.cells: list[_Cell] = []
         self.agents: list[_Agent] = []
+        self.swaps: list[tuple[int, int, int]] = []
         self.shape = np.array(settings.shape, dtype=float)
 
-    def new_cell(self, t: int, parent: _Cell | None = None) -> _Cell:
+    def new_cell(self, t: int, parent: _Cell | None = None, texture: int = -1) -> _Cell:
         s, rng = self.s, self.rng
+        if s.mode == "texture":
+            return self.new_striped_cell(t, parent, texture)
         if s.mode == "ambiguous":
             axes = np.full(2, sum(s.radius) / 2)
         elif parent is not None:
@@ -120,14 +137,42 @@ class _Simulation:
         self.cells.append(cell)
         return cell
 
+    def new_striped_cell(self, t: int, parent: _Cell | None, texture: int) -> _Cell:
+        """A texture-mode cell: the common disc and intensity, stripes of orientation ``texture``."""
+        s = self.s
+        if parent is not None:
+            texture = parent.texture
+        direction = np.pi * texture / s.textures
+        wavevector = 2 * np.pi / s.stripe_period * np.array([math.cos(direction), math.sin(direction)])
+        cell = _Cell(
+            label=len(self.cells) + 1,
+            start=t,
+            parent=0 if parent is None else parent.label,
+            axes=np.full(2, sum(s.radius) / 2),
+            angle=0.0,
+            intensity=sum(s.intensity) / 2,
+            wavevectors=np.stack([wavevector, np.zeros(2)]),
+            phases=np.array([np.pi / 2, 0.0]),  # cos stripes (bright centre line); no second wave
+            texture=texture,
+            grows=False,
+        )
+        self.cells.append(cell)
+        return cell
+
+    def partner_textures(self) -> tuple[int, int]:
+        """Two orientations as far apart as the palette allows (orthogonal for an even palette)."""
+        first = int(self.rng.integers(0, self.s.textures))
+        return first, (first + self.s.textures // 2) % self.s.textures
+
     def random_velocity(self) -> np.ndarray:
         return self.rng.normal(0, self.s.speed, 2)
 
     def seed_agents(self) -> None:
         s = self.s
-        if s.mode == "ambiguous":
+        if s.mode in ("ambiguous", "texture"):
             for _ in range(s.n_cells // 2):
-                members = [self.new_cell(0), self.new_cell(0)]
+                textures = self.partner_textures() if s.mode == "texture" else (-1, -1)
+                members = [self.new_cell(0, texture=textures[0]), self.new_cell(0, texture=textures[1])]
                 separation = 2 * float(members[0].axes[0]) + s.pair_gap
                 agent = _Agent(
                     members,
@@ -139,7 +184,10 @@ class _Simulation:
                 )
                 self.agents.append(agent)
             if s.n_cells % 2:
-                self.agents.append(_Agent([self.new_cell(0)], np.zeros(2), self.random_velocity()))
+                texture = self.partner_textures()[0] if s.mode == "texture" else -1
+                self.agents.append(
+                    _Agent([self.new_cell(0, texture=texture)], np.zeros(2), self.random_velocity())
+                )
         else:
             for _ in range(s.n_cells):
                 self.agents.append(_Agent([self.new_cell(0)], np.zeros(2), self.random_velocity()))
@@ -198,6 +246,8 @@ class _Simulation:
                     agent.orientation += np.pi / s.swap_frames
                     if agent.swap_clock >= s.swap_every + s.swap_frames:
                         agent.swap_clock = 0
+                        first, second = agent.members
+                        self.swaps.append((t, first.label, second.label))
         self.repel(t)
         for agent in self.agents:
             reach = min(agent.reach(t), float(self.shape.min()) / 2)
@@ -251,6 +301,8 @@ class _Simulation:
                 wins = (distance <= 1) & (distance < best[window])
                 texture = np.sin(cell.wavevectors[0, 0] * u + cell.wavevectors[0, 1] * v + cell.phases[0])
                 texture += np.sin(cell.wavevectors[1, 0] * u + cell.wavevectors[1, 1] * v + cell.phases[1])
+                if s.mode == "texture":  # zero mean over the disc: every cell has the same mean intensity
+                    texture -= texture[distance <= 1].mean()
                 value = cell.intensity * (1 + 0.5 * s.texture_amplitude * texture)
                 best[window] = np.where(wins, distance, best[window])
                 labels[window] = np.where(wins, cell.label, labels[window])
@@ -281,7 +333,9 @@ class _Simulation:
             [(c.label, c.start, c.end, c.parent) for c in self.cells],
             columns=["label", "start", "end", "parent"],
         )
-        return SyntheticSequence(np.stack(frames), np.stack(masks), tracks)
+        textures = {c.label: c.texture for c in self.cells}
+        swaps = pd.DataFrame(self.swaps, columns=SWAP_COLUMNS)
+        return SyntheticSequence(np.stack(frames), np.stack(masks), tracks, textures, swaps)
 
 
 def sequence_rng(settings: SynthSettings, seq_index: int) -> np.random.Generator:
@@ -309,9 +363,15 @@ def write_sequence(root: Path, name: str, sequence: SyntheticSequence) -> None:
     write_man_track(tra_dir / "man_track.txt", sequence.tracks)
 
 
-def write_dataset(out: Path, settings: SynthSettings) -> None:
-    """Generate every sequence of ``settings`` and write them as one CTC dataset, atomically."""
-    with atomic_path(out) as tmp:
+COMMAND = "data synth"
+
+
+def write_dataset(out: Path, settings: SynthSettings, force: bool = False) -> None:
+    """Generate every sequence of ``settings`` and write them as one CTC dataset, atomically.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    with atomic_path(out, COMMAND, force) as tmp:
         tmp.mkdir()
         for index, name in enumerate(tqdm(settings.sequences, desc="synthetic sequences", unit="seq")):
             write_sequence(tmp, name, generate_sequence(settings, index))
@@ -323,14 +383,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="denselink data synth",
         description="Generate synthetic CTC sequences (textured cells that move, touch, cross, divide).",
     )
-    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create (replaced)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
     parser.add_argument(
         "--settings",
         default=None,
         help="SynthSettings as inline JSON or a YAML/JSON file (keys: see docs/data.md); defaults if omitted",
     )
+    add_force_flag(parser)
     args = parser.parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(SynthSettings, args.settings)
-    write_dataset(args.out, settings)
+    write_dataset(args.out, settings, args.force)
     print(f"wrote {len(settings.sequences)} synthetic sequences to {args.out}")
     return 0

@@ -1,9 +1,14 @@
 """``denselink evaluate ingest``: the authors' per-seed ``epoch,TRA,DET,LNK`` CSVs -> metrics JSONs.
 
 The authors publish one CSV per training run (seed) with the CTC scores of every epoch's
-checkpoint. Each CSV becomes ``{out_dir}/seed{i}.json`` (protocol ``paper``), whose top-level
-scores are those at the paper protocol's epoch (highest seed-mean LNK over all given CSVs), so
-``denselink evaluate table`` reproduces the paper-protocol Table 1 from them.
+checkpoint, in folders ``{fluo,dic}/{condition}/*.csv``. ``--authors-root DIR`` converts such a
+folder as a whole: each condition folder is named by the variant the authors' code ran (fusion
+``add_token``, see ``CONDITIONS``), and each CSV becomes
+``{out_dir}/{dataset}/paper/{train}-{eval}/{variant}/seed{i}.json``, with ``i`` its position in
+file-name order. ``--csv ... --dataset --variant`` converts one condition into ``{out_dir}/seed{i}.json``.
+Records carry protocol ``paper`` and ``origin: authors`` (their seed numbers pair nothing, so
+``denselink evaluate table`` compares them unpaired); top-level scores are those at the paper
+protocol's epoch (highest seed-mean LNK over the condition's CSVs).
 """
 
 from __future__ import annotations
@@ -13,11 +18,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
-from denselink.evaluate.variants import parse_variant
+from denselink.evaluate.variants import parse_variant, variant_name
+
+ORIGIN = "authors"
+AUTHORS_FUSION = "add_token"
+DATASET_FOLDERS = {"fluo": "Fluo-N2DL-HeLa", "dic": "DIC-C2DH-HeLa"}
+MAESTER_EPOCH = 18249
+"""The MAESTER checkpoint of the authors' Table 1 runs (each dataset's run ``fluo`` / ``dic``)."""
+
+
+def conditions(folder: str) -> dict[str, str]:
+    """The authors' condition folder names of one dataset folder (``fluo``/``dic``) -> variant names."""
+    dataset = DATASET_FOLDERS[folder]
+    maester = {"run": folder, "epoch": MAESTER_EPOCH}
+    names = {"without": "retrained"}
+    for agg, prefix in (("centroid", ""), ("mma", "mma_")):
+        original = "original_maester_embeddings" if agg == "centroid" else "mma_maester_embeddings"
+        names[original] = variant_name("maester", agg, AUTHORS_FUSION, **maester)
+        names[f"{prefix}additional_vit_b_____{dataset}"] = variant_name("sam", agg, AUTHORS_FUSION)
+        names[f"{prefix}additional_vit_b_lm_____{dataset}"] = variant_name("musam", agg, AUTHORS_FUSION)
+    return names
+
 
 CSV_COLUMNS = ("epoch", "TRA", "DET", "LNK")
+
+
+COMMAND = "evaluate ingest"
 
 
 def read_authors_csv(path: Path) -> pd.DataFrame:
@@ -51,8 +80,14 @@ def ingest(
     train_seq: str = "02",
     eval_seq: str = "02",
     first_seed: int = 0,
+    force: bool = False,
 ) -> list[Path]:
-    """Convert per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs; returns their paths."""
+    """Convert one condition's per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs.
+
+    An existing ``seed{i}.json`` is replaced only if this command wrote it (or ``force``).
+    """
+    for out in output_paths(out_dir, first_seed, len(csvs)):
+        check_output(out, COMMAND, force)
     parse_variant(variant)
     frames = [read_authors_csv(Path(path)) for path in csvs]
     if not frames:
@@ -74,12 +109,45 @@ def ingest(
             checkpoint=f"epoch{best}" if best is not None else None,
             scores=scores,
             per_epoch=[{**row, "val_loss": None} for row in frame.to_dict("records")],
+            origin=ORIGIN,
             source=str(path),
         )
         out = Path(out_dir) / f"seed{first_seed + i}.json"
-        write_metrics(out, record)
+        write_metrics(out, record, COMMAND, force)
         written.append(out)
     return written
+
+
+def ingest_authors_root(
+    root: Path, out_dir: Path, train_seq: str = "02", eval_seq: str = "02", force: bool = False
+) -> list[Path]:
+    """Convert every ``{fluo,dic}/{condition}/*.csv`` under ``root``; returns the JSONs written."""
+    root = Path(root)
+    folders = [root / name for name in DATASET_FOLDERS if (root / name).is_dir()]
+    if not folders:
+        raise MetricsFormatError(
+            root, f"no dataset folder {' or '.join(DATASET_FOLDERS)} (expected DIR/fluo/...)"
+        )
+    written: list[Path] = []
+    for folder in folders:
+        names = conditions(folder.name)
+        for condition in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if condition.name not in names:
+                raise MetricsFormatError(
+                    condition, f"unknown condition folder; expected one of {sorted(names)}"
+                )
+            csvs = sorted(condition.glob("*.csv"))
+            if not csvs:
+                raise MetricsFormatError(condition, "condition folder holds no *.csv")
+            dataset, variant = DATASET_FOLDERS[folder.name], names[condition.name]
+            target = Path(out_dir) / dataset / "paper" / f"{train_seq}-{eval_seq}" / variant
+            written += ingest(csvs, dataset, variant, target, train_seq, eval_seq, force=force)
+    return written
+
+
+def output_paths(out_dir: Path, first_seed: int, count: int) -> list[Path]:
+    """The ``seed{i}.json`` files :func:`ingest` writes for ``count`` CSVs."""
+    return [Path(out_dir) / f"seed{first_seed + i}.json" for i in range(count)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,16 +155,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="denselink evaluate ingest",
         description="Convert the authors' per-seed 'epoch,TRA,DET,LNK' CSVs into metrics JSONs "
-        "(protocol 'paper'), one seed{i}.json per CSV, in the order given.",
+        "(protocol 'paper', origin 'authors'): a whole results folder (--authors-root) or one condition "
+        "(--csv with --dataset and --variant).",
     )
-    parser.add_argument("--csv", nargs="+", required=True, type=Path, help="per-seed CSV files, one per seed")
-    parser.add_argument("--dataset", required=True, help="dataset name, e.g. Fluo-N2DL-HeLa")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--authors-root",
+        type=Path,
+        help="folder laid out as the authors' results: {fluo,dic}/{condition}/*.csv, condition folders "
+        "without, original_maester_embeddings, mma_maester_embeddings, "
+        "[mma_]additional_vit_b[_lm]_____DATASET",
+    )
+    source.add_argument(
+        "--csv", nargs="+", type=Path, help="one condition's per-seed CSV files, one per seed"
+    )
+    parser.add_argument("--dataset", default=None, help="with --csv: dataset name, e.g. Fluo-N2DL-HeLa")
     parser.add_argument(
         "--variant",
-        required=True,
-        help="variant name, e.g. retrained or maester-fluo-epoch18249-centroid-add_token",
+        default=None,
+        help="with --csv: variant name, e.g. retrained or maester-fluo-epoch18249-centroid-add_token",
     )
-    parser.add_argument("--out-dir", required=True, type=Path, help="directory for seed{i}.json")
+    parser.add_argument(
+        "--out-dir",
+        required=True,
+        type=Path,
+        help="output folder: seed{i}.json (--csv) or {dataset}/paper/{train}-{eval}/{variant}/seed{i}.json",
+    )
     parser.add_argument("--train-seq", default="02", help="training sequence of these runs (default 02)")
     parser.add_argument(
         "--eval-seq",
@@ -104,15 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequence the CSV scores were computed on (default 02: the authors' script scored the "
         "training sequence)",
     )
-    parser.add_argument("--first-seed", type=int, default=0, help="seed number of the first CSV (default 0)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="with --csv: seed number of the first CSV (default 0)"
+    )
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink evaluate ingest``."""
-    args = build_parser().parse_args(argv)
-    written = ingest(
-        args.csv, args.dataset, args.variant, args.out_dir, args.train_seq, args.eval_seq, args.first_seed
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.authors_root is not None:
+        if args.dataset or args.variant:
+            parser.error("--dataset and --variant go with --csv; --authors-root names them from its folders")
+        written = ingest_authors_root(
+            args.authors_root, args.out_dir, args.train_seq, args.eval_seq, args.force
+        )
+    else:
+        if not (args.dataset and args.variant):
+            parser.error("--csv needs --dataset and --variant")
+        written = ingest(
+            args.csv,
+            args.dataset,
+            args.variant,
+            args.out_dir,
+            args.train_seq,
+            args.eval_seq,
+            args.first_seed,
+            args.force,
+        )
     print(f"wrote {len(written)} metrics files to {args.out_dir}")
     return 0

@@ -137,10 +137,12 @@ def metrics_record(
     return record
 
 
-def write_metrics(path: Path, record: dict[str, Any]) -> None:
-    """Validate ``record`` and write it atomically as a metrics JSON file."""
+def write_metrics(
+    path: Path, record: dict[str, Any], command: str | None = None, force: bool = False
+) -> None:
+    """Validate ``record`` and write it atomically as a metrics JSON file (as ``command``'s output)."""
     _validate(Path(path), record)
-    write_json(path, record)
+    write_json(path, record, command, force)
 
 
 def _validate(path: Path, record: Any) -> None:

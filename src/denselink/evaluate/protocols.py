@@ -1,16 +1,20 @@
-"""Checkpoint-selection protocols: which epoch's scores count for each seed.
+"""Checkpoint choice per protocol: which epoch's scores of a run count, by the run's own protocol.
 
-- ``paper``: as the authors' evaluation did it. Every epoch is scored; for each epoch the LNK is
-  averaged over the seeds that have a valid value there (the authors drop values <= 0, their
-  marker of a failed evaluation); the epoch with the highest mean (first one on ties) is chosen
-  for all seeds, and each seed contributes its scores at that epoch.
-- ``clean`` (default): each seed's checkpoint is the one with the lowest validation loss (held-out
-  tail of the training sequence), scored on the other sequence. A metrics file written under the
-  ``clean`` protocol already carries that checkpoint's scores at the top level.
+A metrics JSON records the protocol its model was trained and scored under; a run is only ever
+summarised by that protocol's rule (docs/deviations.md, "Protocols"):
 
-Runs without training (the pretrained model) have no epochs: their top-level scores are used
-under both protocols. Summaries give the mean and the variance over seeds, population (ddof=0,
-as the paper) and sample (ddof=1).
+- ``paper`` (the authors' code): every epoch is scored; for each epoch the LNK is averaged over
+  the seeds with a valid value there (LNK <= 0 or missing is the authors' marker of a failed
+  evaluation and is dropped); the epoch with the highest mean (first on ties) is chosen for all
+  seeds of a dataset/variant/direction, and each seed contributes its scores at that epoch. A seed
+  whose value there is dropped is kept as a row with outcome ``dropped`` so tables can count it.
+- ``clean`` (default): the metrics file's top-level scores are those of the checkpoint with the
+  lowest validation loss (chosen by ``tracking evaluate`` before scoring). A checkpoint that links
+  nothing is a failure, not missing data: it counts as LNK 0 (outcome ``failed``).
+
+Runs without training (the pretrained model) have no epochs: their top-level scores are used.
+Summaries give the mean and the variance over seeds, population (ddof=0, as the paper) and sample
+(ddof=1).
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import re
 import numpy as np
 import pandas as pd
 
-from denselink.evaluate.metrics import SCORES
+from denselink.evaluate.metrics import SCORES, MetricsFormatError
 
 PROTOCOLS = ("clean", "paper")
 GROUP = ["dataset", "variant", "train_seq", "eval_seq"]
-SELECTED_COLUMNS = ["protocol", *GROUP, "seed", "epoch", *SCORES, "path"]
+SELECTED_COLUMNS = ["protocol", *GROUP, "seed", "epoch", *SCORES, "outcome", "path"]
+OUTCOMES = ("ok", "failed", "dropped")
 
 
-def _valid_lnk(values: pd.Series) -> pd.Series:
+def valid_lnk(values: pd.Series) -> pd.Series:
+    """The authors' validity rule: a number in (0, 1]."""
     return values.notna() & (values > 0) & (values <= 1)
 
 
@@ -39,79 +45,78 @@ def _checkpoint_epoch(checkpoint: object) -> float:
 
 def paper_epoch_means(epochs: pd.DataFrame) -> pd.Series:
     """Mean LNK per epoch over the seeds with a valid value there (index: epoch, sorted)."""
-    valid = epochs[_valid_lnk(epochs["LNK"])]
+    valid = epochs[valid_lnk(epochs["LNK"])]
     return valid.groupby("epoch")["LNK"].mean().sort_index()
 
 
-def _ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
+def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that were not skipped."""
     return runs[runs["status"].fillna("ok") != "skipped"]
 
 
-def _top_level(run: pd.Series, protocol: str) -> dict:
-    return {
-        "protocol": protocol,
-        **{key: run[key] for key in GROUP},
-        "seed": int(run["seed"]),
-        "epoch": _checkpoint_epoch(run.get("checkpoint")),
-        **{key: run[key] for key in SCORES},
-        "path": run["path"],
-    }
+def check_recorded_protocols(runs: pd.DataFrame) -> None:
+    """Every metrics file must say which protocol trained it; MetricsFormatError names the file."""
+    for _, run in runs.iterrows():
+        if run.get("protocol") not in PROTOCOLS:
+            raise MetricsFormatError(
+                run["path"], f"protocol {run.get('protocol')!r} is not one of {PROTOCOLS}"
+            )
 
 
-def _at_epoch(run: pd.Series, row: pd.Series, protocol: str) -> dict:
+def _row(run: pd.Series, epoch: float, scores: dict, outcome: str) -> dict:
     return {
-        "protocol": protocol,
+        "protocol": run["protocol"],
         **{key: run[key] for key in GROUP},
         "seed": int(run["seed"]),
-        "epoch": float(row["epoch"]),
-        **{key: row[key] for key in SCORES},
+        "epoch": epoch,
+        **{key: scores[key] for key in SCORES},
+        "outcome": outcome,
         "path": run["path"],
     }
 
 
 def select_paper(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per-seed scores at the epoch with the highest seed-mean LNK, per dataset/variant/direction."""
+    """Per-seed scores of ``paper`` runs at the epoch with the highest seed-mean LNK (dropped rows kept)."""
     rows: list[dict] = []
-    for _, group in _ok_runs(runs).groupby(GROUP, dropna=False, sort=True):
+    paper = ok_runs(runs[runs["protocol"] == "paper"])
+    for _, group in paper.groupby(GROUP, dropna=False, sort=True):
         group_epochs = epochs[epochs["path"].isin(group["path"])]
         means = paper_epoch_means(group_epochs)
+        best = means.idxmax() if not means.empty else math.nan
         for _, run in group.iterrows():
             run_epochs = group_epochs[group_epochs["path"] == run["path"]]
             if run_epochs.empty:
-                rows.append(_top_level(run, "paper"))
+                valid = bool(valid_lnk(pd.Series([run["LNK"]])).iloc[0])
+                rows.append(
+                    _row(run, _checkpoint_epoch(run.get("checkpoint")), run, "ok" if valid else "dropped")
+                )
                 continue
-            if means.empty:
-                continue
-            best = means.idxmax()
-            at_best = run_epochs[(run_epochs["epoch"] == best) & _valid_lnk(run_epochs["LNK"])]
-            if not at_best.empty:
-                rows.append(_at_epoch(run, at_best.iloc[0], "paper"))
+            at_best = run_epochs[(run_epochs["epoch"] == best) & valid_lnk(run_epochs["LNK"])]
+            if at_best.empty:
+                rows.append(_row(run, float(best), dict.fromkeys(SCORES, math.nan), "dropped"))
+            else:
+                rows.append(_row(run, float(best), at_best.iloc[0], "ok"))
     return pd.DataFrame(rows, columns=SELECTED_COLUMNS)
 
 
-def select_clean(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per-seed scores of the checkpoint with the lowest validation loss."""
+def select_clean(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed top-level scores of ``clean`` runs; a checkpoint that links nothing scores LNK 0."""
     rows: list[dict] = []
-    for _, run in _ok_runs(runs).iterrows():
-        run_epochs = epochs[epochs["path"] == run["path"]]
-        if (run.get("protocol") == "clean" and pd.notna(run["LNK"])) or run_epochs.empty:
-            if pd.notna(run["LNK"]):
-                rows.append(_top_level(run, "clean"))
-            continue
-        with_loss = run_epochs[run_epochs["val_loss"].notna()].sort_values("epoch", kind="stable")
-        if not with_loss.empty:
-            best = with_loss.loc[with_loss["val_loss"].idxmin()]
-            rows.append(_at_epoch(run, best, "clean"))
+    for _, run in ok_runs(runs[runs["protocol"] == "clean"]).iterrows():
+        failed = pd.isna(run["LNK"]) or run["LNK"] <= 0
+        scores = {key: 0.0 if failed and pd.isna(run[key]) else run[key] for key in SCORES}
+        if failed:
+            scores["LNK"] = 0.0
+        rows.append(_row(run, _checkpoint_epoch(run.get("checkpoint")), scores, "failed" if failed else "ok"))
     return pd.DataFrame(rows, columns=SELECTED_COLUMNS)
 
 
-def select(runs: pd.DataFrame, epochs: pd.DataFrame, protocol: str) -> pd.DataFrame:
-    """Per-seed selected scores under ``protocol`` (``clean`` or ``paper``)."""
-    if protocol == "paper":
-        return select_paper(runs, epochs)
-    if protocol == "clean":
-        return select_clean(runs, epochs)
-    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+def select(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed selected scores of every run, each by its own recorded protocol."""
+    check_recorded_protocols(runs)
+    parts = [select_clean(runs), select_paper(runs, epochs)]
+    parts = [part for part in parts if not part.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SELECTED_COLUMNS)
 
 
 def summarize(values: np.ndarray | list[float]) -> dict[str, float]:

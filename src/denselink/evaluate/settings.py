@@ -13,11 +13,16 @@ class TableSettings(StageSettings):
     """Settings of ``denselink evaluate table``."""
 
     protocols: list[Literal["clean", "paper"]] = Field(
-        default=["clean", "paper"], description="protocols to report, one section each"
+        default=["clean", "paper"],
+        description="protocols to report, one part each (runs of that protocol only)",
     )
     main_fusion: Literal["add_wrfeat", "add_token", "concat"] = Field(
-        default="add_wrfeat", description="fusion mode of the main rows; other fusions get extra rows"
+        default="add_wrfeat",
+        description="fusion mode of the main rows (other fusions get extra rows); a section without runs of "
+        "it takes the fusion its embedding rows share",
     )
     bootstrap_samples: int = Field(default=10000, ge=100, description="bootstrap resamples for the CI")
-    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap's random generator")
+    bootstrap_seed: int = Field(
+        default=0, ge=0, lt=2**32, description="seed of the bootstrap's random generator"
+    )
     confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the bootstrap interval")

@@ -8,15 +8,21 @@ Aggregations (paper section 2, "we derive a feature vector for each ground-truth
 - ``mask_centroid``: the embedding at the rounded mask centroid (what the authors' code looks up).
 
 The embedding zarr is read frame by frame and the parquet written one row group per frame, so
-memory does not grow with the number of frames.
+memory does not grow with the number of frames. Before any frame is read, the embedding must prove
+it belongs to the manifest (:func:`check_provenance`: the sha256 of every source frame it records
+equals the manifest's) and every chunk must be stored (:func:`check_chunks`): zarr reads a missing
+chunk as fill values, which would turn a lost file into features of zeros.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,9 +31,10 @@ import zarr
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path
-from denselink.data.manifest import load_manifest
+from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
+from denselink.features.recipe import PROVENANCE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +111,81 @@ def open_embedding(path: str | Path) -> zarr.Array:
     return node
 
 
+def check_provenance(
+    attrs: dict[str, Any], sequence: SequenceManifest, embedding_zarr: str | Path, manifest: str | Path
+) -> None:
+    """Raise EmbeddingError unless the embedding was computed from the frames of ``manifest``.
+
+    The zarr attrs' ``source_hashes`` (frame file name or path -> sha256) must name the manifest's
+    frames with the manifest's hashes (hashed now when the manifest records none); a recorded
+    ``dataset``/``sequence`` must be the manifest's.
+    """
+    for key in ("dataset", "sequence"):
+        recorded, expected = attrs.get(key), getattr(sequence, key)
+        if recorded is not None and recorded != expected:
+            raise EmbeddingError(
+                embedding_zarr, f"computed from {key} {recorded!r}, but {manifest} is {key} {expected!r}"
+            )
+    recorded = attrs.get("source_hashes")
+    if not isinstance(recorded, dict) or not recorded:
+        raise EmbeddingError(
+            embedding_zarr,
+            f"records no source_hashes, so it cannot be checked against {manifest}; recompute it",
+        )
+    by_name = {Path(str(key)).name: str(value) for key, value in recorded.items()}
+    hashes = sequence.frame_hashes or [file_sha256(path) for path in sequence.frames]
+    names = [path.name for path in sequence.frames]
+    if sorted(by_name) != sorted(names):
+        extra, absent = sorted(set(by_name) - set(names)), sorted(set(names) - set(by_name))
+        raise EmbeddingError(
+            embedding_zarr,
+            f"computed from other frames than {manifest} lists (frames only in the embedding: {extra[:3]}, "
+            f"only in the manifest: {absent[:3]})",
+        )
+    for t, (name, digest) in enumerate(zip(names, hashes, strict=True)):
+        if by_name[name] != digest:
+            raise EmbeddingError(
+                embedding_zarr,
+                f"frame {t} ({name}) is not the one it was computed from (sha256 {by_name[name][:12]}... "
+                f"recorded, {digest[:12]}... in {manifest}): another sequence, or a changed frame; "
+                "recompute it",
+            )
+
+
+def check_chunks(array: zarr.Array, embedding_zarr: str | Path) -> None:
+    """Raise EmbeddingError naming the first chunk (or shard) file of ``array`` that is not stored."""
+    folder = Path(embedding_zarr) / array.path
+    blocks = array.shards or array.chunks
+    grid = [range(math.ceil(n / b)) for n, b in zip(array.shape, blocks, strict=True)]
+    for coords in itertools.product(*grid):
+        key = array.metadata.encode_chunk_key(coords)
+        if not (folder / key).is_file():
+            raise EmbeddingError(
+                embedding_zarr,
+                f"chunk {key} (frame {coords[0]}) is missing: the store is incomplete; recompute it",
+            )
+
+
+def _read_frame(array: zarr.Array, t: int, embedding_zarr: str | Path) -> np.ndarray:
+    """Frame ``t``; an unreadable chunk is an EmbeddingError naming its key."""
+    try:
+        return np.asarray(array[t])
+    except Exception as err:  # codecs raise many types for corrupt chunks
+        problem = f"{type(err).__name__}: {err}"
+    grid = [range(t // array.chunks[0], t // array.chunks[0] + 1)]
+    grid += [range(math.ceil(n / c)) for n, c in zip(array.shape[1:], array.chunks[1:], strict=True)]
+    for coords in itertools.product(*grid):
+        try:
+            array.get_block_selection(coords)
+        except Exception as err:  # the first chunk that fails to decode
+            problem = f"{type(err).__name__}: {err}"
+            key = array.metadata.encode_chunk_key(coords) if array.shards is None else f"at {coords}"
+            raise EmbeddingError(
+                embedding_zarr, f"chunk {key} (frame {t}) is unreadable ({problem})"
+            ) from err
+    raise EmbeddingError(embedding_zarr, f"frame {t} is unreadable ({problem})")
+
+
 def table_schema(n_channels: int, metadata: dict[str, str] | None = None) -> pa.Schema:
     """Arrow schema of a feature table with ``n_channels`` features."""
     fields = [
@@ -125,8 +207,17 @@ def _frame_table(frame: int, labels, coords, area, features, schema: pa.Schema) 
     )
 
 
-def aggregate_sequence(embedding_zarr: str | Path, manifest: str | Path, agg: str, out: str | Path) -> int:
-    """Write the per-cell feature table of a sequence to ``out`` (parquet); returns the number of rows."""
+COMMAND = "features aggregate"
+
+
+def aggregate_sequence(
+    embedding_zarr: str | Path, manifest: str | Path, agg: str, out: str | Path, force: bool = False
+) -> int:
+    """Write the per-cell feature table of a sequence to ``out`` (parquet); returns the number of rows.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     if agg not in AGGREGATIONS:
         raise EmbeddingError(embedding_zarr, f"unknown aggregation {agg!r}; expected one of {AGGREGATIONS}")
     sequence = load_manifest(manifest)
@@ -140,19 +231,28 @@ def aggregate_sequence(embedding_zarr: str | Path, manifest: str | Path, agg: st
             f"embedding (T, H, W) = {(n_frames, height, width)} does not match the manifest's "
             f"{(sequence.n_frames, *sequence.shape)} ({manifest})",
         )
-    metadata = {
-        "denselink": json.dumps(
-            {"embedding": str(embedding_zarr), "agg": agg, "denselink_version": __version__}, sort_keys=True
-        )
+    check_provenance(dict(array.attrs), sequence, embedding_zarr, manifest)
+    check_chunks(array, embedding_zarr)
+    # what the training recipe needs of the embedding, kept here since the volume may be a temp() output
+    recipe_attrs = {
+        k: v for k, v in array.attrs.items() if k in ("backbone", "settings", "checkpoint", *PROVENANCE_KEYS)
     }
+    record = {
+        "embedding": str(embedding_zarr),
+        "embedding_attrs": recipe_attrs,
+        "agg": agg,
+        "denselink_version": __version__,
+    }
+    metadata = {"denselink": json.dumps(record, sort_keys=True)}
     schema = table_schema(channels, metadata)
     rows = 0
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(out, COMMAND, force) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for t in tqdm(range(n_frames), desc=f"aggregate {agg}", unit="frame"):
             mask = sequence.read_mask(t)
             if mask.shape != (height, width):
                 raise CTCFormatError(sequence.masks[t], f"mask shape {mask.shape} != {(height, width)}")
-            table = _frame_table(t, *aggregate_frame(array[t], mask, agg), schema)
+            embedding = _read_frame(array, t, embedding_zarr)
+            table = _frame_table(t, *aggregate_frame(embedding, mask, agg), schema)
             writer.write_table(table)
             rows += table.num_rows
     log.info("wrote %d rows (%d frames, %d features) to %s", rows, n_frames, channels, out)
@@ -175,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mask_centroid: pixel at the rounded mask centroid (authors' code)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output parquet file")
+    add_force_flag(parser)
     return parser
 
 
@@ -182,5 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink features aggregate``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    aggregate_sequence(args.embedding, args.manifest, args.agg, args.out)
+    check_output(args.out, COMMAND, args.force)
+    aggregate_sequence(args.embedding, args.manifest, args.agg, args.out, args.force)
     return 0

@@ -17,9 +17,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from denselink.atomic import atomic_path  # noqa: E402
 
 BASELINE_COLOR = "0.35"
-MEASURE_TITLES = {
-    "authors": "authors' measure: best LNK over Trackastra epochs",
-    "clean": "clean measure: checkpoint with lowest validation loss",
+PROTOCOL_TITLES = {
+    "paper": "paper: best LNK over Trackastra epochs",
+    "clean": "clean: checkpoint of lowest validation loss",
 }
 
 
@@ -76,12 +76,16 @@ def _legend_extras(has_baseline: bool, has_missing: bool) -> list[Line2D]:
 
 
 def scaling_figure(
-    title: str, series_labels: dict[str, str], measures: dict[str, dict], xlabel: str
+    title: str, series_labels: dict[str, str], protocols: dict[str, dict], xlabel: str
 ) -> Figure:
-    """One panel per measure: mean LNK ± SD over seeds against pretraining epoch (log x), per series."""
-    fig, axes = plt.subplots(1, len(measures), figsize=(6.2 * len(measures), 4.6), sharey=True, squeeze=False)
+    """One panel per protocol: mean LNK ± SD over seeds against pretraining epoch (log x), per series."""
+    n = max(len(protocols), 1)
+    fig, axes = plt.subplots(1, n, figsize=(6.2 * n, 4.6), sharex=True, sharey=True, squeeze=False)
+    xs = [p["x"] for data in protocols.values() for p in data["points"] + data["missing"] if p["x"] > 0]
+    if xs:  # missing runs are drawn in axes coordinates, so the shared range must include them
+        axes[0][0].set_xlim(min(xs) / 1.6, max(xs) * 1.6)
     colors = {s: f"C{i}" for i, s in enumerate(series_labels)}
-    for ax, (measure, data) in zip(axes[0], measures.items(), strict=True):
+    for ax, (protocol, data) in zip(axes[0], protocols.items(), strict=False):
         _baseline(ax, data["baseline"])
         for series, label in series_labels.items():
             pts = [p for p in data["points"] if p["series"] == series]
@@ -91,14 +95,14 @@ def scaling_figure(
                 ax.errorbar(xs, ms, yerr=sds, color=colors[series], marker="o", capsize=3, label=name)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_title(MEASURE_TITLES[measure], fontsize=10)
+        ax.set_title(PROTOCOL_TITLES[protocol], fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
         if not data["points"]:
-            ax.text(0.5, 0.5, "no runs selectable under this measure", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, "no runs selectable under this protocol", transform=ax.transAxes, ha="center")
         missing = data["missing"]
         _mark_missing(ax, [m["x"] for m in missing], [colors[m["series"]] for m in missing])
-    has_baseline = any(data["baseline"] is not None for data in measures.values())
-    has_missing = any(data["missing"] for data in measures.values())
+    has_baseline = any(data["baseline"] is not None for data in protocols.values())
+    has_missing = any(data["missing"] for data in protocols.values())
     axes[0][0].set_ylabel("LNK (mean ± SD over seeds)")
     return _finish(fig, title, _legend_extras(has_baseline, has_missing))
 
@@ -120,33 +124,46 @@ def _finish(fig: Figure, title: str, extras: list[Line2D]) -> Figure:
     return fig
 
 
-def transfer_figure(title: str, panels: list[dict], baseline: dict | None) -> Figure:
-    """One panel per MAESTER embedding: LNK over Trackastra training epochs, mean ± SD over seeds."""
+def transfer_figure(title: str, panels: list[dict]) -> Figure:
+    """One row per protocol, one panel per MAESTER embedding: LNK over Trackastra epochs, mean ± SD."""
+    protocols = list(dict.fromkeys(panel["protocol"] for panel in panels)) or [None]
+    ncols = max([sum(p["protocol"] == protocol for p in panels) for protocol in protocols] + [1])
     fig, axes = plt.subplots(
-        1, max(len(panels), 1), figsize=(6.0 * max(len(panels), 1), 4.4), sharey=True, squeeze=False
+        len(protocols), ncols, figsize=(6.0 * ncols, 4.4 * len(protocols)), sharey=True, squeeze=False
     )
-    for ax, panel in zip(axes[0], panels, strict=False):
-        if baseline is not None and baseline["points"]:
-            _band(ax, baseline["points"], BASELINE_COLOR, "Trackastra (re-trained), mean ± SD", dashed=True)
-        if panel["missing"]:
-            ax.text(
-                0.5,
-                0.5,
-                "missing: no runs for\n" + panel["variant"],
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                color="0.3",
-                bbox={"facecolor": "white", "edgecolor": "0.5", "linestyle": ":"},
-            )
-        else:
-            _band(ax, panel["points"], "C0", "with MAESTER embeddings, mean ± SD", dashed=False)
-        ax.set_title(panel["title"], fontsize=10)
-        ax.set_xlabel("Trackastra training epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.25)
-    axes[0][0].set_ylabel("LNK (mean ± SD over seeds)")
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for row, protocol in enumerate(protocols):
+        mine = [panel for panel in panels if panel["protocol"] == protocol]
+        for ax, panel in zip(axes[row], mine, strict=False):
+            ax.set_visible(True)
+            _transfer_panel(ax, panel)
+        axes[row][0].set_ylabel("LNK (mean ± SD over seeds)")
     return _finish(fig, title, [])
+
+
+def _transfer_panel(ax: Axes, panel: dict) -> None:
+    """One embedding's curve over the re-trained baseline's curve of the same protocol."""
+    baseline = panel["baseline"]
+    if baseline is not None and baseline["points"]:
+        _band(ax, baseline["points"], BASELINE_COLOR, "Trackastra (re-trained), mean ± SD", dashed=True)
+    if panel["missing"]:
+        ax.text(
+            0.5,
+            0.5,
+            "missing: no runs for\n" + panel["variant"],
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "0.5", "linestyle": ":"},
+        )
+    else:
+        _band(ax, panel["points"], "C0", "with MAESTER embeddings, mean ± SD", dashed=False)
+    ax.set_title(panel["title"], fontsize=10)
+    ax.set_xlabel("Trackastra training epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.25)
 
 
 def _band(ax: Axes, points: list[dict], color: str, label: str, dashed: bool) -> None:
@@ -163,12 +180,14 @@ def _band(ax: Axes, points: list[dict], color: str, label: str, dashed: bool) ->
     )
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``{stem}.png`` (150 dpi) and ``{stem}.svg`` atomically; returns the paths."""
+def save(
+    fig: Figure, out_dir: Path, stem: str, command: str | None = None, force: bool = False
+) -> list[Path]:
+    """Write ``{stem}.png`` (150 dpi) and ``{stem}.svg`` atomically as ``command``'s outputs; the paths."""
     paths = []
     for suffix in ("png", "svg"):
         path = Path(out_dir) / f"{stem}.{suffix}"
-        with atomic_path(path) as tmp:
+        with atomic_path(path, command, force) as tmp:
             metadata = {"Date": None} if suffix == "svg" else None
             fig.savefig(tmp, format=suffix, dpi=150, metadata=metadata)
         paths.append(path)

@@ -1,9 +1,11 @@
 """The numbers behind the Appendix C figures, computed from metrics frames (no plotting here).
 
-Measures of one training run's LNK:
-- ``authors``: the best LNK over all Trackastra epochs of the run (the authors' Appendix C
-  notebooks), then the mean over runs;
-- ``clean``: the LNK of the checkpoint with the lowest validation loss (``protocols.select_clean``).
+Each panel shows one protocol and only the runs trained under it (the protocol recorded in the
+metrics JSON). One LNK per training run:
+- ``paper``: the best valid LNK (> 0) over all Trackastra epochs of the run (the authors' Appendix C
+  notebooks), then the mean over runs; a run without a valid epoch is dropped;
+- ``clean``: the LNK of the checkpoint with the lowest validation loss (``protocols.select_clean``;
+  a checkpoint that links nothing counts as 0).
 The spread over seeds is the population standard deviation (ddof=0, the root of the paper's variance).
 """
 
@@ -14,27 +16,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from denselink.evaluate.protocols import select_clean
+from denselink.evaluate.protocols import PROTOCOLS, check_recorded_protocols, ok_runs, select_clean, valid_lnk
 from denselink.evaluate.variants import Variant, parse_variant
-from denselink.figures.settings import MEASURES
 
 
-def _ok(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs["status"].fillna("ok") != "skipped"]
+def protocols_of(runs: pd.DataFrame) -> list[str]:
+    """The protocols the runs were trained under, in the figures' order (paper, then clean)."""
+    check_recorded_protocols(runs)
+    return [p for p in sorted(PROTOCOLS, reverse=True) if (runs["protocol"] == p).any()]
 
 
-def run_scores(runs: pd.DataFrame, epochs: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """One LNK per run under ``measure``: columns ``variant, seed, LNK``."""
-    if measure == "clean":
-        chosen = select_clean(runs, epochs)
-        return chosen[["variant", "seed", "LNK"]].dropna().reset_index(drop=True)
-    if measure != "authors":
-        raise ValueError(f"unknown measure {measure!r}; expected one of {MEASURES}")
+def run_scores(runs: pd.DataFrame, epochs: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """One LNK per run trained under ``protocol``: columns ``variant, seed, LNK``."""
+    own = runs[runs["protocol"] == protocol]
+    if protocol == "clean":
+        return select_clean(own)[["variant", "seed", "LNK"]].reset_index(drop=True)
+    if protocol != "paper":
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     rows = []
-    for _, run in _ok(runs).iterrows():
+    for _, run in ok_runs(own).iterrows():
         values = epochs.loc[epochs["path"] == run["path"], "LNK"]
-        values = values[values > 0] if len(values) else pd.Series([run["LNK"]])
-        if values.notna().any():
+        values = values if len(values) else pd.Series([run["LNK"]])
+        values = values[valid_lnk(values)]
+        if len(values):
             rows.append({"variant": run["variant"], "seed": int(run["seed"]), "LNK": float(values.max())})
     return pd.DataFrame(rows, columns=["variant", "seed", "LNK"])
 
@@ -59,15 +63,15 @@ def maester_variants(names: list[str]) -> dict[str, Variant]:
 
 
 def scaling_points(
-    runs: pd.DataFrame, epochs: pd.DataFrame, expected: list[str], measure: str
+    runs: pd.DataFrame, epochs: pd.DataFrame, expected: list[str], protocol: str
 ) -> tuple[list[dict], list[dict]]:
-    """Points (series = MAESTER run, x = pretraining epoch) and missing expected runs for one measure."""
-    scores = run_scores(runs, epochs, measure)
+    """Points (series = MAESTER run, x = pretraining epoch) and missing expected runs of one protocol."""
+    scores = run_scores(runs, epochs, protocol)
     variants = maester_variants([*runs["variant"], *expected])
     points, missing = [], []
     for name, variant in sorted(variants.items(), key=lambda item: (item[1].run, item[1].epoch)):
         mine = scores[scores["variant"] == name]
-        base = {"series": variant.run, "x": variant.epoch, "variant": name, "measure": measure}
+        base = {"series": variant.run, "x": variant.epoch, "variant": name, "protocol": protocol}
         if mine.empty:
             missing.append(base)
         else:
@@ -75,23 +79,28 @@ def scaling_points(
     return points, missing
 
 
-def baseline_point(runs: pd.DataFrame, epochs: pd.DataFrame, measure: str) -> dict | None:
-    """The re-trained baseline's mean/SD over seeds under ``measure``, or ``None`` if absent."""
-    scores = run_scores(runs[runs["variant"] == "retrained"], epochs, measure)
+def baseline_point(runs: pd.DataFrame, epochs: pd.DataFrame, protocol: str) -> dict | None:
+    """The re-trained baseline's mean/SD over seeds under ``protocol``, or ``None`` if absent."""
+    scores = run_scores(runs[runs["variant"] == "retrained"], epochs, protocol)
     if scores.empty:
         return None
-    return {"measure": measure} | summary(scores["LNK"].tolist(), scores["seed"].tolist())
+    return {"protocol": protocol} | summary(scores["LNK"].tolist(), scores["seed"].tolist())
 
 
-def epoch_curves(runs: pd.DataFrame, epochs: pd.DataFrame, variants: list[str]) -> list[dict]:
-    """Per-epoch LNK mean/SD over seeds of each variant's training (valid values only)."""
+def epoch_curves(runs: pd.DataFrame, epochs: pd.DataFrame, variants: list[str], protocol: str) -> list[dict]:
+    """Per-epoch LNK mean/SD over seeds of each variant's runs trained under ``protocol``.
+
+    ``paper`` drops LNK <= 0 (the authors' rule); ``clean`` counts an epoch that links nothing as 0.
+    """
     curves = []
-    ok_paths = set(_ok(runs)["path"])
+    own = ok_runs(runs[runs["protocol"] == protocol])
     for name in variants:
-        mine = epochs[(epochs["variant"] == name) & epochs["path"].isin(ok_paths) & (epochs["LNK"] > 0)]
+        mine = epochs[(epochs["variant"] == name) & epochs["path"].isin(own["path"])]
+        counted = valid_lnk(mine["LNK"]) if protocol == "paper" else mine["LNK"].notna()
+        mine = mine[counted]
         points = [
             {"x": int(epoch)} | summary(group["LNK"].tolist(), group["seed"].tolist())
             for epoch, group in mine.groupby("epoch", sort=True)
         ]
-        curves.append({"variant": name, "points": points, "missing": not points})
+        curves.append({"variant": name, "protocol": protocol, "points": points, "missing": not points})
     return curves

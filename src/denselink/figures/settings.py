@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from denselink.settings import StageSettings
-
-MEASURES = ("authors", "clean")
 
 
 class FigureSettings(StageSettings):
@@ -18,7 +14,4 @@ class FigureSettings(StageSettings):
         default={},
         description="display names of MAESTER runs, e.g. {'mitocheck-100': 'Mitocheck 100 %'}; "
         "runs not listed are shown by name",
-    )
-    measures: list[Literal["authors", "clean"]] = Field(
-        default=list(MEASURES), description="run measures for the scaling studies, one panel each"
     )

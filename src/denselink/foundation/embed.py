@@ -19,7 +19,8 @@ import zarr
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.compression import compressors
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record, resolve_device
 from denselink.errors import CTCFormatError
@@ -43,7 +44,17 @@ def make_upsampler(settings: FoundationSettings, device: torch.device) -> Upsamp
     """The configured upsampler; a fallback is announced with a WARNING line."""
     if settings.upsampler == "anyup":
         a = settings.anyup
-        return AnyUpUpsampler(load_anyup(a.repo, a.source, a.pretrained, device), tile_pixels=a.tile_pixels)
+        model, provenance = load_anyup(
+            a.repo,
+            a.source,
+            a.pretrained,
+            device,
+            a.commit,
+            a.weights_url,
+            a.weights_sha256,
+            settings.cache_dir,
+        )
+        return AnyUpUpsampler(model, tile_pixels=a.tile_pixels, provenance=provenance)
     log.warning(
         "upsampler '%s' is configured instead of AnyUp (the paper's upsampler); recorded in the zarr attrs",
         settings.upsampler,
@@ -57,17 +68,34 @@ def _source_hashes(manifest: SequenceManifest) -> dict[str, str]:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in manifest.frames}
 
 
+COMMAND = "foundation embed"
+
+
 def embed_sequence(
-    manifest_path: str | Path, out: str | Path, model: str, settings: FoundationSettings
+    manifest_path: str | Path,
+    out: str | Path,
+    model: str,
+    settings: FoundationSettings,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Embed every frame of a sequence into ``out`` (zarr); returns the attrs written."""
+    """Embed every frame of a sequence into ``out`` (zarr); returns the attrs written.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     manifest = load_manifest(manifest_path)
     model_type = settings.model_type or MODEL_TYPES[model]
     device = resolve_device(settings.device, f"foundation.{model}.device")
     spec = settings.encoder.spec()
     upsampler = make_upsampler(settings, device)
     encoder, weights = load_encoder(
-        model_type, spec, settings.checkpoint, settings.cache_dir, settings.random_init, settings.seed
+        model_type,
+        spec,
+        settings.checkpoint,
+        settings.cache_dir,
+        settings.random_init,
+        settings.seed,
+        settings.implementation,
     )
     encoder = encoder.to(device)
     height, width = manifest.shape
@@ -76,6 +104,7 @@ def embed_sequence(
         "backbone": model,
         **weights,
         "upsampler": upsampler.name,
+        **getattr(upsampler, "provenance", {}),
         "image_shape": [height, width],
         "grid_valid": list(geometry.valid),
         "grid_extent": list(geometry.extent),
@@ -86,7 +115,7 @@ def embed_sequence(
         "denselink_version": __version__,
     }
     log.info("embedding %d frames of %s with %s (%s)", manifest.n_frames, manifest_path, model_type, attrs)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
         array = group.create_array(
             "embedding",
@@ -94,6 +123,8 @@ def embed_sequence(
             chunks=(1, spec.out_chans, min(settings.chunk, height), min(settings.chunk, width)),
             dtype="float16",
             attributes=attrs,
+            config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
+            compressors=compressors(settings.compression, settings.compression_level),
         )
         for start in tqdm(range(0, manifest.n_frames, settings.batch_size), desc="embed", unit="batch"):
             stop = min(start + settings.batch_size, manifest.n_frames)
@@ -128,9 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="FoundationSettings as inline JSON or a YAML/JSON file (keys: model_type, checkpoint, "
         "cache_dir, random_init, seed, encoder{img_size,embed_dim,depth,num_heads}, upsampler, "
-        "anyup{repo,source,pretrained,tile_pixels}, guided{sigma_spatial,sigma_range}, batch_size, device, "
-        "chunk); omitted keys take the paper's values",
+        "anyup{repo,source,commit,pretrained,weights_url,weights_sha256,tile_pixels}, "
+        "guided{sigma_spatial,sigma_range}, batch_size, device, chunk, "
+        "compression, compression_level); omitted keys take the paper's values",
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -138,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink foundation embed``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(FoundationSettings, args.settings)
-    embed_sequence(args.manifest, args.out, args.model, settings)
+    embed_sequence(args.manifest, args.out, args.model, settings, args.force)
     return 0

@@ -1,5 +1,12 @@
 """SAM / muSAM image embeddings: micro_sam's preprocessing, the ViT-B image encoder, grid geometry.
 
+When micro_sam is importable (the GPU environment installs it from conda-forge), the encoder is
+micro_sam's own: ``micro_sam.util.get_sam_model`` loads the weights and
+``micro_sam.util.precompute_image_embeddings`` preprocesses and encodes each frame. Otherwise (the
+CPU environment: PyPI's micro_sam needs napari, Qt and a newer trackastra) denselink's copy of the
+same steps runs: :func:`preprocess` is micro_sam's ``_to_image`` plus SAM's ``ResizeLongestSide``
+and ``Sam.preprocess``. The setting ``implementation`` chooses explicitly.
+
 ``segment_anything``'s package ``__init__`` imports torchvision (for its predictor); only the
 modeling code is needed here, so :func:`sam_modeling` registers the package without running its
 ``__init__`` when torchvision is missing. Every other module imports SAM through this one.
@@ -86,6 +93,50 @@ def build_encoder(spec: EncoderSpec) -> torch.nn.Module:
     )
 
 
+def micro_sam_util() -> types.ModuleType | None:
+    """``micro_sam.util`` when micro_sam is installed and importable, else None."""
+    if importlib.util.find_spec("micro_sam") is None:
+        return None
+    try:
+        return importlib.import_module("micro_sam.util")
+    except ImportError as err:
+        log.warning("micro_sam is installed but cannot be imported (%s); using denselink's copy", err)
+        return None
+
+
+class MicroSamEncoder(torch.nn.Module):
+    """micro_sam's predictor as an encoder: its preprocessing and image encoder, frame by frame."""
+
+    def __init__(self, predictor: Any, util: types.ModuleType) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.sam = predictor.model
+        self.util = util
+
+    @torch.no_grad()
+    def encode(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """``(B, 256, 64, 64)`` embeddings by ``micro_sam.util.precompute_image_embeddings``."""
+        features = [
+            self.util.precompute_image_embeddings(self.predictor, np.asarray(frame), ndim=2, verbose=False)
+            for frame in frames
+        ]
+        return torch.cat([torch.as_tensor(np.asarray(f["features"])) for f in features])
+
+
+def _use_micro_sam(implementation: str, spec: EncoderSpec, random_init: bool) -> types.ModuleType | None:
+    if implementation == "denselink":
+        return None
+    util = micro_sam_util()
+    if implementation == "micro_sam":
+        if util is None:
+            raise ConfigError("implementation", "micro_sam is requested but cannot be imported")
+        if random_init or spec != EncoderSpec():
+            raise ConfigError("implementation", "micro_sam loads released vit_b weights only")
+    if random_init or spec != EncoderSpec():
+        return None
+    return util
+
+
 def load_encoder(
     model_type: str,
     spec: EncoderSpec,
@@ -93,15 +144,36 @@ def load_encoder(
     cache_dir: str | Path | None = None,
     random_init: bool = False,
     seed: int = 0,
+    implementation: str = "auto",
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The image encoder in eval mode and a record of where its weights came from.
 
     Weights come from ``checkpoint`` when given, else from the registry of ``model_type``.
     ``random_init`` (explicit only) skips loading and seeds a random initialisation.
+    ``implementation``: ``micro_sam`` (its ``get_sam_model`` and preprocessing), ``denselink``
+    (the copy) or ``auto`` (micro_sam when importable for the released vit_b architecture).
     """
     torch.manual_seed(seed)
-    encoder = build_encoder(spec)
+    util = _use_micro_sam(implementation, spec, random_init)
     info: dict[str, Any] = {"model_type": model_type, "encoder": asdict(spec), "random_init": random_init}
+    if util is not None:
+        path = Path(checkpoint).expanduser() if checkpoint else fetch_checkpoint(model_type, cache_dir)
+        try:
+            predictor = util.get_sam_model(model_type=model_type, device="cpu", checkpoint_path=str(path))
+        except (ValueError, RuntimeError, KeyError, OSError) as err:
+            raise CheckpointError(path, f"micro_sam cannot load these weights ({err})") from err
+        version = getattr(importlib.import_module("micro_sam"), "__version__", "unknown")
+        hashes = file_hashes(path)
+        info.update(
+            implementation=f"micro_sam {version}",
+            checkpoint=str(path),
+            checkpoint_sha256=hashes["sha256"],
+            checkpoint_xxh128=hashes["xxh128"],
+        )
+        log.info("loaded %s encoder with micro_sam %s from %s", model_type, version, path)
+        return MicroSamEncoder(predictor, util).eval(), info
+    info["implementation"] = "denselink"
+    encoder = build_encoder(spec)
     if random_init:
         if checkpoint is not None:
             raise ConfigError("random_init", "random_init and a checkpoint exclude each other")
@@ -184,6 +256,8 @@ def encode_batch(
     encoder: torch.nn.Module, frames: Sequence[np.ndarray], spec: EncoderSpec, device: torch.device
 ) -> torch.Tensor:
     """Embeddings ``(B, out_chans, gh, gw)`` of equally shaped frames, cropped to the valid grid part."""
-    batch = torch.stack([preprocess(frame, spec) for frame in frames]).to(device)
     gh, gw = grid_geometry(frames[0].shape, spec).valid
+    if isinstance(encoder, MicroSamEncoder):
+        return encoder.to(device).encode(frames).to(device)[:, :, :gh, :gw]
+    batch = torch.stack([preprocess(frame, spec) for frame in frames]).to(device)
     return encoder.to(device)(batch)[:, :, :gh, :gw]

@@ -6,10 +6,16 @@ from typing import TYPE_CHECKING, Literal
 
 import pydantic
 
+from denselink.compression import Compression
 from denselink.settings import StageSettings
 
 if TYPE_CHECKING:
     from denselink.foundation.sam import EncoderSpec
+
+# wimmerth/anyup at its newest commit (2026-04-17) and the sha256 of its paper checkpoint
+ANYUP_COMMIT = "351807a9c4287368732cc247f26c7c81c9139af4"
+ANYUP_WEIGHTS_URL = "https://github.com/wimmerth/anyup/releases/download/checkpoint/anyup_paper.pth"
+ANYUP_WEIGHTS_SHA256 = "9d035c0f27114a6f32bdd3d8ed93b6cd39dad4b8f8bf94e69fddbfbf022901b2"
 
 
 class EncoderOverrides(StageSettings):
@@ -39,11 +45,23 @@ class EncoderOverrides(StageSettings):
 
 
 class AnyUpSettings(StageSettings):
-    """Where AnyUp comes from and how its output is tiled."""
+    """Where AnyUp comes from (pinned commit, hash-checked weights) and how its output is tiled."""
 
     repo: str = pydantic.Field("wimmerth/anyup", description="GitHub owner/name, or a local clone directory")
     source: Literal["github", "local"] = pydantic.Field("github", description="torch.hub source")
+    commit: str | None = pydantic.Field(
+        ANYUP_COMMIT,
+        pattern="^[0-9a-f]{40}$",
+        description="full commit of the AnyUp repository (a local git clone must be checked out at it); "
+        "null: the default branch, unpinned",
+    )
     pretrained: bool = pydantic.Field(True, description="load AnyUp's released weights (paper checkpoint)")
+    weights_url: str = pydantic.Field(ANYUP_WEIGHTS_URL, description="URL of the weights (paper checkpoint)")
+    weights_sha256: str | None = pydantic.Field(
+        ANYUP_WEIGHTS_SHA256,
+        pattern="^[0-9a-f]{64}$",
+        description="required sha256 of the weights file; null: not checked (it is recorded either way)",
+    )
     tile_pixels: int = pydantic.Field(
         4096, ge=1, description="query pixels per attention tile (memory bound)"
     )
@@ -64,10 +82,17 @@ class FoundationSettings(StageSettings):
     )
     checkpoint: str | None = pydantic.Field(None, description="local checkpoint file instead of the registry")
     cache_dir: str | None = pydantic.Field(
-        None, description="download cache (null: micro_sam's cache, else ~/.cache/denselink/models)"
+        None,
+        description="download cache of the encoder and AnyUp weights (null: micro_sam's cache, else "
+        "~/.cache/denselink/models, and torch.hub's checkpoints folder for AnyUp)",
+    )
+    implementation: Literal["auto", "micro_sam", "denselink"] = pydantic.Field(
+        "auto",
+        description="micro_sam: its get_sam_model and preprocessing; denselink: the copy of both; "
+        "auto: micro_sam when importable (released vit_b architecture), else the copy",
     )
     random_init: bool = pydantic.Field(False, description="random encoder weights (tests and demo only)")
-    seed: int = pydantic.Field(0, description="seed of the random initialisation")
+    seed: int = pydantic.Field(0, ge=0, lt=2**32, description="seed of the random initialisation")
     encoder: EncoderOverrides = pydantic.Field(default_factory=EncoderOverrides)
     upsampler: Literal["anyup", "bilinear", "guided"] = pydantic.Field(
         "anyup", description="anyup (paper) or a declared fallback: bilinear | guided"
@@ -79,6 +104,10 @@ class FoundationSettings(StageSettings):
         "auto", description="auto (cuda when the job requested GPUs, else cpu) | cpu | cuda[:N]"
     )
     chunk: int = pydantic.Field(256, ge=1, description="zarr chunk side in pixels (tileY = tileX)")
+    compression: Compression = pydantic.Field(
+        "blosc-zstd", description="lossless codec of the volume: blosc-zstd (bit-shuffled), zstd or none"
+    )
+    compression_level: int = pydantic.Field(5, ge=1, le=9, description="level of the compression codec")
 
     @pydantic.model_validator(mode="after")
     def _weights_source(self) -> FoundationSettings:

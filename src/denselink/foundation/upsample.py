@@ -4,7 +4,8 @@ Each upsampler maps features ``(B, C, h, w)`` covering ``extent`` pixels (the im
 one grid cell of padding, see :class:`denselink.foundation.sam.GridGeometry`) to ``(B, C, H, W)``
 on the image, guided by the raw frames ``(B, H, W)``.
 
-AnyUp is loaded through ``torch.hub`` (GitHub or a local clone) and run query tile by query tile:
+AnyUp is loaded through ``torch.hub`` (GitHub at a pinned commit, or a local clone), its weights
+checked against a pinned sha256, and run query tile by query tile:
 its cross-attention is per output pixel, so tiling the queries bounds memory without changing the
 result (the full image and key encoders, whose GroupNorm statistics are global, run untiled).
 """
@@ -13,13 +14,19 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Protocol
+import subprocess
+import urllib.parse
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from denselink.atomic import atomic_path
 from denselink.errors import CheckpointError
+from denselink.foundation.settings import ANYUP_COMMIT, ANYUP_WEIGHTS_SHA256, ANYUP_WEIGHTS_URL
+from denselink.foundation.weights import file_hashes
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +139,95 @@ class GuidedUpsampler:
         return acc / norm[:, None]
 
 
+def hub_spec(repo: str, source: str, commit: str | None) -> str:
+    """The ``torch.hub`` repository argument: ``owner/name:commit`` on GitHub, the folder when local."""
+    return f"{repo}:{commit}" if source == "github" and commit else repo
+
+
+def local_commit(folder: str | Path) -> str | None:
+    """The checked-out commit of a local clone, or None when the folder is not a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def fetch_anyup_weights(
+    url: str, sha256: str | None, cache_dir: str | Path | None = None
+) -> tuple[Path, str]:
+    """The AnyUp weights file (downloaded once into the cache) and its sha256, checked when given."""
+    cache = Path(cache_dir).expanduser() if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    target = cache / Path(urllib.parse.urlparse(url).path).name
+    if not target.is_file():
+        log.info("downloading AnyUp weights %s", url)
+        try:
+            with atomic_path(target) as tmp:
+                torch.hub.download_url_to_file(url, str(tmp), progress=False)
+        except OSError as err:
+            raise CheckpointError(url, f"cannot download AnyUp weights ({err})") from err
+    actual = file_hashes(target)["sha256"]
+    if sha256 is not None and actual != sha256:
+        raise CheckpointError(
+            target,
+            f"sha256 {actual} is not the configured anyup.weights_sha256 {sha256}; delete or re-pin it",
+        )
+    return target, actual
+
+
 def load_anyup(
     repo: str = "wimmerth/anyup",
     source: str = "github",
     pretrained: bool = True,
     device: str | torch.device = "cpu",
-) -> torch.nn.Module:
-    """AnyUp through ``torch.hub`` (``source`` "github" or "local"); any failure is a CheckpointError."""
+    commit: str | None = ANYUP_COMMIT,
+    weights_url: str = ANYUP_WEIGHTS_URL,
+    weights_sha256: str | None = ANYUP_WEIGHTS_SHA256,
+    cache_dir: str | Path | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """AnyUp through ``torch.hub`` at ``commit``, with hash-checked weights, and its provenance.
+
+    ``source`` "github" downloads the repository at ``commit`` (the default branch when None);
+    "local" uses a clone, whose checked-out commit must equal ``commit`` when it is a git checkout.
+    Provenance: ``anyup_repo``, ``anyup_commit`` (None when unknown), ``anyup_weights_url`` and
+    ``anyup_weights_sha256`` (None without pretrained weights). Any failure is a CheckpointError.
+    """
+    if source == "local":
+        checked_out = local_commit(repo)
+        if commit and checked_out and checked_out != commit:
+            raise CheckpointError(repo, f"checked out at {checked_out}, but anyup.commit is {commit}")
+        if checked_out is None:
+            log.warning("AnyUp folder %s is no git checkout: its commit is not verified", repo)
+        commit = checked_out
+    elif commit is None:
+        log.warning("AnyUp is loaded from the default branch of %s (anyup.commit is null): unpinned", repo)
     try:
-        model = torch.hub.load(repo, "anyup", source=source, pretrained=pretrained, trust_repo=True)
+        model = torch.hub.load(
+            hub_spec(repo, source, commit), "anyup", source=source, pretrained=False, trust_repo=True,
+            **({"skip_validation": True} if source == "github" else {}),
+        )  # fmt: skip
     except Exception as err:  # hub raises many types (network, missing dir, bad hubconf)
         raise CheckpointError(repo, f"cannot load AnyUp via torch.hub ({type(err).__name__}: {err})") from err
     block = getattr(model, "cross_decode", None)
     if not all(hasattr(block, name) for name in ("conv2d", "cross_attn", "window_ratio")):
         raise CheckpointError(repo, "AnyUp's standard cross-attention block is required for query tiling")
-    log.info("AnyUp loaded from %s (%s, pretrained=%s)", repo, source, pretrained)
-    return model.to(device).eval()
+    provenance: dict[str, Any] = {
+        "anyup_repo": repo,
+        "anyup_commit": commit,
+        "anyup_weights_url": None,
+        "anyup_weights_sha256": None,
+    }
+    if pretrained:
+        path, sha256 = fetch_anyup_weights(weights_url, weights_sha256, cache_dir)
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, EOFError, ValueError) as err:
+            raise CheckpointError(path, f"not AnyUp's weights ({type(err).__name__}: {err})") from err
+        provenance.update(anyup_weights_url=weights_url, anyup_weights_sha256=sha256)
+    log.info("AnyUp loaded: %s", provenance)
+    return model.to(device).eval(), provenance
 
 
 def _anyup_helpers(model: torch.nn.Module) -> tuple[object, object]:
@@ -163,9 +243,12 @@ class AnyUpUpsampler:
 
     name = "anyup"
 
-    def __init__(self, model: torch.nn.Module, tile_pixels: int = 4096) -> None:
+    def __init__(
+        self, model: torch.nn.Module, tile_pixels: int = 4096, provenance: dict[str, Any] | None = None
+    ) -> None:
         self.model = model
         self.tile_pixels = tile_pixels
+        self.provenance = provenance or {}
         self.create_coordinate, self.window2d = _anyup_helpers(model)
 
     @torch.no_grad()

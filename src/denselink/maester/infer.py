@@ -20,7 +20,8 @@ import zarr
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.compression import compressors
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -56,11 +57,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+COMMAND = "maester infer"
+
+
 def infer_sequence(
-    checkpoint: str | Path, manifest: str | Path, out: str | Path, settings: MaesterInferSettings
+    checkpoint: str | Path,
+    manifest: str | Path,
+    out: str | Path,
+    settings: MaesterInferSettings,
+    force: bool = False,
 ) -> Path:
-    """Embed every frame of ``manifest``'s sequence with the encoder of ``checkpoint``; returns ``out``."""
+    """Embed every frame of ``manifest``'s sequence with the encoder of ``checkpoint``; returns ``out``.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
     checkpoint, out = Path(checkpoint), Path(out)
+    check_output(out, COMMAND, force)
     sequence = load_manifest(manifest)
     missing = [p for p in sequence.frames if not p.is_file()]
     if missing:
@@ -91,7 +103,7 @@ def infer_sequence(
         "source_hashes": {str(p): _sha256(p) for p in sequence.frames},
         "denselink_version": __version__,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         array = group.create_array(
             "embedding",
@@ -99,6 +111,8 @@ def infer_sequence(
             chunks=(1, model_settings.embed_dim, *tile),
             dtype="float16",
             fill_value=0,
+            config={"write_empty_chunks": True},  # every chunk stored: readers treat a missing one as lost
+            compressors=compressors(settings.compression, settings.compression_level),
         )
         for t in tqdm(range(sequence.n_frames), desc=f"maester {sequence.sequence}"):
             frame = minmax_scale(sequence.read_frame(t))
@@ -126,16 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None,
         help="JSON or a YAML/JSON file with MaesterInferSettings keys (central_patch, batch_size, "
-        "legacy_offset, autocast, device, tile); omitted keys take the defaults",
+        "legacy_offset, autocast, device, tile, compression, compression_level); omitted keys take "
+        "the defaults",
     )  # fmt: skip
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(MaesterInferSettings, args.settings)
-    infer_sequence(args.checkpoint, args.manifest, args.out, settings)
+    infer_sequence(args.checkpoint, args.manifest, args.out, settings, args.force)
     return 0
 
 

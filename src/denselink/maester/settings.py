@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from denselink.compression import Compression
 from denselink.errors import ConfigError
 from denselink.settings import StageSettings
 
@@ -100,10 +101,16 @@ class MaesterTrainSettings(StageSettings):
     augment: bool = Field(True, description="Random half-size crop resized back, plus a random flip.")
     pad: int = Field(4, ge=0, description="Zero padding of the volume on every axis before cropping.")
     pad_time: bool = Field(True, description="Also pad the time axis (the fork does: all-zero frames).")
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per training process.")
-    cache_mb: float = Field(1024, gt=0, description="Decoded-frame cache per data process, in MiB.")
+    num_workers: int = Field(
+        2, ge=0,
+        description="DataLoader worker processes per training process, kept alive across epochs "
+        "(0: crops are cut in the training process).",
+    )  # fmt: skip
+    keep_frame_store: bool = Field(
+        False, description="Keep {out}/frames (the decoded, uncompressed frames) after the last epoch."
+    )
     seed: int = Field(
-        42, ge=0, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
+        42, ge=0, lt=2**32, description="Seeds weights, crops and masks (crops: seed, epoch, rank, index)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto': cuda when the job requested GPUs, else cpu (denselink.device)."
@@ -145,3 +152,7 @@ class MaesterInferSettings(StageSettings):
     tile: int = Field(
         256, gt=0, description="Spatial chunk side of the zarr array (chunks (1, C, tile, tile))."
     )
+    compression: Compression = Field(
+        "blosc-zstd", description="Lossless codec of the volume: blosc-zstd (bit-shuffled), zstd or none."
+    )
+    compression_level: int = Field(5, ge=1, le=9, description="Level of the compression codec.")

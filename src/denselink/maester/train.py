@@ -6,6 +6,8 @@
 Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
 the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
 ``{out}/loss.csv`` (per-epoch loss averaged over all ranks) and, when finished, ``{out}/done.json``.
+Before the first epoch the frames are decoded once into ``{out}/frames`` (uncompressed, memory-mapped;
+reused on ``--resume``, removed at the end unless ``keep_frame_store``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,12 +29,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from denselink import __version__
-from denselink.atomic import atomic_path, write_json
+from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, DenselinkError
+from denselink.errors import ConfigError, DenselinkError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from denselink.maester.dataset import MaesterCropDataset
+from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
+from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
 from denselink.settings import load_settings
@@ -53,6 +57,9 @@ def _setup(device_setting: str) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+COMMAND = "maester train"
+
+
 def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
     with atomic_path(path) as tmp:
         rows = "".join(f"{int(epoch)},{loss:.8g},{seconds:.3f}\n" for epoch, loss, seconds in history)
@@ -60,16 +67,40 @@ def _write_loss_csv(path: Path, history: list[list[float]]) -> None:
 
 
 def train(
-    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False
+    manifests: list[Path], out: Path, settings: MaesterSettings, resume: bool = False, force: bool = False
 ) -> dict[str, Any]:
-    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content."""
+    """Pretrain MAESTER on the sequences of ``manifests``; returns the ``done.json`` content.
+
+    ``out`` must be absent or this command's own run folder (``force`` replaces anything else). A
+    non-finite epoch loss stops the run with a DivergenceError before that epoch's checkpoint is saved.
+    """
     cfg = settings.train
+    check_output(out, COMMAND, force)
     sequences = [seq for path in manifests for seq in load_manifests(path)]
+    if not sequences:
+        raise ConfigError("--manifest", "no sequences to sample from")
+    pad = (cfg.pad if cfg.pad_time else 0, cfg.pad, cfg.pad)
+    for seq in sequences:  # before decoding anything
+        where = seq.frames[0].parent if seq.frames else f"{seq.dataset}/{seq.sequence}"
+        check_volume_fits(where, (seq.n_frames, *seq.shape), settings.model.img_size, cfg.sampling, pad)
     rank, world, device = _setup(cfg.device)
+    if rank == 0:
+        claim_directory(out, COMMAND, force)
+    if world > 1:
+        dist.barrier()  # the run folder is claimed before any process writes into it
+    store = build_frame_store(sequences, out / "frames", rank, world)
+    samples = math.ceil(cfg.samples_per_epoch / world)
     dataset = MaesterCropDataset(
-        sequences, settings.model.img_size, math.ceil(cfg.samples_per_epoch / world), cfg.seed, rank,
-        cfg.sampling, cfg.augment, cfg.pad, cfg.pad_time, cfg.cache_mb,
-    )  # fmt: skip
+        store,
+        settings.model.img_size,
+        samples,
+        cfg.seed,
+        rank,
+        cfg.sampling,
+        cfg.augment,
+        cfg.pad,
+        cfg.pad_time,
+    )
     model = build_model(settings.model, cfg.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_dir = out / "checkpoints"
@@ -84,14 +115,16 @@ def train(
         restore_rng_states(state["rng"])
         start, history = state["epoch"] + 1, state["loss_history"]
     ddp = DistributedDataParallel(model) if world > 1 else model
+    sampler = EpochSampler(samples)
     loader = DataLoader(
-        dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"
-    )
+        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+    )  # fmt: skip
     save_epochs = set(cfg.save_epochs)
     epochs = tqdm(range(start, cfg.epochs), "maester epochs", cfg.epochs, disable=rank != 0, initial=start)
     for epoch in epochs:
         began = time.perf_counter()
-        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         masks = torch.Generator(device=device).manual_seed(_derived_seed(cfg.seed, epoch, rank))
         ddp.train()
         losses = []
@@ -110,6 +143,12 @@ def train(
         if world > 1:
             dist.all_reduce(totals)
         history.append([epoch, float(totals[0] / totals[1]), time.perf_counter() - began])
+        if not math.isfinite(history[-1][1]):
+            raise DivergenceError(
+                out,
+                f"epoch {epoch}: mean loss is {history[-1][1]}; no checkpoint of this epoch was written "
+                "(lower train.lr, or check the input frames for non-finite pixels)",
+            )
         if rank == 0:
             payload = {
                 "model_settings": settings.model.model_dump(),
@@ -144,6 +183,9 @@ def train(
         write_json(out / "done.json", done)
     if world > 1:
         dist.barrier()
+    if rank == 0 and not cfg.keep_frame_store:
+        shutil.rmtree(out / "frames")
+    if world > 1:
         dist.destroy_process_group()
     return done
 
@@ -173,14 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="continue from checkpoints/last.pt when it exists (same model settings required)",
     )  # fmt: skip
+    add_force_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(MaesterSettings, args.settings)
-    train(args.manifest, args.out, settings, resume=args.resume)
+    train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
 
 

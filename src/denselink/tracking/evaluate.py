@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import metrics_record, write_metrics
 from denselink.settings import load_settings
-from denselink.tracking.fusion import FeatureTable
+from denselink.tracking.fusion import FeatureTable, check_same_columns
 from denselink.tracking.predict import (
     check_fusion,
     link_windows,
@@ -46,6 +46,7 @@ from denselink.tracking.scoring import score_linking
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
+COMMAND = "tracking evaluate"
 PRETRAINED_NAMES = ("general_2d", "ctc")
 
 
@@ -95,8 +96,14 @@ def evaluate_run(
     epochs: str = "all",
     meta: dict[str, Any] | None = None,
     score_cache: Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON."""
+    """Score the checkpoints of ``model_dir`` on the sequence of ``manifest_path``; write metrics JSON.
+
+    Existing ``out`` and ``res_dir`` are replaced only if this command wrote them (or ``force``).
+    """
+    check_output(out, COMMAND, force)
+    check_output(res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
     checkpoints = list_checkpoints(model_dir)
@@ -107,6 +114,8 @@ def evaluate_run(
     if fused != (features is not None):
         raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     table = FeatureTable(features) if features is not None else None
+    if table is not None:
+        check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"
@@ -144,7 +153,8 @@ def evaluate_run(
         if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
             best_graph = graph
     chosen = choose_epoch([rows[i] for i in targets], protocol)
-    write_ctc(best_graph, manifest.read_masks().astype(np.int32), res_dir)
+    with atomic_path(res_dir, COMMAND, force) as tmp_res:
+        write_ctc(best_graph, manifest.read_masks().astype(np.int32), tmp_res)
     meta = {**_default_meta(config, manifest), **(meta or {})}
     record = metrics_record(
         **meta,
@@ -155,7 +165,7 @@ def evaluate_run(
         epoch=chosen["epoch"],
         **device_record(torch.device("cpu")),  # checkpoints are loaded onto and run on the CPU
     )
-    write_metrics(out, record)
+    write_metrics(out, record, COMMAND, force)
     return record
 
 
@@ -187,8 +197,11 @@ def evaluate_pretrained(
     protocol: str,
     settings: TrackastraSettings,
     meta: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score trackastra's published model; a skipped record when its folder is absent."""
+    check_output(out, COMMAND, force)
+    check_output(res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
     meta = {"dataset": manifest.dataset, "variant": "pretrained", "seed": 0, "train_seq": "", **(meta or {})}
@@ -200,12 +213,12 @@ def evaluate_pretrained(
             f"Trackastra.from_pretrained({folder.name!r}) needs internet) or configure its folder"
         )
         log.warning("skipping the pretrained baseline: %s", reason)
-        with atomic_path(res_dir) as tmp:
+        with atomic_path(res_dir, COMMAND, force) as tmp:
             tmp.mkdir()  # the workflow's declared output exists, empty
         record = metrics_record(
             **meta, protocol=protocol, checkpoint=str(folder), scores=None, status="skipped", reason=reason
         )
-        write_metrics(out, record)
+        write_metrics(out, record, COMMAND, force)
         return record
     model = load_trackastra_folder(folder)
     cache = build_score_cache(manifest, model.config["coord_dim"])
@@ -214,11 +227,12 @@ def evaluate_pretrained(
         model, windows, cache.features, cache.ndim, settings.link_mode, settings.edge_threshold
     )
     scores = _score_linking(graph, cache, str(folder))
-    write_ctc(graph, manifest.read_masks().astype(np.int32), res_dir)
+    with atomic_path(res_dir, COMMAND, force) as tmp:
+        write_ctc(graph, manifest.read_masks().astype(np.int32), tmp)
     record = metrics_record(
         **meta, protocol=protocol, checkpoint=str(folder), scores=scores, **device_record(torch.device("cpu"))
     )
-    write_metrics(out, record)
+    write_metrics(out, record, COMMAND, force)
     return record
 
 
@@ -253,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -260,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking evaluate``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
+    check_output(args.res_dir, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
     given = {
         "dataset": args.dataset,
@@ -275,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--features", "the pretrained model is scored alone (no --features, --score-cache)"
             )
         evaluate_pretrained(
-            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta
+            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta, args.force
         )
     else:
         evaluate_run(
@@ -289,5 +306,6 @@ def main(argv: list[str] | None = None) -> int:
             args.epochs,
             meta,
             args.score_cache,
+            args.force,
         )
     return 0

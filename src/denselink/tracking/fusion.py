@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -58,6 +59,7 @@ class FeatureTable:
         if not np.isfinite(self.values).all():
             raise FeatureTableError(self.path, "features contain NaN or inf")
         self.index = {key: i for i, key in enumerate(keys)}
+        self.columns = columns
         self.dim = len(columns)
 
     def lookup(self, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -73,6 +75,33 @@ class FeatureTable:
     def check_covers(self, frames: np.ndarray, labels: np.ndarray) -> None:
         """Raise FeatureTableError (naming frame and label) unless every cell has features."""
         self.lookup(frames, labels)
+
+
+def check_same_columns(table: FeatureTable, train_features: str | Path | None, embed_dim: int | None) -> None:
+    """FeatureTableError naming both tables unless ``table`` has the feature columns a model was trained on.
+
+    The training table's columns are read from its parquet schema; when it is gone, only the
+    number of features the model was built for (``embed_dim``) can be compared.
+    """
+    if train_features is not None and Path(train_features).is_file():
+        try:
+            names = pq.read_schema(train_features).names
+        except Exception as err:  # pyarrow raises many types for corrupt files
+            raise FeatureTableError(
+                train_features, f"unreadable parquet ({type(err).__name__}: {err})"
+            ) from err
+        trained = sorted(c for c in names if c.startswith("f") and c[1:].isdigit())
+        if trained != table.columns:
+            differ = sorted(set(trained) ^ set(table.columns))
+            raise FeatureTableError(
+                f"{train_features} (training) and {table.path} (evaluation)",
+                f"feature columns differ: {len(trained)} vs {len(table.columns)} features, "
+                f"e.g. {differ[:3]} in only one of them",
+            )
+    elif embed_dim is not None and embed_dim != table.dim:
+        raise FeatureTableError(
+            table.path, f"{table.dim} features, but the model was trained on {embed_dim} ({train_features})"
+        )
 
 
 class FusedWindows(Dataset):

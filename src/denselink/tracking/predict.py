@@ -2,8 +2,9 @@
 
 Mirrors ``trackastra.model.Trackastra.track(imgs, masks, mode="greedy")`` of trackastra 0.4.1:
 stack-wise percentile normalisation, wrfeat features, sliding windows, ``predict_windows``,
-``build_graph`` + ``track_greedy`` and ``graph_to_ctc``; fused models additionally get the
-sequence's learned features appended to each window's ``features``.
+``build_graph`` + ``track_greedy`` and ``graph_to_ctc``, except that detections the greedy tracker
+links to nothing stay in the result as single-frame tracks (trackastra drops them); fused models
+additionally get the sequence's learned features appended to each window's ``features``.
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ def link_windows(
         max_neighbors=10,
         delta_t=1,
     )
-    return track_greedy(candidates, allow_divisions=mode == "greedy")
+    solution = track_greedy(candidates, allow_divisions=mode == "greedy")
+    # trackastra's greedy solution holds only linked nodes; keep every detection (single-frame tracks)
+    solution.add_nodes_from(
+        (node, data) for node, data in candidates.nodes(data=True) if node not in solution
+    )
+    return solution
 
 
 def check_fusion(model: TrackingTransformer, table: FeatureTable | None) -> None:

@@ -20,12 +20,12 @@ import torch
 from trackastra.data import CTCData
 from trackastra.data.data import _CompressedArray
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, load_manifest
-from denselink.errors import CTCFormatError, DenselinkError
+from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
-from denselink.tracking.settings import TrackastraSettings
+from denselink.tracking.settings import TrackastraSettings, min_frames
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -55,6 +55,17 @@ def check_manifest(manifest: SequenceManifest, where: str | Path) -> None:
         raise CTCFormatError(where, "sequence has no GT TRA masks / man_track.txt to build detections from")
     if len(manifest.masks) != manifest.n_frames:
         raise CTCFormatError(where, f"{manifest.n_frames} frames but {len(manifest.masks)} masks")
+
+
+def check_length(manifest: SequenceManifest, where: str | Path, settings: TrackastraSettings) -> None:
+    """ConfigError unless the sequence is long enough for the window and the held-out tail."""
+    needed = min_frames(settings.window, settings.val_fraction)
+    if manifest.n_frames < needed:
+        raise ConfigError(
+            "tracking.settings.window / protocols.*.val_fraction",
+            f"{where} has {manifest.n_frames} frames; window {settings.window} with val_fraction "
+            f"{settings.val_fraction} needs at least {needed}",
+        )
 
 
 def _link_ctc_layout(manifest: SequenceManifest, root: Path) -> Path:
@@ -99,10 +110,18 @@ def build_ctc_data(manifest: SequenceManifest, settings: TrackastraSettings) -> 
     return data
 
 
-def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> None:
-    """Build and cache the trackastra data of the sequence in ``manifest_path``."""
+COMMAND = "tracking prepare"
+
+
+def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings, force: bool = False) -> None:
+    """Build and cache the trackastra data of the sequence in ``manifest_path``.
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
+    check_output(out, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
+    check_length(manifest, manifest_path, settings)
     data = build_ctc_data(manifest, settings)
     payload = {
         "format": CACHE_FORMAT,
@@ -113,7 +132,7 @@ def prepare(manifest_path: Path, out: Path, settings: TrackastraSettings) -> Non
         "manifest": str(manifest_path),
         "data": data,
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         torch.save(payload, tmp)
     log.info("cached %d windows of %s/%s in %s", len(data.windows), manifest.dataset, manifest.sequence, out)
 
@@ -149,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings",
         default=None,
-        help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used)",
+        help="TrackastraSettings as inline JSON or a YAML/JSON file (data keys used; window and "
+        "val_fraction also bound the sequence length)",
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -158,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking prepare``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
-    prepare(args.manifest, args.out, settings)
+    prepare(args.manifest, args.out, settings, args.force)
     return 0

@@ -19,13 +19,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from denselink.atomic import atomic_path
+from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import DenselinkError
 from denselink.settings import load_settings
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
+COMMAND = "tracking score-cache"
 CACHE_FORMAT = 1
 
 
@@ -85,12 +86,15 @@ def build_score_cache(manifest: SequenceManifest, ndim: int = 2) -> ScoreCache:
     )
 
 
-def write_score_cache(cache: ScoreCache, out: Path, manifest_path: Path) -> None:
-    """Save ``cache`` atomically (torch pickle, as the training cache)."""
+def write_score_cache(cache: ScoreCache, out: Path, manifest_path: Path, force: bool = False) -> None:
+    """Save ``cache`` atomically (torch pickle, as the training cache).
+
+    An existing ``out`` is replaced only if this command wrote it (or ``force``).
+    """
     import torch
 
     payload: dict[str, Any] = {"format": CACHE_FORMAT, "manifest": str(manifest_path), **cache.__dict__}
-    with atomic_path(out) as tmp:
+    with atomic_path(out, COMMAND, force) as tmp:
         torch.save(payload, tmp)
 
 
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file (ndim used)"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -130,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking score-cache``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
     manifest = load_manifest(args.manifest)
     cache = build_score_cache(manifest, settings.ndim)
-    write_score_cache(cache, args.out, args.manifest)
+    write_score_cache(cache, args.out, args.manifest, args.force)
     n_nodes = cache.gt_graph.number_of_nodes()
     log.info("cached %d detections of %s/%s in %s", n_nodes, cache.dataset, cache.sequence, args.out)
     return 0

@@ -8,6 +8,7 @@ the same config section to all three.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field
@@ -16,6 +17,16 @@ from denselink.settings import StageSettings
 
 FusionMode = Literal["none", "add_wrfeat", "add_token", "concat"]
 DATA_KEYS = ("window", "features", "ndim")
+
+
+def min_frames(window: int, val_fraction: float) -> int:
+    """Fewest frames a training sequence needs: one window; with ``val_fraction`` > 0, a train window
+    before a held-out tail of ``max(window, ceil(val_fraction * n))`` frames (``train.split_tail``).
+    """
+    n = window
+    while val_fraction > 0 and n - max(window, math.ceil(val_fraction * n)) < window:
+        n += 1
+    return n
 
 
 class TrackastraSettings(StageSettings):

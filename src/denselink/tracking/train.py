@@ -30,9 +30,10 @@ from trackastra.data import CTCData, collate_sequence_padding
 from trackastra.utils import blockwise_causal_norm, blockwise_sum
 
 import denselink
-from denselink.atomic import atomic_path, write_json
+from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError
+from denselink.errors import ConfigError, DivergenceError
+from denselink.features.recipe import describe_table
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
@@ -114,6 +115,8 @@ def association_loss(
     target, timepoints = batch["assoc_matrix"], batch["timepoints"]
     padding_mask = batch["padding_mask"].bool()
     logits = model(batch["coords"], batch["features"], padding_mask=padding_mask)
+    if torch.isnan(logits).any():  # diverged weights: a NaN loss (step skipped, epoch reported), no BCE crash
+        return logits.new_tensor(float("nan"))
     logits.clamp_(torch.finfo(torch.float16).min, torch.finfo(torch.float16).max)
     mask_invalid = padding_mask.unsqueeze(1) | padding_mask.unsqueeze(2)
     logits[mask_invalid] = 0
@@ -183,6 +186,26 @@ def _save_checkpoint(path: Path, model: torch.nn.Module, record: dict[str, Any])
         torch.save(payload, tmp)
 
 
+COMMAND = "tracking train"
+
+
+def _stop_if_diverged(out: Path, row: dict[str, Any], model: torch.nn.Module, validated: bool) -> None:
+    """A DivergenceError naming the epoch when it had no finite step, a non-finite val_loss or weights."""
+    problem = None
+    if not math.isfinite(row["train_loss"]):
+        problem = "every training step had a non-finite loss"
+    elif validated and not math.isfinite(row["val_loss"]):
+        problem = "the validation loss is not finite"
+    elif not all(torch.isfinite(p).all() for p in model.parameters()):
+        problem = "the weights are not finite"
+    if problem:
+        raise DivergenceError(
+            out,
+            f"epoch {row['epoch']}: {problem}; no checkpoint of this epoch was written "
+            "(lower lr, or check the inputs and features for non-finite values)",
+        )
+
+
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
@@ -200,9 +223,13 @@ def train(
     features: Path | None = None,
     val_data: Path | None = None,
     val_features: Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Train one seed; returns the ``done.json`` record."""
-    out = Path(out)
+    """Train one seed; returns the ``done.json`` record.
+
+    ``out`` must be absent or this command's own run folder (``force`` replaces anything else).
+    """
+    out = check_output(out, COMMAND, force)
     prepared: PreparedSequence = load_prepared(data_path, settings)
     if (features is None) != (settings.fusion == "none"):
         raise ConfigError(
@@ -210,7 +237,12 @@ def train(
         )
     if val_data is not None and settings.val_fraction > 0:
         raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
+    if settings.early_stopping and val_data is None and settings.val_fraction == 0:
+        raise ConfigError(
+            "early_stopping", "early stopping needs validation data: a val_fraction > 0 or --val-data"
+        )
     table = FeatureTable(features) if features is not None else None
+    recipe = describe_table(features) if features is not None else None
     train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
     val_table = table
     if val_data is not None:
@@ -266,9 +298,6 @@ def train(
     mixed = settings.mixed_precision and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=mixed)
     patience = max(1, settings.epochs // 6)  # the authors' epochs//6, at least one epoch
-    use_early_stop = settings.early_stopping and val_loader is not None
-    if settings.early_stopping and val_loader is None:
-        log.warning("early_stopping needs validation data (val_fraction > 0 or --val-data); disabled")
 
     config = {
         "settings": settings.model_dump(),
@@ -285,10 +314,11 @@ def train(
         "val_windows": 0 if val_split is None else len(val_split),
         "model_config": dict(model.config),
         "fusion_config": fusion_config,
+        "features_recipe": recipe,
         "device": str(device),
         "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
     }
-    out.mkdir(parents=True, exist_ok=True)
+    claim_directory(out, COMMAND, force)
     # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / "done.json").unlink(missing_ok=True)
@@ -329,14 +359,19 @@ def train(
             "seconds": round(time.perf_counter() - start, 3),
         }
         rows.append(row)
-        _save_checkpoint(out / "checkpoints" / f"epoch{epoch:03d}.pt", model, {**row, "seed": seed})
+        _stop_if_diverged(out, row, model, val_loader is not None)
+        _save_checkpoint(
+            out / "checkpoints" / f"epoch{epoch:03d}.pt",
+            model,
+            {**row, "seed": seed, "features_recipe": recipe},
+        )
         _write_log(out / "train_log.csv", rows)
         log.info("epoch %d: train_loss %.5f val_loss %.5f lr %.2e", epoch, row["train_loss"], val_loss, lr)
         if math.isfinite(val_loss) and val_loss < best:
             best, best_epoch, wait = val_loss, epoch, 0
         else:
             wait += 1
-        if use_early_stop and wait >= patience:
+        if settings.early_stopping and wait >= patience:
             stopped_early = True
             log.info("early stopping after epoch %d (best val_loss at epoch %s)", epoch, best_epoch)
             break
@@ -364,12 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-data",
         type=Path,
         default=None,
-        help="cache of another sequence for val_loss (the authors validated on the eval sequence)",
+        help="cache of another sequence for val_loss (the authors validated on 01 while training on 02)",
     )
     parser.add_argument("--val-features", type=Path, default=None, help="feature parquet of --val-data")
     parser.add_argument(
         "--settings", default=None, help="TrackastraSettings as inline JSON or a YAML/JSON file"
     )
+    add_force_flag(parser)
     return parser
 
 
@@ -377,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking train``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output(args.out, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
-    train(args.data, args.out, args.seed, settings, args.features, args.val_data, args.val_features)
+    train(
+        args.data, args.out, args.seed, settings, args.features, args.val_data, args.val_features, args.force
+    )
     return 0

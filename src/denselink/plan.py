@@ -1,0 +1,395 @@
+"""``denselink plan``: jobs, GPU-hours, CPU-hours and disk of a configured grid, before a cluster run.
+
+    denselink plan [--configfile config.yaml ...] [--target table1] [--all-jobs]
+
+The jobs come from Snakemake's own dry run (``snakemake -n``: rule and wildcards of every job that
+would run; ``--all-jobs`` adds ``--forceall``), so the plan counts exactly what a run would submit.
+Each job's cost follows from its wildcards, the config, the sequence sizes (manifests when present,
+else workflow/costs.json) and per-step costs recorded per machine kind in workflow/costs.json: CPU
+costs are measured (benchmarks/calibrate_costs.py), GPU costs are estimates whose derivation the file
+and this command's output state. GPU-hours count GPUs x hours of the GPU rules, CPU-hours cores x hours
+of the CPU rules (one thread each, as measured); disk counts what stays after the run, and separately
+what exists only while it runs (temp() embeddings, MAESTER frame stores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.errors import ConfigError, DenselinkError
+
+COMMAND = "plan"
+COSTS = Path("workflow/costs.json")
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
+MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
+MITOCHECK_PLATES = {100: 1, 200: 2, 300: 3, 400: 4}
+MITOCHECK_SEQUENCES = (318, 384, 384, 318)  # paper Table 3
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a dry run: its rule and wildcards."""
+
+    rule: str
+    wildcards: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Cost:
+    """Estimated cost of one job (seconds of GPUs x time or cores x time; bytes)."""
+
+    gpu_s: float = 0.0
+    cpu_s: float = 0.0
+    disk_kept: float = 0.0
+    disk_transient: float = 0.0
+
+    def __iadd__(self, other: Cost) -> Cost:
+        self.gpu_s += other.gpu_s
+        self.cpu_s += other.cpu_s
+        self.disk_kept += other.disk_kept
+        self.disk_transient += other.disk_transient
+        return self
+
+
+@dataclass(frozen=True)
+class Sequence:
+    frames: int
+    height: int
+    width: int
+    cells_per_frame: float
+
+    @property
+    def megapixels(self) -> float:
+        return self.height * self.width / 1e6
+
+
+def parse_dry_run(text: str) -> list[Job]:
+    """Jobs of ``snakemake -n`` output (``rule`` / ``localrule`` / ``checkpoint NAME:`` blocks)."""
+    jobs: list[Job] = []
+    for block in re.split(r"\n(?=(?:localrule|rule|checkpoint) \w+:)", "\n" + text):
+        head = re.match(r"\s*(?:localrule|rule|checkpoint) (\w+):", block)
+        if not head:
+            continue
+        wildcards = {}
+        found = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
+        if found:
+            wildcards = dict(pair.split("=", 1) for pair in found.group(1).split(", "))
+        jobs.append(Job(head.group(1), wildcards))
+    return jobs
+
+
+def dry_run(configfiles: list[Path], target: str | None, all_jobs: bool) -> str:
+    """The text of ``snakemake -n`` for these config files and target (the snakemake beside this Python)."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    cmd = [str(snakemake if snakemake.exists() else "snakemake"), "-n", *([target] if target else [])]
+    cmd += ["--forceall"] * all_jobs + ["--configfile", *map(str, configfiles)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(
+            " ".join(map(str, configfiles)),
+            f"snakemake -n failed:\n{(result.stdout + result.stderr)[-2000:]}",
+        )
+    return result.stdout
+
+
+def load_config(configfiles: list[Path]) -> dict[str, Any]:
+    """The merged config files with the schema's defaults filled in (as the Snakefile sees them)."""
+    from snakemake.utils import update_config, validate
+
+    config: dict[str, Any] = {}
+    for path in configfiles:
+        if not path.is_file():
+            raise ConfigError(path, "config file does not exist")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    validate(config, str(SCHEMA))
+    return config
+
+
+def load_costs(path: Path, cpu: str, gpu: str) -> dict[str, Any]:
+    """Per-step costs of the chosen CPU and GPU machine kinds, plus sizes and known sequences."""
+    if not path.is_file():
+        raise ConfigError(path, "cost file does not exist")
+    data = json.loads(path.read_text())
+    machines = data["machines"]
+    for name in (cpu, gpu):
+        if name not in machines or not machines[name]["costs"]:
+            raise ConfigError(path, f"no costs for machine kind {name!r} (run benchmarks/calibrate_costs.py)")
+    return {
+        "cpu": machines[cpu],
+        "gpu": machines[gpu],
+        "sizes": data["sizes"],
+        "sequences": data["sequences"],
+    }
+
+
+def _value(section: dict[str, Any], key: str) -> float:
+    return float(section["costs"][key]["value"]) if "costs" in section else float(section[key]["value"])
+
+
+def sequence_info(config: dict[str, Any], costs: dict[str, Any], dataset: str, seq: str) -> Sequence:
+    """Frames, shape and cells of a sequence: its manifest, the generator settings, or costs.json."""
+    manifest = Path(config["results_root"]) / "data" / dataset / seq / "manifest.json"
+    known = costs["sequences"].get(f"{dataset}/{seq}", {})
+    cells = float(known.get("cells_per_frame", 50))
+    if manifest.is_file():
+        data = json.loads(manifest.read_text())
+        return Sequence(len(data["frames"]), *data["shape"], cells)
+    spec = config["datasets"].get(dataset, {})
+    if spec.get("source") == "synthetic":
+        synth = spec.get("synth", {})
+        return Sequence(
+            int(synth.get("n_frames", 12)), *synth.get("shape", (64, 64)), synth.get("n_cells", 6)
+        )
+    if not known:
+        raise ConfigError(f"datasets.{dataset}", f"sequence {seq}: no manifest and no size in {COSTS}")
+    return Sequence(int(known["frames"]), *known["shape"], cells)
+
+
+def cover_windows(shape: tuple[int, int], config: dict[str, Any]) -> int:
+    """Encoder calls (80x80 fields of view) of cover-and-stride for one frame."""
+    from denselink.maester.cover import CoverGeometry, plan_cover
+
+    model, infer = config["maester"]["model"], config["maester"]["infer"]
+    geometry = CoverGeometry(
+        model["img_size"], model["patch_size"], infer["central_patch"], infer["legacy_offset"]
+    )
+    return plan_cover(shape, geometry).n_windows
+
+
+def _dense_bytes(seq: Sequence, channels: int) -> float:
+    return 2.0 * seq.frames * channels * seq.height * seq.width
+
+
+def _ratio(kind: str) -> float:
+    """Measured compression ratio of the default codec (benchmarks/results/embedding_storage.json)."""
+    path = Path("benchmarks/results/embedding_storage.json")
+    return float(json.loads(path.read_text())["ratio"][kind]) if path.is_file() else 1.0
+
+
+def _tracking_epochs(config: dict[str, Any], job: Job) -> int:
+    """Training epochs of a run: the protocol's ``train_epochs`` for its variant, else the settings'."""
+    from denselink.preflight import protocol_epochs
+
+    epochs = protocol_epochs(config["protocols"][job.wildcards["protocol"]], job.wildcards["variant"])
+    return int(config["tracking"]["settings"]["epochs"] if epochs is None else epochs)
+
+
+def _mitocheck_frames(config: dict[str, Any], costs: dict[str, Any], sources: list[str]) -> tuple[int, float]:
+    """Frames and megapixels per frame of the Mitocheck plates a run reads (generated: their settings)."""
+    plates: set[int] = set()
+    for source in sources:
+        name = source.split("/", 1)[1]
+        plates |= set(range(1, MITOCHECK_PLATES[int(name)] + 1)) if name.isdigit() else {int(name[5:])}
+    if config["mitocheck"]["source"] == "synthetic":
+        synth = config["mitocheck"]["synth"]
+        frames = len(plates) * synth["sequences_per_plate"] * synth["n_frames"]
+        return frames, synth["shape"][0] * synth["shape"][1] / 1e6
+    plate = costs["sequences"]["mitocheck/plate"]
+    frames = sum(MITOCHECK_SEQUENCES[p - 1] for p in plates) * int(plate["frames_per_sequence"])
+    return frames, plate["shape"][0] * plate["shape"][1] / 1e6
+
+
+def _maester_checkpoint_bytes(config: dict[str, Any]) -> float:
+    """Weights and AdamW moments (12 bytes per parameter) of the configured MAESTER model."""
+    from denselink.maester.model import MaesterModelSettings, build_model
+
+    model = build_model(MaesterModelSettings(**config["maester"]["model"]), seed=0)
+    return 12.0 * sum(p.numel() for p in model.parameters())
+
+
+def _trackastra_checkpoint_bytes(config: dict[str, Any], sizes: dict[str, Any]) -> float:
+    """The measured paper-size checkpoint, scaled by d_model^2 x layers of the configured model."""
+    settings = config["tracking"]["settings"]
+    layers = settings["num_encoder_layers"] + settings["num_decoder_layers"]
+    return _value(sizes, "trackastra_checkpoint_bytes") * (settings["d_model"] / 256) ** 2 * layers / 10
+
+
+def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
+    """Estimated GPU/CPU seconds and bytes of one job."""
+    w, cpu, gpu, sizes = job.wildcards, costs["cpu"], costs["gpu"], costs["sizes"]
+    keep = config["storage"]["keep_dense"]
+    if job.rule == "maester_train":
+        train, procs = config["maester"]["train"], config["maester"]["procs"]
+        steps = math.ceil(math.ceil(train["samples_per_epoch"] / procs) / train["batch_size"])
+        gpu_s = procs * train["epochs"] * steps * _value(gpu, "maester_train_step_s")
+        frames, store = 0, 0.0
+        sources = config["maester"]["runs"][w["run"]]
+        if any(s.startswith("mitocheck/") for s in sources):
+            frames, megapixels = _mitocheck_frames(config, costs, sources)
+            store = 2 * frames * megapixels * 1e6
+        for source in (s for s in sources if not s.startswith("mitocheck/")):
+            seq = sequence_info(config, costs, *source.split("/", 1))
+            store += 2 * seq.frames * seq.megapixels * 1e6
+        checkpoints = (len(train["save_epochs"]) + 1) * _maester_checkpoint_bytes(config)
+        return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
+    if job.rule in ("maester_infer", "foundation_embed"):
+        seq = sequence_info(config, costs, w["dataset"], w["seq"])
+        if job.rule == "maester_infer":
+            kind, channels = "maester", MAESTER_CHANNELS
+            gpu_s = seq.frames * cover_windows((seq.height, seq.width), config) * _value(gpu, "maester_fov_s")
+        else:
+            kind, channels = "foundation", FOUNDATION_CHANNELS
+            per_frame = _value(gpu, "sam_frame_s") + seq.megapixels * _value(gpu, "anyup_megapixel_s")
+            gpu_s = seq.frames * per_frame
+        volume = _dense_bytes(seq, channels) / _ratio(kind)
+        return Cost(gpu_s=gpu_s, disk_kept=volume if keep[kind] else 0.0, disk_transient=volume)
+    if job.rule == "features_aggregate":
+        seq = sequence_info(config, costs, w["dataset"], w["seq"])
+        channels = MAESTER_CHANNELS if w["embedding"].startswith("maester") else FOUNDATION_CHANNELS
+        voxels = seq.frames * seq.height * seq.width * channels / 1e9
+        table = (
+            seq.frames * seq.cells_per_frame * (channels + 5) * _value(sizes, "feature_row_bytes_per_channel")
+        )
+        return Cost(cpu_s=voxels * _value(cpu, "aggregate_gvoxel_s"), disk_kept=table)
+    if job.rule == "tracking_prepare":
+        seq = sequence_info(config, costs, w["dataset"], w["seq"])
+        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "prepare_frame_megapixel_s"))
+    if job.rule == "tracking_train":
+        settings = config["tracking"]["settings"]
+        epochs = _tracking_epochs(config, job)
+        steps = math.ceil(settings["train_samples"] / settings["batch_size"])
+        checkpoints = epochs * _trackastra_checkpoint_bytes(config, sizes)
+        return Cost(gpu_s=epochs * steps * _value(gpu, "tracking_train_step_s"), disk_kept=checkpoints)
+    if job.rule in ("tracking_evaluate", "tracking_evaluate_pretrained"):
+        seq = sequence_info(config, costs, w["dataset"], w["eval_seq"])
+        scored = 1
+        if (
+            job.rule == "tracking_evaluate"
+            and config["protocols"][w["protocol"]].get("epochs", "all") == "all"
+        ):
+            scored = _tracking_epochs(config, job)
+        per_checkpoint = seq.frames * seq.megapixels * _value(cpu, "evaluate_checkpoint_frame_megapixel_s")
+        return Cost(cpu_s=scored * per_checkpoint)
+    return Cost()  # data, table and figure jobs: seconds and megabytes, below the plan's resolution
+
+
+def plan(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per rule: job count, GPU-hours, CPU-hours, disk kept and transient (bytes); plus a ``total`` row."""
+    rows: dict[str, dict[str, float]] = {}
+    totals: dict[str, Cost] = defaultdict(Cost)
+    counts: dict[str, int] = defaultdict(int)
+    for job in jobs:
+        totals[job.rule] += job_cost(job, config, costs)
+        counts[job.rule] += 1
+    for rule in sorted(totals):
+        cost = totals[rule]
+        rows[rule] = {"jobs": counts[rule], "gpu_hours": cost.gpu_s / 3600, "cpu_hours": cost.cpu_s / 3600,
+                      "disk_kept": cost.disk_kept, "disk_transient": cost.disk_transient}  # fmt: skip
+    rows["total"] = {key: sum(row[key] for row in rows.values()) for key in next(iter(rows.values()), {})}
+    return rows
+
+
+def dense_disk(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, float]:
+    """Disk of the dense volumes: kept raw float16 (before compression and temp()) vs as configured now."""
+    before = now = 0.0
+    for job in jobs:
+        if job.rule in ("maester_infer", "foundation_embed"):
+            seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+            before += _dense_bytes(
+                seq, MAESTER_CHANNELS if job.rule == "maester_infer" else FOUNDATION_CHANNELS
+            )
+            now += job_cost(job, config, costs).disk_kept
+    return {"before_bytes": before, "now_bytes": now, "fraction": now / before if before else 0.0}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def render(rows: dict[str, dict[str, float]], dense: dict[str, float], costs: dict[str, Any]) -> str:
+    """The plan as a table, the dense-volume disk comparison and every assumption with its source."""
+    lines = [f"{'rule':<30} {'jobs':>6} {'GPU-h':>10} {'CPU-h':>10} {'disk kept':>11} {'transient':>11}"]
+    for rule, row in rows.items():
+        if rule == "total":
+            lines.append("-" * len(lines[0]))
+        lines.append(
+            f"{rule:<30} {row['jobs']:>6.0f} {row['gpu_hours']:>10.1f} {row['cpu_hours']:>10.1f} "
+            f"{_size(row['disk_kept']):>11} {_size(row['disk_transient']):>11}"
+        )
+    lines += [
+        "",
+        f"dense embedding volumes: {_size(dense['now_bytes'])} kept, {dense['fraction']:.1%} of "
+        f"{_size(dense['before_bytes'])} (all kept as raw float16)",
+        "transient: temp() embeddings and MAESTER frame stores, deleted during the run (peak is lower)",
+        "per-step costs are those of the paper's model sizes; checkpoints sized for the configured models",
+        f"GPU: {costs['gpu']['description']}",
+        f"CPU: {costs['cpu']['description']}",
+    ]
+    for section in ("gpu", "cpu"):
+        for key, entry in costs[section]["costs"].items():
+            lines.append(f"  {key} = {entry['value']:.4g} {entry['unit']}; {entry['source']}")
+    for key, entry in costs["sizes"].items():
+        lines.append(f"  {key} = {entry['value']:.4g} {entry['unit']}; {entry['source']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="denselink plan",
+        description="Jobs per rule, estimated GPU-hours and CPU-hours and disk of the configured grid "
+        "(from Snakemake's dry run and the per-step costs in workflow/costs.json). Run from the "
+        "repository root.",
+    )
+    parser.add_argument(
+        "--configfile", nargs="+", type=Path, default=[Path("config.yaml")],
+        help="config files, merged in order as snakemake --configfile does (default: config.yaml)",
+    )  # fmt: skip
+    parser.add_argument("--target", default=None, help="a target rule or file (default: all)")
+    parser.add_argument(
+        "--all-jobs", action="store_true",
+        help="plan every job of the grid (snakemake --forceall), not only those whose outputs are missing",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dry-run-output", type=Path, default=None,
+        help="read the jobs from a saved 'snakemake -n' output instead of running it",
+    )  # fmt: skip
+    parser.add_argument("--costs", type=Path, default=COSTS, help="cost file (default: workflow/costs.json)")
+    parser.add_argument("--cpu", default="cpu", help="machine kind of the CPU costs in the cost file")
+    parser.add_argument("--gpu", default="a100", help="machine kind of the GPU costs in the cost file")
+    parser.add_argument("--json", type=Path, default=None, help="also write the plan as JSON to this file")
+    add_force_flag(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = build_parser().parse_args(argv)
+    if args.json is not None:
+        check_output(args.json, COMMAND, args.force)
+    config = load_config(args.configfile)
+    costs = load_costs(args.costs, args.cpu, args.gpu)
+    if args.dry_run_output is not None:
+        text = args.dry_run_output.read_text()
+    else:
+        text = dry_run(args.configfile, args.target, args.all_jobs)
+    jobs = parse_dry_run(text)
+    rows, dense = plan(jobs, config, costs), dense_disk(jobs, config, costs)
+    print(render(rows, dense, costs))
+    if args.json is not None:
+        write_json(args.json, {"rules": rows, "dense": dense}, COMMAND, args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DenselinkError as err:
+        print(f"denselink: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,125 @@
+"""``denselink plan``: jobs as Snakemake counts them, costs that follow the config, the disk goal."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from denselink.plan import (
+    COSTS,
+    Job,
+    cover_windows,
+    dense_disk,
+    dry_run,
+    job_cost,
+    load_config,
+    load_costs,
+    main,
+    parse_dry_run,
+    plan,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints at the end of a dry run."""
+    table = text.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def full(monkeypatch_module: pytest.MonkeyPatch) -> tuple[str, dict, dict]:
+    text = dry_run([Path("config.yaml")], None, all_jobs=True)
+    return text, load_config([Path("config.yaml")]), load_costs(COSTS, "cpu", "a100")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        yield patch
+
+
+def test_parse_dry_run_reads_rules_and_wildcards() -> None:
+    text = """Building DAG of jobs...
+[Fri Nov 27 11:27:22 2026]
+rule maester_infer:
+    input: results/maester/fluo/done.json
+    jobid: 42
+    wildcards: dataset=Fluo-N2DL-HeLa, seq=02, run=fluo, epoch=49
+    resources: tmpdir=/tmp
+[Fri Nov 27 11:27:22 2026]
+checkpoint data_download:
+    output: data/Fluo-N2DL-HeLa
+    wildcards: dataset=Fluo-N2DL-HeLa
+[Fri Nov 27 11:27:22 2026]
+localrule all:
+    input: results/tables/table1.csv
+    jobid: 0
+"""
+    assert parse_dry_run(text) == [
+        Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "02", "run": "fluo", "epoch": "49"}),
+        Job("data_download", {"dataset": "Fluo-N2DL-HeLa"}),
+        Job("all", {}),
+    ]
+
+
+def test_full_grid_counts_are_snakemakes_and_dense_disk_is_under_ten_percent(full) -> None:
+    text, config, costs = full
+    jobs = parse_dry_run(text)
+    rows = plan(jobs, config, costs)
+    stats = job_stats(text)
+    assert {rule: int(row["jobs"]) for rule, row in rows.items() if rule != "total"} == {
+        rule: n for rule, n in stats.items() if rule != "total"
+    }
+    assert rows["total"]["jobs"] == stats["total"]
+    dense = dense_disk(jobs, config, costs)
+    assert 0 < dense["now_bytes"] <= 0.10 * dense["before_bytes"]  # config.yaml keeps no MAESTER volume
+    assert rows["maester_infer"]["disk_kept"] == 0 and rows["maester_infer"]["disk_transient"] > 1e12
+
+
+def test_costs_follow_the_config(full) -> None:
+    _, config, costs = full
+    gpu = costs["gpu"]["costs"]
+    train = job_cost(Job("maester_train", {"run": "fluo"}), config, costs)
+    steps = math.ceil(20000 / 4 / 32)
+    assert train.gpu_s == pytest.approx(4 * 18250 * steps * gpu["maester_train_step_s"]["value"])
+    infer = Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "01", "run": "fluo", "epoch": "49"})
+    windows = cover_windows((700, 1100), config)
+    assert windows == 53650
+    assert job_cost(infer, config, costs).gpu_s == pytest.approx(92 * windows * gpu["maester_fov_s"]["value"])
+    kept = copy.deepcopy(config)
+    kept["storage"]["keep_dense"]["maester"] = True
+    assert job_cost(infer, kept, costs).disk_kept == job_cost(infer, config, costs).disk_transient > 0
+    evaluate = Job("tracking_evaluate", {"dataset": "DIC-C2DH-HeLa", "protocol": "clean", "train_seq": "02",
+                                         "eval_seq": "01", "variant": "retrained", "seed": "0"})  # fmt: skip
+    chosen = copy.deepcopy(config)
+    chosen["protocols"]["clean"]["epochs"] = "chosen"
+    every, one = job_cost(evaluate, config, costs).cpu_s, job_cost(evaluate, chosen, costs).cpu_s
+    assert every == pytest.approx(config["tracking"]["settings"]["epochs"] * one) and one > 0
+    # the paper protocol trains the re-trained baseline for 300 epochs (protocols.paper.train_epochs)
+    runs = {
+        v: Job("tracking_train", {"protocol": "paper", "variant": v})
+        for v in ("retrained", "sam-mma-add_wrfeat")
+    }
+    long, short = (job_cost(job, config, costs).gpu_s for job in runs.values())
+    assert long == pytest.approx(3 * short) and short > 0
+
+
+def test_command_prints_and_writes_the_plan(
+    full, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch_module: pytest.MonkeyPatch
+) -> None:
+    text, _, _ = full
+    saved = tmp_path / "dry_run.txt"
+    saved.write_text(text)
+    assert main(["--dry-run-output", str(saved), "--json", str(tmp_path / "plan.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "tracking_train" in printed and "ESTIMATES" in printed and "maester_train_step_s" in printed
+    written = json.loads((tmp_path / "plan.json").read_text())
+    assert written["rules"]["total"]["jobs"] == job_stats(text)["total"]
