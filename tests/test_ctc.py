@@ -9,27 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import CTC_TOY as SETTINGS  # the toy of the pristine/dataset fixtures
 
 from denselink.data.ctc import main, read_man_track, validate_sequence
 from denselink.data.manifest import load_manifest
-from denselink.data.synthetic import SynthSettings, generate_sequence, write_dataset
+from denselink.data.synthetic import generate_sequence
 from denselink.errors import CTCFormatError
-
-SETTINGS = SynthSettings(sequences=["01"], n_frames=8, division_prob=0.3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ctc") / "toy"
-    write_dataset(root, SETTINGS)
-    return root
-
-
-@pytest.fixture
-def dataset(pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "toy"
-    shutil.copytree(pristine, copy)
-    return copy
 
 
 def _append_track(root: Path, line: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 import tifffile
 import yaml
 import zarr
+from conftest import CTC_TOY as SETTINGS  # the toy of the pristine/dataset fixtures
 
 from denselink.data.ctc import main as ctc_main
 from denselink.data.ctc import read_man_track, validate_sequence
@@ -46,19 +46,6 @@ from denselink.tracking.train import split_tail
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SETTINGS = SynthSettings(sequences=["01"], n_frames=8, division_prob=0.3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ctc") / "toy"
-    write_dataset(root, SETTINGS)
-    return root
-
-
-@pytest.fixture
-def dataset(pristine: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "toy"))
 
 
 def _error(dataset: Path, error: type[Exception] = CTCFormatError) -> Exception:
