@@ -128,6 +128,10 @@ def test_mini_config_is_valid_and_builds_table1_and_figures(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["evaluate_table"] == 1
     assert counts["figures_appendix_c"] == 3
+    # Table 1: 2 datasets x 2 protocols x (re-trained, MAESTER) x 3 seeds; Appendix C: 3 more checkpoints
+    assert counts["tracking_train"] == counts["tracking_evaluate"] == 2 * 2 * 2 * 3 + 3 * 3
+    # SAM/μSAM and the pretrained model are left to tests/test_workflow.py, which asks for them by path
+    assert "foundation_embed" not in counts and "tracking_evaluate_pretrained" not in counts
 
 
 def job_counts(output: str) -> dict[str, int]:
