@@ -144,6 +144,7 @@ def test_dry_run_collects_absent_inputs_instead_of_raising(tmp_path: Path) -> No
 
 def test_foundation_checkpoint_must_be_a_file(tmp_path: Path) -> None:
     config = mini_config()
+    config["table1"]["embeddings"] = ["sam", "maester"]  # the mini Table 1 has MAESTER only
     config["foundation"]["sam"] = {"model_type": "vit_b", "checkpoint": "weights/sam_vit_b.pt"}
     with pytest.raises(ConfigError) as err:
         check_config_paths(config, tmp_path)
@@ -166,6 +167,7 @@ def test_unused_backbone_checkpoint_is_not_required(tmp_path: Path) -> None:
 
 def test_local_anyup_clone_must_hold_hubconf(tmp_path: Path) -> None:
     config = mini_config()
+    config["table1"]["embeddings"] = ["sam", "maester"]
     config["foundation"]["sam"] = {
         "upsampler": "anyup",
         "anyup": {"repo": "third_party/anyup", "source": "local"},
