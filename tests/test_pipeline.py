@@ -182,8 +182,8 @@ def test_pretrained_is_scored_alone_and_trained_runs_from_their_model(full):
 
 def test_mini_config_grid(mini):
     targets = grid.table1_targets(mini)
-    # 2 datasets x 2 protocols x ((retrained + 3 embeddings x 1 agg x 1 fusion) x 2 seeds + pretrained)
-    assert len(targets) == 2 * 2 * (4 * 2 + 1)
+    # 2 datasets x 2 protocols x (retrained + MAESTER x 1 agg x 1 fusion) x 3 seeds; no pretrained row
+    assert len(targets) == 2 * 2 * 2 * 3
     assert grid.all_targets(mini, REPO / "absent.png") == grid.table1_files(mini) + [
         f"results/mini/figures/{study}.{ext}"
         for study in ("compute_scaling", "transfer", "data_scaling")
