@@ -35,6 +35,7 @@ from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
 from denselink.settings import load_settings
+from denselink.torch_files import load_torch_file
 from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
 from denselink.tracking.fusion import FeatureTable, check_same_columns
 from denselink.tracking.predict import (
@@ -178,13 +179,18 @@ def evaluate_run(
 
 
 def _summary(path: Path) -> dict[str, Any]:
-    _, record = load_checkpoint(path)
-    return {
-        "epoch": int(record["epoch"]),
-        "val_loss": record.get("val_loss"),
-        "fusion_config": record.get("fusion_config"),
-        "model_config": record["model_config"],
-    }
+    """A checkpoint's epoch, val_loss and configs (its tensors mapped, not read: the model is built later)."""
+    record = load_torch_file(path, mmap=True)
+    try:
+        return {
+            "epoch": int(record["epoch"]),
+            "val_loss": record.get("val_loss"),
+            "fusion_config": record.get("fusion_config"),
+            "model_config": dict(record["model_config"]),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problem = f"not a `tracking train` checkpoint ({type(err).__name__}: {err})"
+        raise CheckpointError(path, problem) from err
 
 
 def _passes(summaries: list[dict[str, Any]], targets: Iterable[int]) -> list[list[int]]:
