@@ -1,6 +1,7 @@
 """denselink: dense embeddings (MAESTER, SAM, muSAM) fused into Trackastra cell linking.
 
-Every rule runs one `denselink <group> <command>`; workflow/rules/common.smk holds the grid.
+Every rule runs one `denselink <group> <command>`; the grid, the output layout and the config checks
+live in denselink.pipeline, and workflow/rules/common.smk adapts them to Snakemake.
 """
 
 import sys
@@ -29,7 +30,7 @@ include: "workflow/rules/common.smk"
 check_config(config)
 # Stage settings (e.g. an even MAESTER patch size) and configured paths: once, before any job is planned.
 if workflow.is_main_process:
-    run_preflight(config, workflow.dryrun or invoked_as_dry_run())
+    run_preflight(config)
 
 
 report: "workflow/report/workflow.rst"
@@ -42,9 +43,15 @@ wildcard_constraints:
     seq=r"[^/]+",
     train_seq=r"[^/-]+",
     eval_seq=r"[^/-]+",
+    run=one_of(config["maester"]["runs"]),
+    epoch=r"\d+",
+    agg=one_of(AGGREGATIONS),
+    study=one_of(STUDIES),
+    variant=r"[^/]+",
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/mitocheck.smk"
 include: "workflow/rules/maester.smk"
 include: "workflow/rules/foundation.smk"
 include: "workflow/rules/features.smk"
@@ -65,29 +72,29 @@ localrules:
 rule all:
     default_target: True
     input:
-        all_targets(),
+        grid.all_targets(config, FUSION_GAIN_PLOT),
 
 
 rule table1:
     input:
-        table1_files(),
+        grid.table1_files(config),
 
 
 rule appc_compute_scaling:
     input:
-        figure_files("compute_scaling"),
+        grid.figure_files(config, "compute_scaling"),
 
 
 rule appc_transfer:
     input:
-        figure_files("transfer"),
+        grid.figure_files(config, "transfer"),
 
 
 rule appc_data_scaling:
     input:
-        figure_files("data_scaling"),
+        grid.figure_files(config, "data_scaling"),
 
 
 rule appendix_c:
     input:
-        [f for study in STUDIES for f in figure_files(study)],
+        [f for study in STUDIES for f in grid.figure_files(config, study)],

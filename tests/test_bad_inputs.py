@@ -256,8 +256,6 @@ def mini() -> dict:
 
 
 TRAIN_TARGET = "results/mini/models/Synth-HeLa/clean/train02/retrained/seed0/done.json"
-WORKFLOW_TEXT = [SNAKEFILE, SNAKEFILE.parent / "workflow" / "rules" / "common.smk"]
-PREFLIGHT = any("preflight(" in path.read_text() for path in WORKFLOW_TEXT)
 
 
 def _unknown_key(c: dict) -> tuple[str, str]:
@@ -300,7 +298,6 @@ def _results_root_a_parent(c: dict) -> tuple[str, str]:
     return "results_root", "is a parent of the working directory"
 
 
-@pytest.mark.skipif(not PREFLIGHT, reason="the workflow does not call denselink.preflight.preflight yet")
 @pytest.mark.parametrize(
     "case", [_even_patch, _results_root_a_parent], ids=["even patch size", "results root a parent"]
 )

@@ -1,10 +1,11 @@
-"""The config schema and the experiment grid, checked with `snakemake -n` (no job runs)."""
+"""The config schema, and the workflow end to end with `snakemake -n` (no job runs).
+
+The grid and the checks themselves are unit-tested without Snakemake in tests/test_pipeline.py.
+"""
 
 from __future__ import annotations
 
 import copy
-import itertools
-import json
 import re
 import subprocess
 import sys
@@ -16,13 +17,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 MINI = REPO / "workflow" / "configs" / "mini.yaml"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 FULL = REPO / "config.yaml"
 sys.path.insert(0, str(REPO / "workflow" / "schemas"))
 
 import build_stage_schemas  # noqa: E402
 
 from denselink.errors import ConfigError  # noqa: E402
-from denselink.preflight import check_protocols, protocol_epochs  # noqa: E402
+from denselink.pipeline import grid  # noqa: E402
+from denselink.pipeline.checks import check_protocols, load_config  # noqa: E402
+from denselink.pipeline.jobs import protocol_epochs  # noqa: E402
+from denselink.vocabulary import STUDIES  # noqa: E402
 
 
 def dry_run(configs: list[Path], *args: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -69,56 +74,18 @@ def test_every_schema_key_has_a_description():
     assert missing == []
 
 
-def _set(*path_and_value):
-    """An edit of a config dict: set the key at ``path`` to ``value``."""
-    *path, key, value = path_and_value
-
-    def edit(config: dict) -> None:
-        node = config
-        for part in path:
-            node = node[part]
-        node[key] = value
-
-    return edit
-
-
-BAD_CONFIGS = {
-    "unknown-stage-key": (
-        _set("tracking", "settings", "d_modle", 32),
-        "tracking.settings",
-        "'d_modle' was unexpected",
-    ),
-    "unknown-top-key": (_set("seedz", [0]), "<top level>", "'seedz' was unexpected"),
-    "wrong-type": (
-        _set("maester", "train", "epochs", "three"),
-        "maester.train.epochs",
-        "not of type 'integer'",
-    ),
-    "out-of-range": (_set("protocols", "clean", "val_fraction", 1.5), "protocols.clean.val_fraction", "1.5"),
-    "negative-seed": (
-        _set("tracking", "seeds", [-1]),
-        "tracking.seeds.0",
-        "-1 is less than the minimum of 0",
-    ),
-    "unsaved-epoch": (
-        _set("maester", "train", "save_epochs", [1, 2]),
-        "table1.maester.Synth-HeLa.epoch",
-        "save_epochs",
-    ),
-}
-
-
-@pytest.mark.parametrize(("edit", "key", "problem"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
-def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, mini, edit, key, problem):
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, mini):
+    """End to end: Snakemake stops at start-up (tests/test_pipeline.py checks each kind of mistake)."""
     bad = copy.deepcopy(mini)
-    edit(bad)
+    bad["tracking"]["settings"]["d_modle"] = 32
     result = dry_run([write_config(tmp_path, bad)], workdir=tmp_path)
     assert result.returncode != 0
     message = result.stderr + result.stdout
-    line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"{key}:")), None)
-    if line is None:  # cross-reference errors come as one line "invalid config: KEY: problem"
-        line = next(ln for ln in message.splitlines() if f"invalid config: {key}:" in ln)
-    assert problem in line
+    assert "invalid config (see workflow/schemas/config.schema.yaml):" in message
+    assert any(
+        ln.strip().startswith("tracking.settings:") and "'d_modle' was unexpected" in ln
+        for ln in message.splitlines()
+    )
     assert "Building DAG" not in message  # rejected before the DAG, so before any job
 
 
@@ -136,76 +103,26 @@ def job_counts(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, flags=re.M)}
 
 
-@pytest.fixture(scope="module")
-def full_dag(tmp_path_factory) -> set[str]:
-    """Every output of the full paper experiment's DAG, inspected before any data is in place."""
-    tmp = tmp_path_factory.mktemp("full")
-    override = tmp / "override.yaml"
-    override.write_text(yaml.safe_dump({"mitocheck": {"root": str(tmp / "mitocheck")}}))
-    result = dry_run([FULL, override], workdir=tmp)
+def test_full_dry_run_scores_exactly_the_grid(tmp_path):
+    """The rules wire the package's grid: the DAG scores every Table 1 and Appendix C run, nothing else."""
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"mitocheck": {"root": str(tmp_path / "mitocheck")}}))
+    result = dry_run([FULL, override], workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     # absent Mitocheck plates: a warning in a dry run (a real run stops at start-up, tests/test_paths.py)
-    assert f"WARNING (dry run): mitocheck.root: {tmp / 'mitocheck'} does not exist" in result.stderr
+    assert f"WARNING (dry run): mitocheck.root: {tmp_path / 'mitocheck'} does not exist" in result.stderr
     outputs = set()
     for line in re.findall(r"^\s+output: (.+)$", result.stdout, flags=re.M):
         outputs.update(p.strip() for p in line.split(","))
-    return outputs
-
-
-def test_full_config_runs_every_table1_cell_with_8_seeds(full_dag):
-    config = yaml.safe_load(FULL.read_text())
-    assert config["tracking"]["seeds"] == list(range(8))
-    embeddings = {
-        "Fluo-N2DL-HeLa": ["sam", "musam", "maester-fluo-epoch18249"],
-        "DIC-C2DH-HeLa": ["sam", "musam", "maester-dic-epoch18249"],
-    }
-    directions = {"clean": ["02-01", "01-02"], "paper": ["02-02"]}
-    expected = set()
-    for dataset, protocol in itertools.product(embeddings, directions):
-        for direction in directions[protocol]:
-            stem = f"results/metrics/{dataset}/{protocol}/{direction}"
-            expected.add(f"{stem}/pretrained/seed0.json")
-            variants = ["retrained"] + [
-                f"{e}-{agg}-{fusion}"
-                for e, agg, fusion in itertools.product(
-                    embeddings[dataset], ["mma", "centroid"], ["add_wrfeat", "add_token", "concat"]
-                )
-            ]
-            expected.update(f"{stem}/{v}/seed{s}.json" for v in variants for s in range(8))
-    assert len(expected) == 2 * 3 * (1 + 19 * 8)
-    assert expected <= full_dag
-    assert {"results/tables/table1.csv", "results/tables/table1.md"} <= full_dag
-
-
-def test_full_config_runs_the_appendix_c_grid(full_dag):
-    epochs = [49, 149, 449, 1399, 2399, 4399, 6399, 8399, 10399, 12399, 14399, 16399, 16599, 17599, 18249]
-    runs = {"fluo": epochs, **{f"mitocheck{size}": epochs for size in (100, 200, 300, 400)}}
-    expected = {
-        f"results/metrics/Fluo-N2DL-HeLa/{protocol}/{direction}/maester-{run}-epoch{e}-centroid-add_wrfeat/seed{s}.json"
-        for protocol, direction in (("paper", "02-02"), ("clean", "02-01"))
-        for run, run_epochs in runs.items()
-        for e in run_epochs
-        for s in range(8)
-    }
-    assert len(expected) == 2 * 5 * 15 * 8
-    assert expected <= full_dag
-    for study in ("compute_scaling", "transfer", "data_scaling"):
-        assert {f"results/figures/{study}.{ext}" for ext in ("png", "svg", "json")} <= full_dag
-    checkpoints = {p for p in full_dag if p.startswith("results/maester/")}
-    assert checkpoints == {f"results/maester/{run}/done.json" for run in ["dic", *runs]}
-
-
-def test_early_stopping_without_validation_data_stops_at_start_up(tmp_path, mini):
-    bad = copy.deepcopy(mini)
-    bad["protocols"]["paper"]["directions"] = [{"train": "02", "eval": "02"}]
-    bad["tracking"]["early_stopping"]["retrained"] = True
-    result = dry_run([write_config(tmp_path, bad)], workdir=tmp_path)
-    message = result.stderr + result.stdout
-    assert result.returncode != 0 and "Building DAG" not in message
-    assert (
-        "invalid config: config error: tracking.early_stopping.retrained: early stopping needs validation "
-        "data, but protocols.paper trains on 02 without any" in message
-    )
+    config = load_config([FULL, override], SCHEMA)
+    expected = set(grid.table1_targets(config) + grid.appc_baseline(config))
+    expected.update(p for study in STUDIES for p in grid.appc_targets(config, study))
+    assert {p for p in outputs if p.startswith("results/metrics/")} == expected
+    counts = job_counts(result.stdout)
+    assert counts["tracking_evaluate"] == len(expected) and counts["tracking_train"] == 2096
+    checkpoints = {p for p in outputs if p.startswith("results/maester/")}
+    runs = ["fluo", "dic", *(f"mitocheck{size}" for size in (100, 200, 300, 400))]
+    assert checkpoints == {f"results/maester/{run}/done.json" for run in runs}
 
 
 PROTOCOL_PROBLEMS = {
@@ -250,30 +167,3 @@ def test_protocol_epochs_first_matching_pattern():
     assert protocol_epochs(spec, "maester-fluo-epoch18249-centroid-add_token") == 250
     assert protocol_epochs(spec, "maester-fluo-epoch18249-mma-add_token") == 7
     assert protocol_epochs(spec, "sam-mma-add_token") is None
-
-
-def test_full_config_paper_protocol_trains_as_the_authors(tmp_path):
-    """train 02 with val_loss on 01; 300 epochs for the baseline (early-stopped) and MAESTER-centroid."""
-    override = tmp_path / "override.yaml"
-    override.write_text(yaml.safe_dump({"mitocheck": {"root": str(tmp_path / "mitocheck")}}))
-    variants = ["retrained", "maester-fluo-epoch18249-centroid-add_token", "sam-mma-add_token"]
-    targets = [f"results/models/Fluo-N2DL-HeLa/paper/train02/{v}/seed0/done.json" for v in variants]
-    targets.append("results/models/Fluo-N2DL-HeLa/clean/train02/retrained/seed0/done.json")
-    result = dry_run([FULL, override], "-p", "--", *targets, workdir=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = {}
-    train_command = r"^Shell command: (?:DENSELINK_GPUS=\d+ )?(denselink tracking train .+)$"
-    for line in re.findall(train_command, result.stdout, flags=re.M):
-        out = re.search(r"--out (\S+)", line)[1]
-        settings = json.loads(re.search(r"--settings '(\{.*?\})'", line)[1])
-        val = re.search(r"--val-data (\S+)", line)
-        jobs[out.split("/")[3] + "/" + out.split("/")[5]] = (val and val[1], settings)
-    cache01 = "results/trackastra_data/Fluo-N2DL-HeLa/01.pt"
-    retrained = jobs["paper/retrained"]
-    assert retrained[0] == cache01 and retrained[1]["epochs"] == 300 and retrained[1]["early_stopping"]
-    maester = jobs["paper/maester-fluo-epoch18249-centroid-add_token"]
-    assert maester[0] == cache01 and maester[1]["epochs"] == 300 and not maester[1]["early_stopping"]
-    sam = jobs["paper/sam-mma-add_token"]
-    assert sam[0] == cache01 and sam[1]["epochs"] == 100 and sam[1]["val_fraction"] == 0
-    clean = jobs["clean/retrained"]
-    assert clean[0] is None and clean[1]["val_fraction"] == 0.1 and clean[1]["epochs"] == 100

@@ -63,7 +63,10 @@ def test_zeroed_fusion_projection_equals_unfused_model(fusion: str) -> None:
     with torch.no_grad():
         expected = base(coords, features[..., :7])
         got = fused(coords, features)
-    assert torch.equal(got, expected)
+    if fusion == "concat":  # a wider input projection: the zero columns change the summation order
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    else:
+        assert torch.equal(got, expected)
 
 
 def _capture(module: torch.nn.Module, model: torch.nn.Module, run) -> torch.Tensor:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from denselink.errors import ConfigError
-from denselink.paths import assert_inside, check_config_paths
-from denselink.preflight import check_stage_settings, preflight
+from denselink.pipeline.checks import check_stage_settings, preflight
+from denselink.pipeline.paths import assert_inside, check_config_paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,8 +231,8 @@ def test_preflight_parses_every_stage_section(tmp_path: Path) -> None:
     assert err.value.path == "datasets.Synth-HeLa.synth" and "n_frames" in err.value.problem
 
 
-# composed flags ("--strict" or "", "--sha256 X", "torchrun ..."): built with shlex.quote, or constant words
-COMPOSED_FLAGS = {"params.launcher", "params.optional", "params.sha256", "params.strict"}
+# composed flags ("--strict" or "", "--model-dir X" | "--pretrained X", "torchrun ..."): quoted or constant
+COMPOSED_FLAGS = {"params.launcher", "params.model", "params.optional", "params.strict"}
 
 
 def test_every_value_in_a_rule_shell_command_is_quoted() -> None:

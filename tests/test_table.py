@@ -15,7 +15,7 @@ from denselink.evaluate.metrics import MetricsFormatError, load_metrics, metrics
 from denselink.evaluate.protocols import select
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
 from denselink.evaluate.table import TableSettings, build_table, main, render_markdown
-from denselink.evaluate.variants import Variant, parse_variant, variant_name
+from denselink.vocabulary import Variant, parse_variant, variant_name
 
 
 def test_variant_names_roundtrip() -> None:

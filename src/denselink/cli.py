@@ -1,4 +1,4 @@
-"""The ``denselink`` command: one subcommand per pipeline stage.
+"""The ``denselink`` command: one subcommand per pipeline stage (:data:`denselink.stages.STAGES`).
 
 Each stage module owns its argument parser and exposes ``main(argv) -> int``; this
 dispatcher imports a stage only when it is called, so ``denselink --help`` stays fast.
@@ -11,25 +11,10 @@ import importlib
 import sys
 
 from denselink.errors import DenselinkError
+from denselink.stages import STAGES
 
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("data", "synth"): ("denselink.data.synthetic", "generate synthetic CTC sequences"),
-    ("data", "validate"): ("denselink.data.ctc", "validate a CTC sequence, write its manifest"),
-    ("data", "download"): ("denselink.data.download", "download a CTC dataset (checksummed)"),
-    ("data", "mitocheck"): ("denselink.data.mitocheck", "Mitocheck plate manifests and miniatures"),
-    ("maester", "train"): ("denselink.maester.train", "pretrain MAESTER (DDP via torchrun)"),
-    ("maester", "infer"): ("denselink.maester.infer", "cover-and-stride inference into zarr"),
-    ("foundation", "embed"): ("denselink.foundation.embed", "SAM / muSAM embeddings, upsampled"),
-    ("features", "aggregate"): ("denselink.features.aggregate", "per-cell feature table"),
-    ("tracking", "prepare"): ("denselink.tracking.prepare", "cache trackastra's per-sequence data"),
-    ("tracking", "train"): ("denselink.tracking.train", "train trackastra (optionally fused)"),
-    ("tracking", "score-cache"): ("denselink.tracking.score_cache", "cache what scoring needs of a sequence"),
-    ("tracking", "evaluate"): ("denselink.tracking.evaluate", "track + score every checkpoint"),
-    ("tracking", "track"): ("denselink.tracking.track", "link your own movie with a trained model"),
-    ("evaluate", "table"): ("denselink.evaluate.table", "Table 1 under a protocol"),
-    ("evaluate", "ingest"): ("denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),
-    ("figures", "appendix-c"): ("denselink.figures.appendix_c", "Appendix C figures"),
-    ("plan",): ("denselink.plan", "jobs, GPU/CPU-hours and disk of the grid"),
+    stage.words: (stage.module, stage.summary) for stage in STAGES
 }
 
 

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError, DenselinkError
 
@@ -107,15 +105,9 @@ def dry_run(configfiles: list[Path], target: str | None, all_jobs: bool) -> str:
 
 def load_config(configfiles: list[Path]) -> dict[str, Any]:
     """The merged config files with the schema's defaults filled in (as the Snakefile sees them)."""
-    from snakemake.utils import update_config, validate
+    from denselink.pipeline.checks import load_config as load_workflow_config
 
-    config: dict[str, Any] = {}
-    for path in configfiles:
-        if not path.is_file():
-            raise ConfigError(path, "config file does not exist")
-        update_config(config, yaml.safe_load(path.read_text()) or {})
-    validate(config, str(SCHEMA))
-    return config
+    return load_workflow_config(configfiles, SCHEMA)
 
 
 def load_costs(path: Path, cpu: str, gpu: str) -> dict[str, Any]:
@@ -181,7 +173,7 @@ def _ratio(kind: str) -> float:
 
 def _tracking_epochs(config: dict[str, Any], job: Job) -> int:
     """Training epochs of a run: the protocol's ``train_epochs`` for its variant, else the settings'."""
-    from denselink.preflight import protocol_epochs
+    from denselink.pipeline.jobs import protocol_epochs
 
     epochs = protocol_epochs(config["protocols"][job.wildcards["protocol"]], job.wildcards["variant"])
     return int(config["tracking"]["settings"]["epochs"] if epochs is None else epochs)
@@ -263,13 +255,10 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
         steps = math.ceil(settings["train_samples"] / settings["batch_size"])
         checkpoints = epochs * _trackastra_checkpoint_bytes(config, sizes)
         return Cost(gpu_s=epochs * steps * _value(gpu, "tracking_train_step_s"), disk_kept=checkpoints)
-    if job.rule in ("tracking_evaluate", "tracking_evaluate_pretrained"):
+    if job.rule == "tracking_evaluate":
         seq = sequence_info(config, costs, w["dataset"], w["eval_seq"])
         scored = 1
-        if (
-            job.rule == "tracking_evaluate"
-            and config["protocols"][w["protocol"]].get("epochs", "all") == "all"
-        ):
+        if w["variant"] != "pretrained" and config["protocols"][w["protocol"]].get("epochs", "all") == "all":
             scored = _tracking_epochs(config, job)
         per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
         return Cost(cpu_s=scored * per_checkpoint)

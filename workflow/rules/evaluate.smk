@@ -1,36 +1,36 @@
-"""Table 1 from the metrics JSONs of every cell of the grid."""
+"""Table 1 from the metrics JSONs of every cell of the grid, and the fusion-gain plot for the report."""
+
+TABLE = Job("evaluate_table", "table1")
 
 
 rule evaluate_table:
     input:
-        table1_targets(config),
+        grid.table1_targets(config),
     output:
         csv=report(
-            results("tables/table1.csv"),
+            results(L.TABLE1, ext="csv"),
             caption="../report/table1.rst",
             category="Table 1",
         ),
-        md=results("tables/table1.md"),
+        md=results(L.TABLE1, ext="md"),
     log:
-        results("logs/evaluate_table/table1.log"),
+        TABLE.log,
     benchmark:
-        results("benchmarks/evaluate_table/table1.tsv")
+        TABLE.benchmark
     conda:
-        "../../envs/cpu.yaml"
-    threads: res("evaluate_table")["cpus"]
+        CPU_ENV
+    threads: TABLE.threads
     resources:
-        **slurm_resources("evaluate_table"),
+        **TABLE.resources,
     params:
         protocols=config["table1"]["protocols"],
-        settings=settings_json(
-            {
-                **config["table1"]["settings"],
-                "main_fusion": config["tracking"]["fusion"],
-            }
-        ),
+        settings=jobs.table_settings(config),
     shell:
         "denselink evaluate table --metrics {input:q} --out-csv {output.csv:q} --out-md {output.md:q} "
         "--protocols {params.protocols:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+FUSION_GAIN = Job("fusion_gain_plot", "fusion_gain")
 
 
 rule fusion_gain_plot:
@@ -38,18 +38,18 @@ rule fusion_gain_plot:
         FUSION_GAIN_PLOT,
     output:
         report(
-            results("report/fusion_gain.png"),
+            results(L.FUSION_GAIN_REPORT),
             caption="../report/fusion_gain.rst",
             category="Benchmarks",
         ),
     log:
-        results("logs/fusion_gain_plot/fusion_gain.log"),
+        FUSION_GAIN.log,
     benchmark:
-        results("benchmarks/fusion_gain_plot/fusion_gain.tsv")
+        FUSION_GAIN.benchmark
     conda:
-        "../../envs/cpu.yaml"
+        CPU_ENV
     threads: 1
     resources:
-        **slurm_resources("fusion_gain_plot"),
+        **FUSION_GAIN.resources,
     shell:
         "cp {input:q} {output:q} > {log:q} 2>&1"

@@ -1,23 +1,23 @@
 """Per-cell feature tables: one embedding x one aggregation x one sequence."""
 
+AGGREGATE = Job("features_aggregate", "{dataset}/{seq}/{embedding}-{agg}")
+
 
 rule features_aggregate:
     input:
-        embedding=results("embeddings/{dataset}/{seq}/{embedding}.zarr"),
+        embedding=results(L.EMBEDDING),
         manifest=manifest("{dataset}/{seq}"),
     output:
-        results("features/{dataset}/{seq}/{embedding}-{agg}.parquet"),
+        results(L.FEATURES),
     log:
-        results("logs/features_aggregate/{dataset}/{seq}/{embedding}-{agg}.log"),
+        AGGREGATE.log,
     benchmark:
-        results("benchmarks/features_aggregate/{dataset}-{seq}-{embedding}-{agg}.tsv")
-    wildcard_constraints:
-        agg="centroid|mma",
+        AGGREGATE.benchmark
     conda:
-        "../../envs/cpu.yaml"
-    threads: res("features_aggregate")["cpus"]
+        CPU_ENV
+    threads: AGGREGATE.threads
     resources:
-        **slurm_resources("features_aggregate"),
+        **AGGREGATE.resources,
     shell:
         "denselink features aggregate --embedding {input.embedding:q} --manifest {input.manifest:q} "
         "--agg {wildcards.agg:q} --out {output:q} > {log:q} 2>&1"

@@ -1,33 +1,33 @@
 """Appendix C figures: pretraining compute, transfer across data, pretraining data size."""
 
+FIGURES = Job("figures_appendix_c", "{study}")
+
 
 rule figures_appendix_c:
     input:
-        metrics=lambda w: appc_targets(config, w.study),
-        baseline=appc_baseline(config),
+        metrics=lambda w: grid.appc_targets(config, w.study),
+        baseline=grid.appc_baseline(config),
     output:
         png=report(
-            results("figures/{study}.png"),
+            results(L.FIGURE, ext="png"),
             caption="../report/appendix_c.rst",
             category="Appendix C",
         ),
-        svg=results("figures/{study}.svg"),
-        points=results("figures/{study}.json"),
+        svg=results(L.FIGURE, ext="svg"),
+        points=results(L.FIGURE, ext="json"),
     log:
-        results("logs/figures_appendix_c/{study}.log"),
+        FIGURES.log,
     benchmark:
-        results("benchmarks/figures_appendix_c/{study}.tsv")
-    wildcard_constraints:
-        study=one_of(STUDIES),
+        FIGURES.benchmark
     conda:
-        "../../envs/cpu.yaml"
-    threads: res("figures_appendix_c")["cpus"]
+        CPU_ENV
+    threads: FIGURES.threads
     resources:
-        **slurm_resources("figures_appendix_c"),
+        **FIGURES.resources,
     params:
         out_dir=lambda w, output: Path(output.png).parent,
-        expect=lambda w: study_variants(config, w.study),
-        settings=settings_json(config["appendix_c"]["settings"]),
+        expect=lambda w: grid.study_variants(config, w.study),
+        settings=jobs.settings_json(config["appendix_c"]["settings"]),
     shell:
         "denselink figures appendix-c --study {wildcards.study:q} --metrics {input.metrics:q} "
         "--baseline {input.baseline:q} --expect {params.expect:q} --out-dir {params.out_dir:q} "

@@ -1,54 +1,56 @@
 """MAESTER pretraining (one run per configured data source) and cover-and-stride inference."""
 
+MAESTER_TRAIN = Job("maester_train", "{run}")
 
-rule maester_train:
+
+# A checkpoint: maester_infer reads the epoch's weights, listed once the run is done.
+checkpoint maester_train:
     input:
         lambda w: [manifest(source) for source in config["maester"]["runs"][w.run]],
     output:
-        results("maester/{run}/done.json"),
+        results(L.MAESTER_DONE),
     log:
-        results("logs/maester_train/{run}.log"),
+        MAESTER_TRAIN.log,
     benchmark:
-        results("benchmarks/maester_train/{run}.tsv")
-    wildcard_constraints:
-        run=one_of(config["maester"]["runs"]),
+        MAESTER_TRAIN.benchmark
     conda:
-        "../../envs/gpu.yaml"
-    threads: res("maester_train")["cpus"]
+        GPU_ENV
+    threads: MAESTER_TRAIN.threads
     resources:
-        **slurm_resources("maester_train"),
+        **MAESTER_TRAIN.resources,
     params:
-        launcher=maester_launcher(),
-        out_dir=lambda w: results(f"maester/{w.run}"),
-        settings=settings_json({k: config["maester"][k] for k in ("model", "train")}),
+        launcher=jobs.maester_launcher(config),
+        out_dir=lambda w: results(L.MAESTER_RUN, run=w.run),
+        settings=jobs.settings_json(
+            {k: config["maester"][k] for k in ("model", "train")}
+        ),
     shell:
-        "DENSELINK_GPUS={resources.gpu:q} {params.launcher} --manifest {input:q} --out {params.out_dir:q} --settings {params.settings:q} > {log:q} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} {params.launcher} --manifest {input:q} --out {params.out_dir:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
+
+
+MAESTER_INFER = Job("maester_infer", "{dataset}/{seq}/maester-{run}-epoch{epoch}")
 
 
 rule maester_infer:
     input:
-        done=results("maester/{run}/done.json"),
+        checkpoint=maester_checkpoint,
         manifest=manifest("{dataset}/{seq}"),
     output:
         dense_output(
-            results("embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr"),
-            "maester",
+            results(L.EMBEDDING, embedding="maester-{run}-epoch{epoch}"), "maester"
         ),
     log:
-        results("logs/maester_infer/{dataset}/{seq}/{run}-epoch{epoch}.log"),
+        MAESTER_INFER.log,
     benchmark:
-        results("benchmarks/maester_infer/{dataset}-{seq}-{run}-epoch{epoch}.tsv")
-    wildcard_constraints:
-        run=one_of(config["maester"]["runs"]),
-        epoch=r"\d+",
+        MAESTER_INFER.benchmark
     conda:
-        "../../envs/gpu.yaml"
-    threads: res("maester_infer")["cpus"]
+        GPU_ENV
+    threads: MAESTER_INFER.threads
     resources:
-        **slurm_resources("maester_infer"),
+        **MAESTER_INFER.resources,
     params:
-        checkpoint=lambda w: results(f"maester/{w.run}/checkpoints/epoch{w.epoch}.pt"),
-        settings=settings_json(config["maester"]["infer"]),
+        settings=jobs.settings_json(config["maester"]["infer"]),
     shell:
-        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {params.checkpoint:q} --manifest {input.manifest:q} "
-        "--out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
+        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {input.checkpoint:q} "
+        "--manifest {input.manifest:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"

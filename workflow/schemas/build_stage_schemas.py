@@ -1,37 +1,31 @@
-"""Write workflow/schemas/stages.schema.json from the stages' pydantic settings models.
+"""Write workflow/schemas/stages.schema.json from the vocabulary and the stages' settings models.
 
 The config sections passed to a command as ``--settings`` are checked against the very model
-that command parses, so keys, types, ranges, defaults and descriptions cannot drift apart.
+that command parses (denselink.stages), so keys, types, ranges, defaults and descriptions cannot
+drift apart; the config's enums (fusion modes, aggregations, ...) come from denselink.vocabulary.
 Run after changing a settings model: ``.venv/bin/python workflow/schemas/build_stage_schemas.py``
 (tests/test_config.py fails while the file is stale).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from denselink.stages import registered_settings
+from denselink.vocabulary import AGGREGATIONS, BACKBONES, FUSIONS, PROTOCOLS
+
 OUT = Path(__file__).with_name("stages.schema.json")
 
-# $defs name -> (module, class, keys the workflow sets per job and therefore keeps out of the config)
-MODELS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "SynthSettings": ("denselink.data.settings", "SynthSettings", ()),
-    "MitocheckSynthSettings": ("denselink.data.settings", "MitocheckSynthSettings", ()),
-    "MaesterModelSettings": ("denselink.maester.settings", "MaesterModelSettings", ()),
-    "MaesterTrainSettings": ("denselink.maester.settings", "MaesterTrainSettings", ()),
-    "MaesterInferSettings": ("denselink.maester.settings", "MaesterInferSettings", ()),
-    "FoundationSettings": ("denselink.foundation.settings", "FoundationSettings", ()),
-    "TrackastraSettings": (
-        "denselink.tracking.settings",
-        "TrackastraSettings",
-        ("fusion", "val_fraction", "early_stopping"),
-    ),
-    "TableSettings": ("denselink.evaluate.settings", "TableSettings", ("protocols", "main_fusion")),
-    "FigureSettings": ("denselink.figures.settings", "FigureSettings", ()),
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "Fusion": FUSIONS,
+    "Aggregation": AGGREGATIONS,
+    "Backbone": BACKBONES,
+    "Protocol": PROTOCOLS,
 }
+"""Enums of the config schema, from denselink.vocabulary (config.schema.yaml refers to them)."""
 
 
 def _strip_titles(node: Any) -> Any:
@@ -53,17 +47,19 @@ def _describe_refs(defs: dict[str, Any]) -> None:
 
 
 def build() -> dict[str, Any]:
-    """The stages schema: one ``$defs`` entry per settings model."""
-    defs: dict[str, Any] = {}
-    for name, (module_name, class_name, workflow_keys) in MODELS.items():
-        model = getattr(importlib.import_module(module_name), class_name)
-        schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    """The stages schema: the vocabulary's enums and one ``$defs`` entry per registered settings model."""
+    defs: dict[str, Any] = {
+        name: {"enum": list(values), "description": f"denselink.vocabulary: one of {', '.join(values)}"}
+        for name, values in VOCABULARY.items()
+    }
+    for entry in registered_settings():
+        schema = entry.load().model_json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
-        for key in workflow_keys:
+        for key in entry.job_keys:
             schema["properties"].pop(key)
         schema["additionalProperties"] = False
-        schema["description"] = (schema.get("description") or "").strip() + f" ({module_name}.{class_name})"
-        defs[name] = schema
+        schema["description"] = (schema.get("description") or "").strip() + f" ({entry.model})"
+        defs[entry.name] = schema
     _describe_refs(defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

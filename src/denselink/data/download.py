@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sha256",
         default=None,
-        help="expected sha256 of the archive; without it the digest recorded in {data-root}/{dataset}.sha256 "
-        "is enforced, or recorded there on first download",
+        help="expected sha256 of the archive; without it (or empty) the digest recorded in "
+        "{data-root}/{dataset}.sha256 is enforced, or recorded there on first download",
     )
     args = parser.parse_args(argv)
-    download_dataset(args.dataset, args.data_root, url=args.url, sha256=args.sha256)
+    download_dataset(args.dataset, args.data_root, url=args.url, sha256=args.sha256 or None)
     return 0

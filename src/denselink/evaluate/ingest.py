@@ -21,7 +21,7 @@ import pandas as pd
 from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
-from denselink.evaluate.variants import parse_variant, variant_name
+from denselink.vocabulary import parse_variant, variant_name
 
 ORIGIN = "authors"
 AUTHORS_FUSION = "add_token"

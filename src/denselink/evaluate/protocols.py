@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from denselink.evaluate.metrics import SCORES, MetricsFormatError
+from denselink.vocabulary import PROTOCOLS
 
-PROTOCOLS = ("clean", "paper")
 GROUP = ["dataset", "variant", "train_seq", "eval_seq"]
 SELECTED_COLUMNS = ["protocol", *GROUP, "seed", "epoch", *SCORES, "outcome", "path"]
 OUTCOMES = ("ok", "failed", "dropped")

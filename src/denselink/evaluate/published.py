@@ -29,12 +29,6 @@ TABLE1_LNK: dict[tuple[str, str, str | None], tuple[float, float | None]] = {
     ("DIC-C2DH-HeLa", "maester", "centroid"): (0.9805, 1.7e-05),
 }
 
-MAESTER_PRETRAINING_STEPS = (
-    *(49, 149, 449, 1399, 2399, 4399, 6399, 8399),
-    *(10399, 12399, 14399, 16399, 16599, 17599, 18249),
-)
-"""Appendix C.1: the MAESTER checkpoints (pretraining epochs) evaluated in the compute-scaling study."""
-
 
 def published_lnk(dataset: str, row: str, agg: str | None) -> tuple[float, float | None] | None:
     """The paper's (mean, variance) LNK for a Table 1 cell, or ``None`` if the paper has no such cell."""

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from denselink.settings import StageSettings
+from denselink.vocabulary import FUSIONS, PROTOCOLS, FusionMode, Protocol
 
 
 class TableSettings(StageSettings):
     """Settings of ``denselink evaluate table``."""
 
-    protocols: list[Literal["clean", "paper"]] = Field(
-        default=["clean", "paper"],
+    protocols: list[Protocol] = Field(
+        default=list(PROTOCOLS),
         description="protocols to report, one part each (runs of that protocol only)",
     )
-    main_fusion: Literal["add_wrfeat", "add_token", "concat"] = Field(
-        default="add_wrfeat",
+    main_fusion: FusionMode = Field(
+        default=FUSIONS[0],
         description="fusion mode of the main rows (other fusions get extra rows); a section without runs of "
         "it takes the fusion its embedding rows share",
     )

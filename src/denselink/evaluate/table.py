@@ -21,12 +21,12 @@ import pandas as pd
 from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.errors import ConfigError
 from denselink.evaluate.metrics import SCORES, MetricsFormatError, load_metrics
-from denselink.evaluate.protocols import PROTOCOLS, select, summarize
+from denselink.evaluate.protocols import select, summarize
 from denselink.evaluate.published import DATASETS, published_lnk
 from denselink.evaluate.settings import TableSettings
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.evaluate.variants import AGG_LABELS, BASELINES, Variant, parse_variant
 from denselink.settings import load_settings
+from denselink.vocabulary import AGG_LABELS, BASELINES, PROTOCOLS, Variant, parse_variant
 
 COLUMNS = ("Default", "MMA", "Centroid")
 OWN_ORIGIN = "denselink"

@@ -35,10 +35,9 @@ from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
 from denselink.features.recipe import PROVENANCE_KEYS
+from denselink.vocabulary import AGGREGATIONS
 
 log = logging.getLogger(__name__)
-
-AGGREGATIONS = ("centroid", "mma", "mask_centroid")
 
 
 def feature_columns(n_channels: int) -> list[str]:

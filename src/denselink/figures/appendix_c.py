@@ -24,7 +24,6 @@ from denselink import __version__
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError
 from denselink.evaluate.metrics import load_metrics
-from denselink.evaluate.variants import parse_variant
 from denselink.figures import plot
 from denselink.figures.points import (
     baseline_point,
@@ -35,8 +34,8 @@ from denselink.figures.points import (
 )
 from denselink.figures.settings import FigureSettings
 from denselink.settings import load_settings
+from denselink.vocabulary import STUDIES, parse_variant
 
-STUDIES = ("compute_scaling", "transfer", "data_scaling")
 TITLES = {
     "compute_scaling": "Pretraining compute: MAESTER embeddings fused into Trackastra",
     "transfer": "Transfer: LNK during Trackastra training with MAESTER embeddings",

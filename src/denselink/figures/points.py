@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from denselink.evaluate.protocols import PROTOCOLS, check_recorded_protocols, ok_runs, select_clean, valid_lnk
-from denselink.evaluate.variants import Variant, parse_variant
+from denselink.evaluate.protocols import check_recorded_protocols, ok_runs, select_clean, valid_lnk
+from denselink.vocabulary import PROTOCOLS, Variant, parse_variant
 
 
 def protocols_of(runs: pd.DataFrame) -> list[str]:

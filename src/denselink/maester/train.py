@@ -38,6 +38,7 @@ from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_vo
 from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
+from denselink.pipeline.layout import MAESTER_CHECKPOINT, fill
 from denselink.settings import load_settings
 
 
@@ -162,15 +163,15 @@ def train(
                 "denselink_version": __version__,
             }
             if epoch in save_epochs:
-                save_checkpoint(ckpt_dir / f"epoch{epoch}.pt", payload)
+                save_checkpoint(out / fill(MAESTER_CHECKPOINT, epoch=epoch), payload)
             save_checkpoint(last, payload)
             _write_loss_csv(out / "loss.csv", history)
 
     def kept(e: int) -> bool:
-        return (ckpt_dir / f"epoch{e}.pt").is_file()
+        return (out / fill(MAESTER_CHECKPOINT, epoch=e)).is_file()
 
     done = {
-        "checkpoints": {str(e): f"checkpoints/epoch{e}.pt" for e in sorted(save_epochs) if kept(e)},
+        "checkpoints": {str(e): fill(MAESTER_CHECKPOINT, epoch=e) for e in sorted(save_epochs) if kept(e)},
         "last": "checkpoints/last.pt",
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,

@@ -30,8 +30,8 @@ from torch.utils.data import Dataset
 from trackastra.model import TrackingTransformer
 
 from denselink.errors import FeatureTableError
+from denselink.vocabulary import FUSIONS
 
-FUSION_MODES = ("add_wrfeat", "add_token", "concat")
 NORMALIZE_MODES = ("none", "zscore", "l2")
 
 
@@ -140,8 +140,8 @@ class FusedTrackingTransformer(TrackingTransformer):
         concat_hidden: int = 64,
         **config: Any,
     ) -> None:
-        if fusion not in FUSION_MODES:
-            raise ValueError(f"fusion must be one of {FUSION_MODES}, got {fusion!r}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         super().__init__(**config)

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from denselink.settings import StageSettings
+from denselink.vocabulary import FUSIONS
 
-FusionMode = Literal["none", "add_wrfeat", "add_token", "concat"]
+FusionOrNone = Literal[("none", *FUSIONS)]  # type: ignore[valid-type]
 DATA_KEYS = ("window", "features", "ndim")
 
 
@@ -85,7 +86,7 @@ class TrackastraSettings(StageSettings):
         "(windows fully inside the tail); 0 trains on all frames as the authors did.",
     )
     # fusion of learned per-cell features (denselink.tracking.fusion)
-    fusion: FusionMode = Field(
+    fusion: FusionOrNone = Field(
         "none",
         description="none; add_wrfeat (paper: Linear(D->7) added to the wrfeat features); "
         "add_token (authors' code: Linear(D->d_model) added after the input projection + LayerNorm); "

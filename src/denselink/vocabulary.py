@@ -1,31 +1,63 @@
-"""Variant names: one linking experiment per name, parsed and labelled in one place.
+"""The experiment's vocabulary: every name a config, a path or a table uses, defined once.
 
-A variant is ``retrained``, ``pretrained`` or ``{embedding}-{agg}-{fusion}`` with ``agg`` in
-``centroid|mma`` and ``fusion`` in ``add_wrfeat|add_token|concat``. The embedding is ``sam`` or
-``musam`` (optionally ``-{upsampler}``, e.g. ``sam-anyup``) or ``maester-{run}-epoch{N}``.
-Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``.
+Fusion modes, aggregations, backbones, baselines, protocols and Appendix C studies are declared
+here; the config schema's enums (workflow/schemas/build_stage_schemas.py), the settings models'
+``Literal`` types, the workflow's wildcard constraints and the table labels derive from them.
+Adding a fusion mode means adding it to :data:`FUSIONS` (and its label) plus its implementation in
+:mod:`denselink.tracking.fusion`.
+
+A variant is ``retrained``, ``pretrained`` or ``{embedding}-{agg}-{fusion}``. The embedding is
+``sam`` or ``musam`` (optionally ``-{upsampler}``, e.g. ``sam-anyup``) or ``maester-{run}-epoch{N}``.
+Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``. :func:`parse_variant` and
+:func:`variant_name` are the one grammar of these names.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from denselink.errors import ConfigError
 
 BASELINES = ("retrained", "pretrained")
-AGGREGATIONS = ("centroid", "mma")
+AGGREGATIONS = ("centroid", "mma", "mask_centroid")
 FUSIONS = ("add_wrfeat", "add_token", "concat")
 FOUNDATION_BACKBONES = ("sam", "musam")
+BACKBONES = (*FOUNDATION_BACKBONES, "maester")
+PROTOCOLS = ("clean", "paper")
+STUDIES = ("compute_scaling", "transfer", "data_scaling")
+MITOCHECK = "mitocheck"
+"""The data-source name of the Mitocheck plates (``mitocheck/plateN``, ``mitocheck/SIZE``)."""
 
-AGG_LABELS = {"centroid": "Centroid", "mma": "MMA"}
+FusionMode = Literal[FUSIONS]  # type: ignore[valid-type]
+Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
+Protocol = Literal[PROTOCOLS]  # type: ignore[valid-type]
+
+AGG_LABELS = {"centroid": "Centroid", "mma": "MMA", "mask_centroid": "Centroid (mask)"}
+FUSION_LABELS = {
+    "add_wrfeat": "Linear(D -> 7) added to the wrfeat features (paper text)",
+    "add_token": "Linear(D -> d_model) added to the token (authors' code)",
+    "concat": "features concatenated to the token input",
+}
 BACKBONE_LABELS = {"sam": "SAM (vit_b)", "musam": "μSAM (vit_b_lm)", "maester": "MAESTER"}
 BASELINE_LABELS = {"retrained": "Trackastra (re-trained)", "pretrained": "Trackastra (pretrained)"}
 
-_NAME = re.compile(r"^(?P<embedding>.+)-(?P<agg>[a-z]+)-(?P<fusion>[a-z_]+)$")
-_MAESTER = re.compile(r"^maester-(?P<run>[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*?)-epoch(?P<epoch>\d+)$")
-_FOUNDATION = re.compile(r"^(?P<backbone>sam|musam)(?:-(?P<upsampler>[A-Za-z0-9_.]+))?$")
-_RUN = re.compile(r"^[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*$")
+RUN_PATTERN = r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*?"
+"""A MAESTER run name: dot, underscore and alphanumeric words joined by single dashes."""
+
+
+def one_of(names: object) -> str:
+    """Regex matching exactly one of ``names`` (nothing when empty): a wildcard constraint."""
+    return "|".join(re.escape(str(n)) for n in sorted(names)) or "(?!x)x"  # type: ignore[call-overload]
+
+
+_NAME = re.compile(rf"^(?P<embedding>.+)-(?P<agg>{one_of(AGGREGATIONS)})-(?P<fusion>{one_of(FUSIONS)})$")
+_MAESTER = re.compile(rf"^maester-(?P<run>{RUN_PATTERN})-epoch(?P<epoch>\d+)$")
+_FOUNDATION = re.compile(
+    rf"^(?P<backbone>{one_of(FOUNDATION_BACKBONES)})(?:-(?P<upsampler>[A-Za-z0-9_.]+))?$"
+)
+_RUN = re.compile(rf"^{RUN_PATTERN}$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,7 @@ def embedding_name(backbone: str, run: str | None = None, epoch: int | None = No
     if backbone in FOUNDATION_BACKBONES:
         return backbone
     if backbone != "maester":
-        raise ConfigError("variant", f"unknown backbone {backbone!r}; expected sam, musam or maester")
+        raise ConfigError("variant", f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
     if run is None or epoch is None or not _RUN.match(run) or "-epoch" in run:
         raise ConfigError("variant", f"MAESTER needs a run name and an epoch, got {run!r}, {epoch!r}")
     return f"maester-{run}-epoch{int(epoch)}"
@@ -91,9 +123,7 @@ def variant_name(
     if kind_or_embedding in BASELINES:
         return kind_or_embedding
     embedding = (
-        embedding_name(kind_or_embedding, run, epoch)
-        if kind_or_embedding in (*FOUNDATION_BACKBONES, "maester")
-        else kind_or_embedding
+        embedding_name(kind_or_embedding, run, epoch) if kind_or_embedding in BACKBONES else kind_or_embedding
     )
     return parse_variant(f"{embedding}-{agg}-{fusion}").name
 
@@ -104,12 +134,12 @@ def parse_variant(name: str) -> Variant:
         return Variant(kind=name)
     match = _NAME.match(name)
     if not match:
-        raise ConfigError(name, "variant must be retrained, pretrained or {embedding}-{agg}-{fusion}")
+        raise ConfigError(
+            name,
+            "variant must be retrained, pretrained or {embedding}-{agg}-{fusion} "
+            f"with agg in {AGGREGATIONS} and fusion in {FUSIONS}",
+        )
     embedding, agg, fusion = match["embedding"], match["agg"], match["fusion"]
-    if agg not in AGGREGATIONS:
-        raise ConfigError(name, f"aggregation {agg!r} is not one of {AGGREGATIONS}")
-    if fusion not in FUSIONS:
-        raise ConfigError(name, f"fusion {fusion!r} is not one of {FUSIONS}")
     maester = _MAESTER.match(embedding)
     if maester:
         return Variant(

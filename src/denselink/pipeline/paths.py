@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from denselink.errors import ConfigError
-from denselink.evaluate.variants import FOUNDATION_BACKBONES
+from denselink.vocabulary import FOUNDATION_BACKBONES, MITOCHECK
 
 
 def resolve_path(value: str | Path, workdir: Path) -> Path:
@@ -117,7 +117,7 @@ def _check_datasets(config: dict[str, Any], data_root: Path) -> dict[str, Path]:
 
 def _uses_mitocheck(config: dict[str, Any]) -> bool:
     runs = _get(config, "maester.runs", {}) or {}
-    return any(source.partition("/")[0] == "mitocheck" for sources in runs.values() for source in sources)
+    return any(source.partition("/")[0] == MITOCHECK for sources in runs.values() for source in sources)
 
 
 def _check_foundation(config: dict[str, Any], workdir: Path, missing: list[str] | None) -> dict[str, Path]:

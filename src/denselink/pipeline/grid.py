@@ -1,0 +1,204 @@
+"""The experiment grid: which runs, seeds, directions and targets a (schema-validated) config implies.
+
+Every function takes the config and returns names or paths of :mod:`denselink.pipeline.layout`;
+``workflow/rules/common.smk`` turns them into Snakemake inputs and targets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from denselink.pipeline import layout as L
+from denselink.pipeline.layout import Layout
+from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, parse_variant, variant_name
+
+Config = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- names
+def used_datasets(cfg: Config) -> list[str]:
+    """Datasets the workflow tracks: Table 1's and the Appendix C dataset."""
+    return sorted(set(cfg["table1"]["datasets"]) | {cfg["appendix_c"]["dataset"]})
+
+
+def used_protocols(cfg: Config) -> list[str]:
+    return sorted(set(cfg["table1"]["protocols"]) | set(cfg["appendix_c"]["protocols"]))
+
+
+def directions(cfg: Config, protocol: str) -> list[tuple[str, str]]:
+    """(train, eval) sequence pairs of a protocol."""
+    return [(d["train"], d["eval"]) for d in cfg["protocols"][protocol]["directions"]]
+
+
+def validation_seq(cfg: Config, protocol: str, train_seq: str) -> str | None:
+    """The sequence val_loss is computed on while training on ``train_seq`` (None: none or the tail)."""
+    spec = cfg["protocols"][protocol]["directions"]
+    return next((d.get("val") for d in spec if d["train"] == train_seq), None)
+
+
+def fusions(cfg: Config) -> list[str]:
+    """The main fusion mode, then the ablations."""
+    return [cfg["tracking"]["fusion"], *cfg["tracking"]["fusion_ablations"]]
+
+
+def seeds_of(cfg: Config, variant: str) -> list[int]:
+    """Training seeds of a variant; the published model is not trained (one run, seed 0)."""
+    return [0] if variant == "pretrained" else list(cfg["tracking"]["seeds"])
+
+
+def datasets_with(cfg: Config, source: str, download: bool | None = None) -> list[str]:
+    """Names of the configured datasets with this source (and download flag)."""
+    return [
+        name
+        for name, spec in cfg["datasets"].items()
+        if spec["source"] == source and (download is None or spec["download"] == download)
+    ]
+
+
+def embedding_stem(cfg: Config, embedding: str) -> str:
+    """Zarr stem of an embedding: ``sam`` -> ``sam-{upsampler}``; ``maester-RUN-epochN`` unchanged."""
+    if embedding in FOUNDATION_BACKBONES:
+        return f"{embedding}-{cfg['foundation'][embedding]['upsampler']}"
+    return embedding
+
+
+# --------------------------------------------------------------------------- job inputs
+def features_path(cfg: Config, dataset: str, seq: str, variant: str) -> str:
+    """The feature table a fused variant reads for one sequence."""
+    parsed = parse_variant(variant)
+    stem = embedding_stem(cfg, str(parsed.embedding))
+    return Layout.of(cfg).path(L.FEATURES, dataset=dataset, seq=seq, embedding=stem, agg=parsed.agg)
+
+
+def train_inputs(cfg: Config, dataset: str, protocol: str, train_seq: str, variant: str) -> dict[str, str]:
+    """Cached data (+ features, + validation data and its features) of one training job."""
+    layout, fused = Layout.of(cfg), parse_variant(variant).kind == "embedding"
+    inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=train_seq)}
+    if fused:
+        inputs["features"] = features_path(cfg, dataset, train_seq, variant)
+    val_seq = validation_seq(cfg, protocol, train_seq)
+    if val_seq is not None:
+        inputs["val_data"] = layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=val_seq)
+        if fused:
+            inputs["val_features"] = features_path(cfg, dataset, val_seq, variant)
+    return inputs
+
+
+def evaluate_inputs(
+    cfg: Config, dataset: str, protocol: str, train_seq: str, eval_seq: str, variant: str, seed: str
+) -> dict[str, str]:
+    """Eval manifest (+ trained model and score cache, + features) of one evaluation job.
+
+    The published model (``pretrained``) is scored alone, from the manifest.
+    """
+    layout, parsed = Layout.of(cfg), parse_variant(variant)
+    inputs = {"manifest": layout.manifest(f"{dataset}/{eval_seq}")}
+    if parsed.kind != "pretrained":
+        fields = dict(dataset=dataset, protocol=protocol, train_seq=train_seq, variant=variant, seed=seed)
+        inputs["model"] = layout.path(L.MODEL, **fields)
+        inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=dataset, seq=eval_seq)
+    if parsed.kind == "embedding":
+        inputs["features"] = features_path(cfg, dataset, eval_seq, variant)
+    return inputs
+
+
+# --------------------------------------------------------------------------- Table 1
+def table1_variants(cfg: Config, dataset: str) -> list[str]:
+    """Variant names of one dataset's Table 1 rows (baselines, every embedding x agg x fusion)."""
+    names = [b for b in BASELINES if b == "retrained" or cfg["table1"]["pretrained"]]
+    for backbone in cfg["table1"]["embeddings"]:
+        ref = cfg["table1"]["maester"].get(dataset, {}) if backbone == "maester" else {}
+        for agg in cfg["features"]["aggregations"]:
+            for fusion in fusions(cfg):
+                names.append(variant_name(backbone, agg, fusion, run=ref.get("run"), epoch=ref.get("epoch")))
+    return names
+
+
+def grid_metrics(
+    cfg: Config, dataset: str, variants: list[str], protocols: list[str], all_directions: bool = True
+) -> list[str]:
+    """Metrics files of variants x protocols x directions x seeds."""
+    layout, paths = Layout.of(cfg), []
+    for protocol in protocols:
+        pairs = directions(cfg, protocol)
+        for train_seq, eval_seq in pairs if all_directions else pairs[:1]:
+            for variant in variants:
+                for seed in seeds_of(cfg, variant):
+                    paths.append(
+                        layout.path(
+                            L.METRICS,
+                            dataset=dataset,
+                            protocol=protocol,
+                            train_seq=train_seq,
+                            eval_seq=eval_seq,
+                            variant=variant,
+                            seed=seed,
+                        )
+                    )
+    return paths
+
+
+def table1_targets(cfg: Config) -> list[str]:
+    """Every metrics JSON that Table 1 summarises."""
+    return [
+        path
+        for dataset in cfg["table1"]["datasets"]
+        for path in grid_metrics(cfg, dataset, table1_variants(cfg, dataset), cfg["table1"]["protocols"])
+    ]
+
+
+# --------------------------------------------------------------------------- Appendix C
+def study_checkpoints(cfg: Config, only: str | None = None) -> list[tuple[str, str, int]]:
+    """(study, run, epoch) of every MAESTER checkpoint an Appendix C study uses."""
+    appc, rows = cfg["appendix_c"], []
+    if only in (None, "compute_scaling"):
+        rows += [
+            ("compute_scaling", appc["compute_scaling"]["run"], e) for e in appc["compute_scaling"]["epochs"]
+        ]
+    if only in (None, "transfer"):
+        rows += [("transfer", r["run"], r["epoch"]) for r in appc["transfer"]["runs"]]
+    if only in (None, "data_scaling"):
+        ds = appc["data_scaling"]
+        rows += [("data_scaling", run, e) for run in ds["runs"] for e in ds["epochs"]]
+    return rows
+
+
+def study_variants(cfg: Config, study: str) -> list[str]:
+    """Variant names of one study's points (MAESTER, the studies' aggregation, the main fusion)."""
+    agg, fusion = cfg["appendix_c"]["agg"], cfg["tracking"]["fusion"]
+    return [
+        variant_name("maester", agg, fusion, run=run, epoch=epoch)
+        for _, run, epoch in study_checkpoints(cfg, study)
+    ]
+
+
+def appc_targets(cfg: Config, study: str) -> list[str]:
+    """Metrics JSONs of one study (the first direction of each configured protocol)."""
+    appc = cfg["appendix_c"]
+    return grid_metrics(
+        cfg, appc["dataset"], study_variants(cfg, study), appc["protocols"], all_directions=False
+    )
+
+
+def appc_baseline(cfg: Config) -> list[str]:
+    """Metrics JSONs of the re-trained baseline the Appendix C figures draw as a line."""
+    appc = cfg["appendix_c"]
+    return grid_metrics(cfg, appc["dataset"], ["retrained"], appc["protocols"], all_directions=False)
+
+
+# --------------------------------------------------------------------------- final targets
+def figure_files(cfg: Config, study: str) -> list[str]:
+    return [Layout.of(cfg).path(L.FIGURE, study=study, ext=ext) for ext in ("png", "svg", "json")]
+
+
+def table1_files(cfg: Config) -> list[str]:
+    return [Layout.of(cfg).path(L.TABLE1, ext=ext) for ext in ("csv", "md")]
+
+
+def all_targets(cfg: Config, fusion_gain_plot: Path) -> list[str]:
+    """Table 1, every Appendix C figure and, once the benchmark has been run, its plot for the report."""
+    files = table1_files(cfg) + [f for study in STUDIES for f in figure_files(cfg, study)]
+    if fusion_gain_plot.is_file():
+        files.append(Layout.of(cfg).path(L.FUSION_GAIN_REPORT))
+    return files

@@ -1,0 +1,82 @@
+"""What one job is given: its settings JSON (config section plus per-job keys) and its resources."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from denselink.vocabulary import parse_variant
+
+Config = dict[str, Any]
+
+
+def settings_json(section: Mapping[str, Any]) -> str:
+    """A config section as the JSON string a command's ``--settings`` takes."""
+    return json.dumps(section, sort_keys=True)
+
+
+def protocol_epochs(protocol: Mapping[str, Any], variant: str) -> int | None:
+    """Training epochs of ``variant`` under a protocol (first matching ``train_epochs`` pattern), or None."""
+    patterns = protocol.get("train_epochs", {})
+    return next(
+        (epochs for pattern, epochs in patterns.items() if fnmatch.fnmatchcase(variant, pattern)), None
+    )
+
+
+def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
+    """Trackastra settings of one job: ``tracking.settings`` plus the keys the protocol and variant set
+    (the registry's ``job_keys``, which the config schema leaves out)."""
+    parsed, spec = parse_variant(variant), cfg["protocols"][protocol]
+    stopping = cfg["tracking"]["early_stopping"]
+    job = {
+        "val_fraction": spec["val_fraction"],
+        "fusion": parsed.fusion or "none",
+        "early_stopping": stopping["retrained" if parsed.kind == "retrained" else "embeddings"],
+    }
+    settings = {**cfg["tracking"]["settings"], **job}
+    epochs = protocol_epochs(spec, variant)
+    if epochs is not None:
+        settings["epochs"] = epochs
+    return settings_json(settings)
+
+
+def table_settings(cfg: Config) -> str:
+    """Settings of ``evaluate table``: ``table1.settings`` plus the protocols and the main fusion."""
+    job = {"protocols": cfg["table1"]["protocols"], "main_fusion": cfg["tracking"]["fusion"]}
+    return settings_json({**cfg["table1"]["settings"], **job})
+
+
+def rule_resources(cfg: Config, rule: str) -> dict[str, Any]:
+    """Resources of a rule: ``resources.default`` overridden by ``resources.<rule>``."""
+    return {**cfg["resources"]["default"], **cfg["resources"].get(rule, {})}
+
+
+def slurm_resources(cfg: Config, rule: str) -> dict[str, Any]:
+    """A rule's ``resources:`` under the names the Slurm executor plugin reads."""
+    spec = rule_resources(cfg, rule)
+    return {
+        "mem_mb": spec["mem_mb"],
+        "runtime": spec["runtime"],
+        "cpus_per_task": spec["cpus"],
+        "gpu": spec["gpus"],
+    }
+
+
+def maester_launcher(cfg: Config) -> str:
+    """``denselink maester train``, or torchrun with one process per GPU when ``maester.procs`` > 1."""
+    procs = cfg["maester"]["procs"]
+    if procs > 1:
+        return f"torchrun --standalone --nproc_per_node {procs} -m denselink.maester.train"
+    return "denselink maester train"
+
+
+def optional_flags(inputs: Mapping[str, Any], names: tuple[str, ...]) -> str:
+    """``--name path`` for each of ``names`` a job's inputs hold (paths shell-quoted)."""
+    return " ".join(
+        f"--{n.replace('_', '-')} {shlex.quote(str(inputs[n]))}"
+        for n in names
+        if n in inputs.keys()  # noqa: SIM118 (a Namedlist: `in` tests values)
+    )
