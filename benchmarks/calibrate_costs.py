@@ -5,9 +5,11 @@ Rewrites the ``machines.<name>`` entry (default ``cpu``) of workflow/costs.json 
   pixel-channels (a (192, 512, 512) frame with 60 cells);
 - ``prepare_frame_megapixel_s``: trackastra's per-sequence data (detections, wrfeat features, windows)
   of a generated sequence, per frame and megapixel;
-- ``evaluate_checkpoint_frame_megapixel_s``: scoring one checkpoint, per frame and megapixel; taken from
-  benchmarks/results/evaluate.json when that benchmark has run, else the earlier measurement recorded in
-  the design notes (60 s for a 92-frame 1024x1024 sequence).
+- ``evaluate_checkpoint_detection_s``: scoring one checkpoint of the paper's model size (d_model 256,
+  5+5 layers, window 6; random weights: the time does not depend on them) from the score cache, per
+  detection of the eval sequence (``tracking evaluate``: predictions, greedy linking, CTC scores);
+- ``score_cache_frame_megapixel_s``: the per-sequence score cache (``tracking score-cache``: frames and
+  masks read, wrfeat features, traccuracy's GT graph), per frame and megapixel.
 
     .venv/bin/python benchmarks/calibrate_costs.py [--machine cpu]
 """
@@ -31,12 +33,16 @@ from denselink.data.ctc import validate_sequence
 from denselink.data.synthetic import SynthSettings, write_dataset
 from denselink.features.aggregate import aggregate_frame
 from denselink.machine import machine_info
+from denselink.tracking.associations import Nodes, greedy_link, predict_associations
+from denselink.tracking.fusion import build_model
+from denselink.tracking.predict import sequence_windows
 from denselink.tracking.prepare import build_ctc_data
+from denselink.tracking.score_cache import build_score_cache
+from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COSTS = ROOT / "workflow" / "costs.json"
-EVALUATE = ROOT / "benchmarks" / "results" / "evaluate.json"
 
 
 def aggregate_cost() -> dict:
@@ -81,23 +87,49 @@ def prepare_cost() -> dict:
     }
 
 
+def _synth_manifest(root: Path, side: int, frames: int, cells: int):
+    settings = SynthSettings(
+        shape=(side, side), n_frames=frames, n_cells=cells, max_cells=2 * cells, sequences=["01"]
+    )
+    write_dataset(root / "Synth", settings)
+    return validate_sequence(root / "Synth", "Synth", "01")
+
+
 def evaluate_cost() -> dict:
-    if EVALUATE.is_file():
-        result = json.loads(EVALUATE.read_text())
-        after = result.get("after") or {}
-        seconds, frames = after.get("seconds_per_checkpoint"), result.get("settings", {}).get("frames")
-        shape = result.get("settings", {}).get("shape")
-        if seconds and frames and shape:
-            return {
-                "value": seconds / (frames * shape[0] * shape[1] / 1e6),
-                "unit": "s per scored checkpoint, frame and megapixel",
-                "source": "benchmarks/results/evaluate.json (after)",
-            }
+    settings = TrackastraSettings()  # the paper's model
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = build_score_cache(_synth_manifest(Path(tmp), 512, 12, 30))
+    torch.manual_seed(0)
+    model = build_model(settings.transformer_kwargs(7), None).eval()
+    truth, nodes = GroundTruth.from_cache(cache), Nodes.from_features(cache.features)
+    windows = sequence_windows(cache.features, settings.window)
+    predict_associations([model], windows[:1], nodes)  # warm-up
+    began = time.perf_counter()
+    (assoc,) = predict_associations([model], windows, nodes)
+    score_linking(greedy_link(nodes, assoc), truth)
+    seconds = time.perf_counter() - began
+    detections = len(nodes)
     return {
-        "value": 60.0 / (92 * 1024 * 1024 / 1e6),
-        "unit": "s per scored checkpoint, frame and megapixel",
-        "source": "earlier measurement: ~60 s per checkpoint of a 92-frame 1024x1024 CTC sequence (features "
-        "recomputed per checkpoint); replace once benchmarks/results/evaluate.json exists",
+        "value": seconds / detections,
+        "unit": "s per scored checkpoint and detection (paper model: d_model 256, 5+5 layers, window 6)",
+        "source": f"measured: {seconds:.2f} s for {detections} detections ({detections / 12:.0f} per frame) "
+        "of 12 generated 512x512 frames; the attention grows with detections per window, so denser "
+        "sequences cost more per detection",
+    }
+
+
+def score_cache_cost() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = _synth_manifest(Path(tmp), 512, 12, 30)
+        build_score_cache(manifest)  # warm-up (imports, caches)
+        began = time.perf_counter()
+        build_score_cache(manifest)
+        seconds = time.perf_counter() - began
+    megapixels = 512 * 512 / 1e6
+    return {
+        "value": seconds / (12 * megapixels),
+        "unit": "s per frame and megapixel (frames and GT masks read, wrfeat features, traccuracy GT graph)",
+        "source": f"measured: {seconds:.2f} s for 12 generated 512x512 frames with 30-60 cells",
     }
 
 
@@ -116,7 +148,8 @@ def main() -> None:
         "costs": {
             "aggregate_gvoxel_s": aggregate_cost(),
             "prepare_frame_megapixel_s": prepare_cost(),
-            "evaluate_checkpoint_frame_megapixel_s": evaluate_cost(),
+            "evaluate_checkpoint_detection_s": evaluate_cost(),
+            "score_cache_frame_megapixel_s": score_cache_cost(),
         },
     }
     write_json(COSTS, costs)

@@ -103,6 +103,11 @@ def test_costs_follow_the_config(full) -> None:
     chosen["protocols"]["clean"]["epochs"] = "chosen"
     every, one = job_cost(evaluate, config, costs).cpu_s, job_cost(evaluate, chosen, costs).cpu_s
     assert every == pytest.approx(config["tracking"]["settings"]["epochs"] * one) and one > 0
+    cpu = costs["cpu"]["costs"]  # DIC-C2DH-HeLa/01: 84 frames, ~15 cells per frame, 512x512 (costs.json)
+    assert one == pytest.approx(84 * 15 * cpu["evaluate_checkpoint_detection_s"]["value"])
+    cache_job = Job("tracking_score_cache", {"dataset": "DIC-C2DH-HeLa", "seq": "01"})
+    per_frame = 512 * 512 / 1e6 * cpu["score_cache_frame_megapixel_s"]["value"]
+    assert job_cost(cache_job, config, costs).cpu_s == pytest.approx(84 * per_frame) and per_frame > 0
     # the paper protocol trains the re-trained baseline for 300 epochs (protocols.paper.train_epochs)
     runs = {
         v: Job("tracking_train", {"protocol": "paper", "variant": v})

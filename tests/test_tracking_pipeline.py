@@ -10,21 +10,16 @@ import pandas as pd
 import pytest
 import tifffile
 import torch
+from trackastra.tracking import graph_to_ctc
 from tracking_toy import write_swap_sequence
 
 from denselink import cli
 from denselink.atomic import MARKER, claim_directory
 from denselink.data.manifest import load_manifest
 from denselink.errors import ConfigError, DivergenceError, FeatureTableError
-from denselink.evaluate.metrics import score_ctc
+from denselink.evaluate.metrics import SCORES, score_ctc
 from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run, list_checkpoints
-from denselink.tracking.predict import (
-    export_trackastra_folder,
-    link_windows,
-    load_checkpoint,
-    sequence_windows,
-    track_sequence,
-)
+from denselink.tracking.predict import export_trackastra_folder, link, load_checkpoint
 from denselink.tracking.prepare import TrackingCacheError, load_prepared, prepare
 from denselink.tracking.score_cache import (
     ScoreCacheError,
@@ -32,7 +27,6 @@ from denselink.tracking.score_cache import (
     load_score_cache,
     write_score_cache,
 )
-from denselink.tracking.scoring import score_linking
 from denselink.tracking.settings import TrackastraSettings
 from denselink.tracking.train import lr_factor, train
 
@@ -242,27 +236,45 @@ def dividing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_cached_scoring_equals_the_old_per_checkpoint_path(dividing: dict[str, Path], tmp_path: Path) -> None:
+    """Every epoch's scores and the chosen epoch's CTC result of ``tracking evaluate`` are the old path's.
+
+    The old path: trackastra's ``predict_windows``, ``build_graph``, ``track_greedy`` and ``graph_to_ctc``
+    on the sequence's frames and masks, the result written as TIFFs and scored by traccuracy from files.
+    """
     manifest = load_manifest(dividing["manifest"])
     cache_path = tmp_path / "score.pt"
     assert cli.main(["tracking", "score-cache", "--manifest", str(dividing["manifest"]),
                      "--out", str(cache_path)]) == 0  # fmt: skip
-    cache = load_score_cache(cache_path, manifest)
+    settings = TrackastraSettings(**{**MINI, "epochs": 3, "val_fraction": 0.0})
+    record = evaluate_run(
+        dividing["run"], dividing["manifest"], tmp_path / "m.json", tmp_path / "RES", "paper",
+        settings, score_cache=cache_path,
+    )  # fmt: skip
+    images, masks = manifest.read_frames().astype("float32"), manifest.read_masks().astype("int32")
     gt_dir = Path(manifest.man_track).parent
-    compared = 0
-    for checkpoint in list_checkpoints(dividing["run"]):
+    imperfect = 0
+    for checkpoint, row in zip(list_checkpoints(dividing["run"]), record["per_epoch"], strict=True):
         model, _ = load_checkpoint(checkpoint)
-        res = track_sequence(model, manifest, tmp_path / f"{checkpoint.stem}_RES")
-        linked = bool((res / "res_track.txt").read_text().strip())
-        windows = sequence_windows(cache.features, model.config["window"])
-        graph = link_windows(model, windows, cache.features)
-        new = score_linking(graph, cache)
-        assert (new is not None) == linked
-        if linked:
-            assert new == score_ctc(gt_dir, res)  # LNK, TRA, DET and every error count
-            compared += 1
-    assert compared >= 2
+        table, relabeled = graph_to_ctc(link(model, images, masks), masks)
+        res = tmp_path / f"{checkpoint.stem}_RES"
+        res.mkdir()
+        for t, mask in enumerate(relabeled):
+            tifffile.imwrite(res / f"mask{t:03d}.tif", mask.astype("uint16"))
+        lines = [f"{r.label} {r.t1} {r.t2} {r.parent}\n" for r in table.itertuples()]
+        (res / "res_track.txt").write_text("".join(lines))
+        old = score_ctc(gt_dir, res)
+        assert {key: row[key] for key in SCORES} == {key: old[key] for key in SCORES}
+        imperfect += old["LNK"] < 1
+        if row["epoch"] == record["epoch"]:
+            assert _ctc_files(tmp_path / "RES") == _ctc_files(res)
+    assert imperfect >= 2, "the checkpoints should link imperfectly so that errors are compared"
+    cache = load_score_cache(cache_path, manifest)
     divisions = [n for n in cache.gt_graph.nodes if cache.gt_graph.out_degree(n) == 2]
     assert divisions, "the sequence should divide so that division links are scored"
+
+
+def _ctc_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
 
 
 def test_score_cache_of_another_sequence_is_refused(dividing: dict[str, Path], toy: dict[str, Path]) -> None:
@@ -297,7 +309,7 @@ def test_detections_linked_to_nothing_stay_as_single_frame_tracks(
     toy: dict[str, Path], tmp_path: Path
 ) -> None:
     from denselink.tracking.fusion import build_model
-    from denselink.tracking.predict import link, write_ctc
+    from denselink.tracking.predict import write_ctc
 
     torch.manual_seed(0)
     model = build_model(TrackastraSettings(**MINI).transformer_kwargs(7), None)

@@ -260,8 +260,11 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
         scored = 1
         if w["variant"] != "pretrained" and config["protocols"][w["protocol"]].get("epochs", "all") == "all":
             scored = _tracking_epochs(config, job)
-        per_checkpoint = seq.frames * seq.megapixels * _value(cpu, "evaluate_checkpoint_frame_megapixel_s")
+        per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
         return Cost(cpu_s=scored * per_checkpoint)
+    if job.rule == "tracking_score_cache":
+        seq = sequence_info(config, costs, w["dataset"], w["seq"])
+        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "score_cache_frame_megapixel_s"))
     return Cost()  # data, table and figure jobs: seconds and megabytes, below the plan's resolution
 
 

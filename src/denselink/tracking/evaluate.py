@@ -4,10 +4,12 @@ Each checkpoint of a run links the GT detections of the eval sequence (greedy, a
 ``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's GT. All
 checkpoints are scored in this one process from the sequence's score cache (detection features,
 frame labels, GT graph: ``tracking score-cache``, built once per sequence, or here when
-``--score-cache`` is not given), so a checkpoint costs only its own predictions and linking. The
-metrics JSON's top level holds the checkpoint chosen by the protocol: ``clean`` picks the lowest
-val_loss (known before scoring), ``paper`` the best LNK of this seed (the authors' per-epoch-mean
-choice over seeds is made by the table step). The CTC result of the chosen checkpoint is kept in
+``--score-cache`` is not given), so a checkpoint costs only its own predictions, linking and
+scoring on arrays; up to ``MODELS_PER_PASS`` checkpoints share one pass over the windows and
+their weight-independent inputs (:mod:`denselink.tracking.associations`). The metrics JSON's top
+level holds the checkpoint chosen by the protocol: ``clean`` picks the lowest val_loss (known
+before scoring), ``paper`` the best LNK of this seed (the authors' per-epoch-mean choice over
+seeds is made by the table step). The CTC result of the chosen checkpoint is kept in
 ``--res-dir``. ``--pretrained`` scores trackastra's published model instead; when its folder is
 absent the metrics JSON says ``"status": "skipped"`` with the reason.
 """
@@ -15,9 +17,11 @@ absent the metrics JSON says ``"status": "skipped"`` with the reason.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -29,25 +33,27 @@ from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
-from denselink.evaluate.metrics import metrics_record, write_metrics
+from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
 from denselink.settings import load_settings
+from denselink.torch_files import load_torch_file
+from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
 from denselink.tracking.fusion import FeatureTable, check_same_columns
 from denselink.tracking.predict import (
     check_fusion,
-    link_windows,
     load_checkpoint,
     load_trackastra_folder,
     sequence_windows,
     write_ctc,
 )
 from denselink.tracking.prepare import check_manifest
-from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
-from denselink.tracking.scoring import score_linking
+from denselink.tracking.score_cache import build_score_cache, load_score_cache
+from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking evaluate"
 PRETRAINED_NAMES = ("general_2d", "ctc")
+MODELS_PER_PASS = 16  # checkpoints predicted together in one pass over the windows
 
 
 def list_checkpoints(model_dir: Path) -> list[Path]:
@@ -76,13 +82,13 @@ def resolve_pretrained(spec: str) -> Path:
     return Path(spec)
 
 
-def _score_linking(graph, cache: ScoreCache, name: str) -> dict[str, float]:
-    scores = score_linking(graph, cache)
+def _score_linking(graph, truth: GroundTruth, name: str) -> dict[str, float]:
+    scores = score_linking(graph, truth)
     if scores is None:
-        # no link above threshold: the AOGMs equal the cost of building the GT from nothing
-        log.warning("%s: the model linked nothing; LNK, TRA and DET are 0", name)
+        # no detection: the AOGMs equal the cost of building the GT from nothing
+        log.warning("%s: the linking holds no detection; LNK, TRA and DET are 0", name)
         return {"LNK": 0.0, "TRA": 0.0, "DET": 0.0}
-    return {key: scores[key] for key in ("LNK", "TRA", "DET")}
+    return {key: scores[key] for key in SCORES}
 
 
 def evaluate_run(
@@ -133,25 +139,28 @@ def evaluate_run(
         cache = load_score_cache(score_cache, manifest, settings.ndim)
     else:
         cache = build_score_cache(manifest, settings.ndim)
+    truth = GroundTruth.from_cache(cache)
+    nodes = Nodes.from_features(cache.features, cache.ndim)
     windows: dict[int, list[dict]] = {}  # by window size, learned features appended once
     best_graph = None
-    for i in targets:
-        model, _ = load_checkpoint(checkpoints[i])
-        check_fusion(model, table)
-        if model.config["coord_dim"] != cache.ndim:
-            raise CheckpointError(
-                checkpoints[i], f"a {model.config['coord_dim']}D model, a {cache.ndim}D cache"
-            )
-        size = model.config["window"]
+    for group in _passes(summaries, targets):
+        models = [load_checkpoint(checkpoints[i])[0] for i in group]
+        for i, model in zip(group, models, strict=True):
+            check_fusion(model, table)
+            if model.config["coord_dim"] != cache.ndim:
+                raise CheckpointError(
+                    checkpoints[i], f"a {model.config['coord_dim']}D model, a {cache.ndim}D cache"
+                )
+        size = models[0].config["window"]
         if size not in windows:
             windows[size] = sequence_windows(cache.features, size, table)
-        graph = link_windows(
-            model, windows[size], cache.features, cache.ndim, settings.link_mode, settings.edge_threshold
-        )
-        rows[i].update(_score_linking(graph, cache, f"epoch {rows[i]['epoch']}"))
-        log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in ("LNK", "TRA", "DET")})
-        if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
-            best_graph = graph
+        found = predict_associations(models, windows[size], nodes, settings.edge_threshold)
+        for i, assoc in zip(group, found, strict=True):
+            graph = greedy_link(nodes, assoc, allow_divisions=settings.link_mode == "greedy")
+            rows[i].update(_score_linking(graph, truth, f"epoch {rows[i]['epoch']}"))
+            log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in SCORES})
+            if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
+                best_graph = graph
     chosen = choose_epoch([rows[i] for i in targets], protocol)
     with atomic_path(res_dir, COMMAND, force) as tmp_res:
         write_ctc(best_graph, manifest.read_masks().astype(np.int32), tmp_res)
@@ -170,12 +179,28 @@ def evaluate_run(
 
 
 def _summary(path: Path) -> dict[str, Any]:
-    _, record = load_checkpoint(path)
-    return {
-        "epoch": int(record["epoch"]),
-        "val_loss": record.get("val_loss"),
-        "fusion_config": record.get("fusion_config"),
-    }
+    """A checkpoint's epoch, val_loss and configs (its tensors mapped, not read: the model is built later)."""
+    record = load_torch_file(path, mmap=True)
+    try:
+        return {
+            "epoch": int(record["epoch"]),
+            "val_loss": record.get("val_loss"),
+            "fusion_config": record.get("fusion_config"),
+            "model_config": dict(record["model_config"]),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problem = f"not a `tracking train` checkpoint ({type(err).__name__}: {err})"
+        raise CheckpointError(path, problem) from err
+
+
+def _passes(summaries: list[dict[str, Any]], targets: Iterable[int]) -> list[list[int]]:
+    """The targets in order, in groups of at most ``MODELS_PER_PASS`` that share one window pass."""
+    keys = {i: attention_key(summaries[i]["model_config"]) for i in targets}
+    groups = []
+    for _, run in itertools.groupby(targets, key=keys.__getitem__):
+        run = list(run)
+        groups += [run[k : k + MODELS_PER_PASS] for k in range(0, len(run), MODELS_PER_PASS)]
+    return groups
 
 
 def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
@@ -222,11 +247,11 @@ def evaluate_pretrained(
         return record
     model = load_trackastra_folder(folder)
     cache = build_score_cache(manifest, model.config["coord_dim"])
+    nodes = Nodes.from_features(cache.features, cache.ndim)
     windows = sequence_windows(cache.features, model.config["window"])
-    graph = link_windows(
-        model, windows, cache.features, cache.ndim, settings.link_mode, settings.edge_threshold
-    )
-    scores = _score_linking(graph, cache, str(folder))
+    (assoc,) = predict_associations([model], windows, nodes, settings.edge_threshold)
+    graph = greedy_link(nodes, assoc, allow_divisions=settings.link_mode == "greedy")
+    scores = _score_linking(graph, GroundTruth.from_cache(cache), str(folder))
     with atomic_path(res_dir, COMMAND, force) as tmp:
         write_ctc(graph, manifest.read_masks().astype(np.int32), tmp)
     record = metrics_record(

@@ -190,15 +190,19 @@ class FusedTrackingTransformer(TrackingTransformer):
         return (torch.cat([inputs[0], self._fused.to(inputs[0].dtype)], dim=-1),)
 
     @contextmanager
-    def _fusing(self, fused: torch.Tensor) -> Iterator[None]:
+    def fusing(self, fused: torch.Tensor) -> Iterator[None]:
+        """Within this block the hooks of ``add_token``/``concat`` fuse ``fused`` into the tokens."""
         self._fused = fused
         try:
             yield
         finally:
             self._fused = None
 
-    def forward(self, coords, features=None, padding_mask=None):
-        """Association logits; ``features`` holds the wrfeat columns, then the learned ones."""
+    def fusion_inputs(self, features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """trackastra's ``features`` input and what the hooks fuse (None for ``add_wrfeat``).
+
+        ``features`` holds the wrfeat columns, then the learned ones.
+        """
         expected = self.base_feat_dim + self.fusion_config["embed_dim"]
         if features is None or features.shape[-1] != expected:
             got = None if features is None else features.shape[-1]
@@ -206,9 +210,16 @@ class FusedTrackingTransformer(TrackingTransformer):
         base, extra = features[..., : self.base_feat_dim], features[..., self.base_feat_dim :]
         projected = self.fusion_proj(self.normalize_features(extra))
         if self.fusion_config["fusion"] == "add_wrfeat":
-            return super().forward(coords, base + projected, padding_mask=padding_mask)
-        with self._fusing(projected):
-            return super().forward(coords, base, padding_mask=padding_mask)
+            return base + projected, None
+        return base, projected
+
+    def forward(self, coords, features=None, padding_mask=None):
+        """Association logits; ``features`` holds the wrfeat columns, then the learned ones."""
+        features, fused = self.fusion_inputs(features)
+        if fused is None:
+            return super().forward(coords, features, padding_mask=padding_mask)
+        with self.fusing(fused):
+            return super().forward(coords, features, padding_mask=padding_mask)
 
 
 def build_model(model_config: dict[str, Any], fusion_config: dict[str, Any] | None) -> TrackingTransformer:

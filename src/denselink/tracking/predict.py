@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import tifffile
 import torch
 import yaml
@@ -140,9 +141,36 @@ def link(
     return link_windows(model, windows, features, masks.ndim - 1, mode, edge_threshold)
 
 
+def ctc_result(graph: nx.DiGraph, masks: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """``graph_to_ctc(graph, masks)``: the CTC track table and the masks relabelled by track.
+
+    trackastra relabels region by region; here ``graph_to_ctc`` numbers the tracks on a stand-in with
+    one pixel per linked label and each frame is relabelled through a lookup table (the same result,
+    tests/test_associations.py compares them).
+    """
+    by_frame: dict[int, list[int]] = {}
+    for _, attrs in graph.nodes(data=True):
+        by_frame.setdefault(int(attrs["time"]), []).append(int(attrs["label"]))
+    width = max((len(labels) for labels in by_frame.values()), default=0) or 1
+    stand_in = np.zeros((len(masks), 1, width), dtype=masks.dtype)
+    for t, labels in by_frame.items():
+        present = np.bincount(masks[t].ravel())
+        missing = [label for label in labels if label >= len(present) or label == 0 or not present[label]]
+        if missing:
+            raise ValueError(f"labels {missing[:5]} of the linking are not in the masks of frame {t}")
+        stand_in[t, 0, : len(labels)] = labels
+    table, tracks = graph_to_ctc(graph, stand_in)
+    relabeled = np.zeros_like(masks)
+    for t, labels in by_frame.items():
+        lookup = np.zeros(int(masks[t].max()) + 1, dtype=masks.dtype)
+        lookup[stand_in[t, 0, : len(labels)]] = tracks[t, 0, : len(labels)]
+        relabeled[t] = lookup[masks[t]]
+    return table, relabeled
+
+
 def write_ctc(graph: nx.DiGraph, masks: np.ndarray, out_dir: str | Path) -> Path:
     """Write ``mask%03d.tif`` (``%04d`` past 999 frames) and ``res_track.txt`` atomically."""
-    table, relabeled = graph_to_ctc(graph, masks)
+    table, relabeled = ctc_result(graph, masks)
     digits = 3 if len(masks) <= 1000 else 4
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)

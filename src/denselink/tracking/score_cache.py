@@ -49,14 +49,6 @@ class ScoreCache:
     gt_graph: nx.DiGraph  # traccuracy's graph of the GT (load_ctc_data), without the masks
     gt_location_keys: tuple[str, ...]
 
-    def label_stack(self) -> np.ndarray:
-        """``(T, 1, K)`` int32: frame t's labels, one pixel each, zero-padded (a stand-in for the masks)."""
-        width = max((len(labels) for labels in self.labels), default=0) or 1
-        stack = np.zeros((len(self.labels), 1, width), dtype=np.int32)
-        for t, labels in enumerate(self.labels):
-            stack[t, 0, : len(labels)] = labels
-        return stack
-
 
 def frame_labels(masks: np.ndarray) -> list[np.ndarray]:
     """The sorted nonzero labels of each frame of ``masks``."""
