@@ -310,3 +310,13 @@ def test_pretrained_joins_each_direction_and_bad_variant_names_file(tmp_path: Pa
     runs, epochs = load_metrics([bad])
     with pytest.raises(MetricsFormatError, match=r"bad\.json.*fused-add_wrfeat"):
         build_table(runs, epochs, TableSettings())
+
+
+def test_chosen_epoch_is_the_checkpoint_files_not_the_maester_epoch_in_the_variant():
+    from denselink.evaluate.protocols import _checkpoint_epoch
+
+    path = (
+        "results/models/D/clean/train02/maester-synth-epoch3-centroid-add_wrfeat/seed0/checkpoints/epoch11.pt"
+    )
+    assert _checkpoint_epoch(path) == 11.0
+    assert math.isnan(_checkpoint_epoch("general_2d"))

@@ -39,7 +39,8 @@ def valid_lnk(values: pd.Series) -> pd.Series:
 
 
 def _checkpoint_epoch(checkpoint: object) -> float:
-    match = re.search(r"epoch(\d+)", str(checkpoint or ""))
+    """The epoch of a checkpoint file ``.../epoch{N}.pt`` (not a MAESTER ``epoch`` in a variant name)."""
+    match = re.search(r"epoch(\d+)\.pt$", str(checkpoint or ""))
     return float(match[1]) if match else math.nan
 
 
