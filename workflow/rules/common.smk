@@ -22,7 +22,6 @@ from denselink.vocabulary import (
     AGGREGATIONS,
     FOUNDATION_BACKBONES,
     MITOCHECK,
-    RUN_PATTERN,
     STUDIES,
     one_of,
 )

@@ -23,6 +23,7 @@ import yaml
 from denselink.data.settings import SynthSettings
 from denselink.errors import ConfigError
 from denselink.pipeline.grid import study_checkpoints, used_datasets, used_protocols
+from denselink.pipeline.layout import Layout
 from denselink.pipeline.paths import check_config_paths
 from denselink.settings import load_settings
 from denselink.stages import registered_settings
@@ -156,7 +157,7 @@ def known_frames(cfg: Config, dataset: str, seq: str) -> int | None:
     spec = cfg["datasets"][dataset]
     if spec["source"] == "synthetic":
         return (spec.get("synth") or {}).get("n_frames", SynthSettings.model_fields["n_frames"].default)
-    path = Path(cfg["results_root"]) / "data" / dataset / seq / "manifest.json"
+    path = Path(Layout.of(cfg).manifest(f"{dataset}/{seq}"))
     try:
         return len(json.loads(path.read_text())["frames"])
     except (OSError, ValueError, KeyError, TypeError):
