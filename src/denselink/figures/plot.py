@@ -189,7 +189,7 @@ def save(
         path = Path(out_dir) / f"{stem}.{suffix}"
         with atomic_path(path, command, force) as tmp:
             metadata = {"Date": None} if suffix == "svg" else None
-            fig.savefig(tmp, format=suffix, dpi=150, metadata=metadata)
+            fig.savefig(tmp, format=suffix, dpi=150, metadata=metadata, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths
