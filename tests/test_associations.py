@@ -16,8 +16,11 @@ from denselink.tracking.associations import (
     Associations,
     Nodes,
     greedy_link,
+    model_tables,
+    pair_associations,
     predict_associations,
     prepare_window,
+    prepare_windows,
     window_associations,
 )
 from denselink.tracking.fusion import FeatureTable, build_model
@@ -32,6 +35,7 @@ CONFIGS = {
     "none-linear": {"attn_positional_bias": "none", "causal_norm": "linear"},
     "sigmoid": {"causal_norm": "none"},
     "cutoff-20": {"spatial_pos_cutoff": 20},
+    "softmax": {"causal_norm": "softmax"},
 }
 
 
@@ -54,22 +58,33 @@ def _fused_windows(features: list, table: Path, window: int) -> list[dict]:
     return sequence_windows(features, window, FeatureTable(table))
 
 
+def _assert_predict(model: torch.nn.Module, windows: list[dict], nodes: Nodes) -> None:
+    """Full and pair associations, with tables over all windows and over each alone, equal ``predict``."""
+    batch = prepare_windows(windows, nodes, model.config)
+    assert batch.indices == list(range(len(windows)))
+    for k, (prepared, tables) in enumerate(zip(batch.windows, model_tables(model, batch), strict=True)):
+        expected = predict([windows[k]], model)[0]
+        assert np.array_equal(window_associations(model, prepared, tables), expected)
+        assert np.array_equal(
+            pair_associations(model, prepared, tables), expected[prepared.rows, prepared.cols]
+        )
+        alone = prepare_window(windows[k], nodes, model.config)
+        assert np.array_equal(window_associations(model, alone), expected)
+        assert np.array_equal(pair_associations(model, alone), expected[alone.rows, alone.cols])
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_window_associations_equal_trackastras_predict(toy: dict, name: str) -> None:
     model = _model(0, **CONFIGS[name])
     nodes = Nodes.from_features(toy["features"])
-    for window in sequence_windows(toy["features"], model.config["window"]):
-        prepared = prepare_window(window, nodes, model.config)
-        assert np.array_equal(window_associations(model, prepared), predict([window], model)[0])
+    _assert_predict(model, sequence_windows(toy["features"], model.config["window"]), nodes)
 
 
 @pytest.mark.parametrize("fusion", ["add_wrfeat", "add_token", "concat"])
 def test_fused_window_associations_equal_the_fused_models_forward(toy: dict, fusion: str) -> None:
     model = _model(1, fusion)
     nodes = Nodes.from_features(toy["features"])
-    for window in _fused_windows(toy["features"], toy["table"], model.config["window"]):
-        prepared = prepare_window(window, nodes, model.config)
-        assert np.array_equal(window_associations(model, prepared), predict([window], model)[0])
+    _assert_predict(model, _fused_windows(toy["features"], toy["table"], model.config["window"]), nodes)
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.05, 0.055])
