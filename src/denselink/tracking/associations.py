@@ -506,22 +506,25 @@ def greedy_link(nodes: Nodes, assoc: Associations, allow_divisions: bool = True)
     if len(order) and weights[order[0]] > 1.0:
         raise ValueError("Edge weights are assumed to be normalized to [0,1]")
     max_children = 2 if allow_divisions else 1
-    children = np.zeros(len(nodes), dtype=np.int64)
-    has_parent = np.zeros(len(nodes), dtype=bool)
-    attrs = [
-        {"time": t, "label": label, "coords": tuple(c), "weight": 1}
-        for t, label, c in zip(nodes.times, nodes.labels, nodes.coords, strict=True)
-    ]
-    solution = nx.DiGraph()
+    children, has_parent = [0] * len(nodes), [False] * len(nodes)
+    sources_list, targets_list = sources.tolist(), targets.tolist()
+    accepted = []  # the edges track_greedy adds, in its order
     for k in order.tolist():
-        u, v = int(sources[k]), int(targets[k])
+        u, v = sources_list[k], targets_list[k]
         if has_parent[v] or children[u] >= max_children:
             continue
         has_parent[v] = True
         children[u] += 1
-        for node in (u, v):
-            if node not in solution:
-                solution.add_node(node, **attrs[node])
-        solution.add_edge(u, v, weight=weights[k])
-    solution.add_nodes_from((i, attrs[i]) for i in range(len(nodes)) if i not in solution)
+        accepted.append(k)
+    attrs = [
+        {"time": t, "label": label, "coords": tuple(c), "weight": 1}
+        for t, label, c in zip(nodes.times, nodes.labels, nodes.coords, strict=True)
+    ]
+    # track_greedy adds each edge's source, then its target, where new, then the edge; the graph
+    # built at once in that order has the same nodes, edges and attributes in the same order
+    linked = dict.fromkeys(node for k in accepted for node in (sources_list[k], targets_list[k]))
+    solution = nx.DiGraph()
+    solution.add_nodes_from((node, attrs[node]) for node in linked)
+    solution.add_edges_from((sources_list[k], targets_list[k], {"weight": weights[k]}) for k in accepted)
+    solution.add_nodes_from((i, attrs[i]) for i in range(len(nodes)) if i not in linked)
     return solution
