@@ -206,15 +206,16 @@ def _attention_layers(model: TrackingTransformer) -> list:
 
 
 def _rope_tables(attn, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``RotaryPositionalEncoding.forward``'s cos and sin, the sin negated at even channels.
+    """``RotaryPositionalEncoding.forward``'s cos and sin ``(1, T, 1, C)``, the sin negated at even channels.
 
     trackastra computes ``q * co + _rotate_half(q) * si`` with ``_rotate_half(q)[2c] = -q[2c + 1]`` and
-    ``_rotate_half(q)[2c + 1] = q[2c]``; ``(-a) * b == a * (-b)`` exactly, so ``q[..., swap] * si``
-    with this signed ``si`` is the same product.
+    ``_rotate_half(q)[2c + 1] = q[2c]``; ``(-a) * b == a * (-b)`` exactly, so ``q`` with its channel
+    pairs swapped times this signed ``si`` is the same product. The tables broadcast over the heads of
+    ``q`` as the projection lays it out, ``(1, N, H, C)``, before the transpose to ``(1, H, N, C)``.
     """
     co, si = attn.rot_pos_enc.get_co_si(coords)
-    co = co.unsqueeze(1).repeat_interleave(2, dim=-1)
-    si = si.unsqueeze(1).repeat_interleave(2, dim=-1)
+    co = co.unsqueeze(2).repeat_interleave(2, dim=-1)
+    si = si.unsqueeze(2).repeat_interleave(2, dim=-1)
     si[..., 0::2] = -si[..., 0::2]
     return co, si
 
@@ -237,7 +238,7 @@ def model_tables(model: TrackingTransformer, batch: WindowBatch) -> list[WindowT
             WindowTables(
                 pos=pos[:, cut],
                 feat=None if feat is None else feat[:, cut],
-                rope=[None if r is None else (r[0][:, :, cut], r[1][:, :, cut]) for r in rope],
+                rope=[None if r is None else (r[0][:, cut], r[1][:, cut]) for r in rope],
             )
         )
         start = cut.stop
@@ -273,8 +274,8 @@ def _attention(attn, query, key, value, window: PreparedWindow, rope) -> torch.T
     """``RelativePositionalAttention.forward`` with the window's precomputed mask."""
     batch_size, n, d = query.size()
     shape = (batch_size, n, attn.n_head, d // attn.n_head)
-    q = _linear(attn.q_pro, query).view(shape).transpose(1, 2)
-    k = _linear(attn.k_pro, key).view(shape).transpose(1, 2)
+    q = _linear(attn.q_pro, query).view(shape)
+    k = _linear(attn.k_pro, key).view(shape)
     v = _linear(attn.v_pro, value).view(shape).transpose(1, 2)
     mask = window.attn_mask
     if attn._mode == "bias":
@@ -283,22 +284,13 @@ def _attention(attn, query, key, value, window: PreparedWindow, rope) -> torch.T
         mask.masked_fill_(window.ignore, ATTN_IGNORE)
     elif attn._mode == "rope":
         co, si = rope
-        swap = _swap(q.shape[-1])
-        q = q * co + torch.index_select(q, -1, swap) * si
-        k = k * co + torch.index_select(k, -1, swap) * si
+        pairs = (*shape[:-1], shape[-1] // 2, 2)
+        q = q * co + q.view(pairs).flip(-1).view(shape) * si
+        k = k * co + k.view(pairs).flip(-1).view(shape) * si
+    q, k = q.transpose(1, 2), k.transpose(1, 2)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0)
     y = y.transpose(1, 2).contiguous().view(batch_size, n, d)
     return _linear(attn.proj, y)
-
-
-_SWAPS: dict[int, torch.Tensor] = {}
-
-
-def _swap(channels: int) -> torch.Tensor:
-    """The channel order ``1, 0, 3, 2, ...`` (``_rotate_half`` without its sign)."""
-    if channels not in _SWAPS:
-        _SWAPS[channels] = torch.arange(channels).view(-1, 2).flip(-1).flatten()
-    return _SWAPS[channels]
 
 
 def _forward(
