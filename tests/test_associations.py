@@ -150,3 +150,14 @@ def test_ctc_relabelling_equals_graph_to_ctc(toy: dict) -> None:
     graph.add_node(10_000, time=0, label=99, coords=(0.0, 0.0), weight=1)
     with pytest.raises(ValueError, match="not in the masks of frame 0"):
         ctc_result(graph, toy["masks"])
+
+
+def test_windows_without_pairs_give_no_associations(toy: dict) -> None:
+    model = _model(0)
+    nodes = Nodes.from_features(toy["features"])
+    windows = sequence_windows(toy["features"], model.config["window"])
+    keys = ("coords", "labels", "timepoints", "features")
+    single = [{**w, **{k: w[k][w["timepoints"] == w["timepoints"][0]] for k in keys}} for w in windows]
+    assert all(prepare_window(w, nodes, model.config) is None for w in single)
+    (assoc,) = predict_associations([model], single, nodes)
+    assert len(assoc.sources) == len(assoc.targets) == len(assoc.weights) == 0

@@ -222,6 +222,8 @@ def _rope_tables(attn, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def model_tables(model: TrackingTransformer, batch: WindowBatch) -> list[WindowTables]:
     """Each window's :class:`WindowTables` for ``model`` (one pass of each module over the batch)."""
+    if not batch.windows:
+        return []
     with torch.inference_mode():
         pos = model.pos_embed(batch.coords)
         feat = None
