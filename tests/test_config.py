@@ -96,7 +96,8 @@ def test_mini_config_is_valid_and_builds_table1_and_figures(tmp_path):
     assert counts["evaluate_table"] == 1
     assert counts["figures_appendix_c"] == 3
     # Table 1: 2 datasets x 2 protocols x (re-trained, MAESTER) x 3 seeds; Appendix C: 3 more checkpoints
-    assert counts["tracking_train"] == counts["tracking_evaluate"] == 2 * 2 * 2 * 3 + 3 * 3
+    assert counts["tracking_train"] == 2 * 2 * 2 * 3 + 3 * 3
+    assert counts["tracking_evaluate"] == counts["tracking_train"] // 3  # one job scores a cell's 3 seeds
     # SAM/μSAM and the pretrained model are left to tests/test_workflow.py, which asks for them by path
     assert "foundation_embed" not in counts and "tracking_evaluate_pretrained" not in counts
 
@@ -123,7 +124,9 @@ def test_full_dry_run_scores_exactly_the_grid(tmp_path):
     expected.update(p for study in STUDIES for p in grid.appc_targets(config, study))
     assert {p for p in outputs if p.startswith("results/metrics/")} == expected
     counts = job_counts(result.stdout)
-    assert counts["tracking_evaluate"] == len(expected) and counts["tracking_train"] == 2096
+    assert counts["tracking_train"] == 2096 and counts["tracking_evaluate"] == 2096 // 8
+    pretrained = {p for p in expected if "/pretrained/" in p}
+    assert counts["tracking_evaluate_pretrained"] == len(pretrained) == len(expected) - 2096
     checkpoints = {p for p in outputs if p.startswith("results/maester/")}
     runs = ["fluo", "dic", *(f"mitocheck{size}" for size in (100, 200, 300, 400))]
     assert checkpoints == {f"results/maester/{run}/done.json" for run in runs}

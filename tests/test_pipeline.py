@@ -169,15 +169,28 @@ def test_full_config_paper_protocol_trains_as_the_authors(full):
     assert fused["val_features"] == "results/features/Fluo-N2DL-HeLa/01/sam-anyup-mma.parquet"
 
 
-def test_pretrained_is_scored_alone_and_trained_runs_from_their_model(full):
-    pretrained = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "pretrained", "0")
+def test_pretrained_is_scored_alone_and_a_cell_from_every_seeds_model(full):
+    pretrained = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "pretrained")
     assert pretrained == {"manifest": "results/data/DIC-C2DH-HeLa/01/manifest.json"}
-    fused = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "musam-centroid-concat", "3")
-    assert (
-        fused["model"] == "results/models/DIC-C2DH-HeLa/clean/train02/musam-centroid-concat/seed3/done.json"
-    )
+    fused = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "musam-centroid-concat")
+    assert fused["models"] == [
+        f"results/models/DIC-C2DH-HeLa/clean/train02/musam-centroid-concat/seed{seed}/done.json"
+        for seed in range(8)
+    ]
     assert fused["score_cache"] == "results/trackastra_eval/DIC-C2DH-HeLa/01.pt"
     assert fused["features"] == "results/features/DIC-C2DH-HeLa/01/musam-anyup-centroid.parquet"
+
+
+def test_a_cells_outputs_are_its_seeds_metrics(mini):
+    """The scoring job of a cell writes what the grid asks of it: one metrics JSON per seed."""
+    outputs = grid.cell_outputs(mini, L.METRICS)
+    root = Layout.of(mini).results_root
+    assert outputs == [f"{root}/metrics/{L.CELL}/seed{seed}.json" for seed in mini["tracking"]["seeds"]]
+    dataset, (train_seq, eval_seq) = mini["table1"]["datasets"][0], grid.directions(mini, "clean")[0]
+    cell = dict(dataset=dataset, protocol="clean", train_seq=train_seq, eval_seq=eval_seq)
+    cell["variant"] = "retrained"
+    wanted = grid.grid_metrics(mini, dataset, ["retrained"], ["clean"], all_directions=False)
+    assert [fill(p, **cell) for p in outputs] == wanted and len(wanted) == 3
 
 
 def test_mini_config_grid(mini):

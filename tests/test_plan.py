@@ -98,11 +98,15 @@ def test_costs_follow_the_config(full) -> None:
     kept["storage"]["keep_dense"]["maester"] = True
     assert job_cost(infer, kept, costs).disk_kept == job_cost(infer, config, costs).disk_transient > 0
     evaluate = Job("tracking_evaluate", {"dataset": "DIC-C2DH-HeLa", "protocol": "clean", "train_seq": "02",
-                                         "eval_seq": "01", "variant": "retrained", "seed": "0"})  # fmt: skip
+                                         "eval_seq": "01", "variant": "retrained"})  # fmt: skip
     chosen = copy.deepcopy(config)
     chosen["protocols"]["clean"]["epochs"] = "chosen"
-    every, one = job_cost(evaluate, config, costs).cpu_s, job_cost(evaluate, chosen, costs).cpu_s
-    assert every == pytest.approx(config["tracking"]["settings"]["epochs"] * one) and one > 0
+    every, seeds = job_cost(evaluate, config, costs).cpu_s, job_cost(evaluate, chosen, costs).cpu_s
+    assert every == pytest.approx(config["tracking"]["settings"]["epochs"] * seeds)
+    cell = {key: value for key, value in evaluate.wildcards.items() if key != "variant"}
+    published = Job("tracking_evaluate_pretrained", cell)
+    one = job_cost(published, config, costs).cpu_s
+    assert seeds == pytest.approx(len(config["tracking"]["seeds"]) * one) and one > 0
     cpu = costs["cpu"]["costs"]  # DIC-C2DH-HeLa/01: 84 frames, ~15 cells per frame, 512x512 (costs.json)
     assert one == pytest.approx(84 * 15 * cpu["evaluate_checkpoint_detection_s"]["value"])
     cache_job = Job("tracking_score_cache", {"dataset": "DIC-C2DH-HeLa", "seq": "01"})

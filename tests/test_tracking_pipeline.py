@@ -190,6 +190,51 @@ def test_cli_runs_prepare_train_evaluate(toy: dict[str, Path], tmp_path: Path) -
                      "--settings", bad]) == 2  # fmt: skip
 
 
+def test_one_evaluate_scores_a_cells_seeds_as_separate_calls(toy: dict[str, Path], tmp_path: Path) -> None:
+    """``--model-dir A B`` writes, per run, the metrics and CTC result that scoring each alone writes."""
+    settings = TrackastraSettings(**{**MINI, "epochs": 2})
+    runs = [tmp_path / f"seed{seed}" for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        train(toy["cache"], run, seed, settings)
+    common = [
+        "--manifest",
+        str(toy["eval_manifest"]),
+        "--protocol",
+        "paper",
+        "--settings",
+        settings.model_dump_json(),
+    ]
+    together = [tmp_path / "together" / f"seed{seed}" for seed in (0, 1)]
+    argv = [
+        "tracking",
+        "evaluate",
+        "--model-dir",
+        *map(str, runs),
+        "--seed",
+        "0",
+        "1",
+        *common,
+        "--out",
+        *(str(d / "m.json") for d in together),
+        "--res-dir",
+        *(str(d / "RES") for d in together),
+    ]
+    assert cli.main(argv) == 0  # fmt: skip
+    for seed, (run, both) in enumerate(zip(runs, together, strict=True)):
+        alone = tmp_path / "alone" / f"seed{seed}"
+        assert cli.main(["tracking", "evaluate", "--model-dir", str(run), "--seed", str(seed), *common,
+                         "--out", str(alone / "m.json"), "--res-dir", str(alone / "RES")]) == 0  # fmt: skip
+        mine, theirs = json.loads((both / "m.json").read_text()), json.loads((alone / "m.json").read_text())
+        assert mine["per_epoch"] == theirs["per_epoch"] and mine["seed"] == seed
+        assert sorted(p.name for p in (both / "RES").iterdir()) == sorted(
+            p.name for p in (alone / "RES").iterdir()
+        )
+        assert (both / "RES" / "res_track.txt").read_bytes() == (alone / "RES" / "res_track.txt").read_bytes()
+    one_out = ["--out", str(tmp_path / "x.json"), "--res-dir", str(tmp_path / "x1"), str(tmp_path / "x2")]
+    short = ["tracking", "evaluate", "--model-dir", *map(str, runs), *common, *one_out]
+    assert cli.main(short) == 2 and not (tmp_path / "x.json").exists()
+
+
 def test_retraining_drops_checkpoints_of_an_earlier_longer_run(toy: dict[str, Path], tmp_path: Path) -> None:
     out = claim_directory(tmp_path / "run", "tracking train")  # the folder of an earlier run
     stale = out / "checkpoints" / "epoch099.pt"

@@ -255,11 +255,12 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
         steps = math.ceil(settings["train_samples"] / settings["batch_size"])
         checkpoints = epochs * _trackastra_checkpoint_bytes(config, sizes)
         return Cost(gpu_s=epochs * steps * _value(gpu, "tracking_train_step_s"), disk_kept=checkpoints)
-    if job.rule == "tracking_evaluate":
+    if job.rule in ("tracking_evaluate", "tracking_evaluate_pretrained"):
         seq = sequence_info(config, costs, w["dataset"], w["eval_seq"])
-        scored = 1
-        if w["variant"] != "pretrained" and config["protocols"][w["protocol"]].get("epochs", "all") == "all":
-            scored = _tracking_epochs(config, job)
+        scored = 1  # the published model: one checkpoint
+        if job.rule == "tracking_evaluate":  # every seed of the cell, each every epoch or the chosen one
+            every = config["protocols"][w["protocol"]].get("epochs", "all") == "all"
+            scored = len(config["tracking"]["seeds"]) * (_tracking_epochs(config, job) if every else 1)
         per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
         return Cost(cpu_s=scored * per_checkpoint)
     if job.rule == "tracking_score_cache":

@@ -1,9 +1,11 @@
 """Thin adapters between Snakemake and denselink.pipeline (grid, layout, checks, job settings)."""
 
+import inspect
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
 
 from denselink.data.settings import DATASETS as MITOCHECK_SIZES
@@ -80,15 +82,26 @@ def dense_output(path, kind):
 class Job:
     """The log, benchmark, threads and resources of one rule, its name spelled once."""
 
-    def __init__(self, rule, wildcards):
+    def __init__(self, rule, wildcards, resources=None):
+        """``resources``: the ``resources.<rule>`` key when it is not the rule's own name."""
         layout = Layout.of(config)
         self.log = layout.log(rule, wildcards)
         self.benchmark = layout.benchmark(rule, wildcards)
-        self.threads = jobs.rule_resources(config, rule)["cpus"]
-        self.resources = jobs.slurm_resources(config, rule)
+        self.threads = jobs.rule_resources(config, resources or rule)["cpus"]
+        self.resources = jobs.slurm_resources(config, resources or rule)
 
 
 # --------------------------------------------------------------------------- rule inputs
+def job_function(fn):
+    """An input or params function whose parameters Snakemake is told once.
+
+    Snakemake otherwise inspects the signature again for every job (about 0.1 ms each time): for the
+    thousands of training and scoring jobs of the full config, a tenth of a dry run.
+    """
+    overwrite_function_params(fn, inspect.signature(fn).parameters)
+    return fn
+
+
 def sequence_files(folder, seq):
     """Raw frames, TRA masks and man_track.txt of one CTC sequence (what validation reads)."""
     folder = Path(folder)
@@ -116,23 +129,36 @@ def maester_checkpoint(w):
     return L.maester_checkpoint(Path(done).parent, int(w.epoch))
 
 
+@job_function
 def train_inputs(w):
     return grid.train_inputs(config, w.dataset, w.protocol, w.train_seq, w.variant)
 
 
+@job_function
 def evaluate_inputs(w):
     return grid.evaluate_inputs(
-        config, w.dataset, w.protocol, w.train_seq, w.eval_seq, w.variant, w.seed
+        config, w.dataset, w.protocol, w.train_seq, w.eval_seq, w.variant
     )
 
 
 def flags(*names):
     """A params function: ``--name path`` for each of ``names`` that a job's inputs hold."""
-    return lambda w, input: jobs.optional_flags(input, names)
+    return job_function(lambda w, input: jobs.optional_flags(input, names))
 
 
-def model_flag(w, input):
-    """``--model-dir`` of a trained model, or ``--pretrained`` with the published one."""
-    if "model" in input.keys():
-        return f"--model-dir {shlex.quote(str(Path(input.model).parent))}"
-    return f"--pretrained {shlex.quote(config['tracking']['pretrained_model'])}"
+@job_function
+def tracking_settings(w):
+    """The settings JSON of a training or scoring job (its protocol and variant)."""
+    return jobs.tracking_settings(config, w.protocol, w.variant)
+
+
+@job_function
+def scored_epochs(w):
+    """``all`` or ``chosen``: the checkpoints a protocol scores."""
+    return config["protocols"][w.protocol]["epochs"]
+
+
+@job_function
+def model_dirs(w, input):
+    """The run folders of a cell's trained models, shell-quoted."""
+    return shlex.join(str(Path(p).parent) for p in input.models)

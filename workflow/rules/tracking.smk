@@ -1,4 +1,4 @@
-"""Trackastra: cached per-sequence data, per-seed training, scoring of every checkpoint of a run."""
+"""Trackastra: cached per-sequence data, per-seed training, scoring of every checkpoint of a cell's seeds."""
 
 PREPARE = Job("tracking_prepare", "{dataset}/{seq}")
 
@@ -68,24 +68,24 @@ rule tracking_train:
     resources:
         **TRAIN.resources,
     params:
-        out_dir=lambda w, output: Path(output[0]).parent,
+        out_dir=str(Path(results(L.MODEL)).parent),
         optional=flags("features", "val_data", "val_features"),
-        settings=lambda w: jobs.tracking_settings(config, w.protocol, w.variant),
+        settings=tracking_settings,
     shell:
         "DENSELINK_GPUS={resources.gpu:q} denselink tracking train --data {input.data:q} {params.optional} "
         "--out {params.out_dir:q} --seed {wildcards.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-EVALUATE = Job("tracking_evaluate", L.RUN)
+EVALUATE = Job("tracking_evaluate", L.CELL)
 
 
-# Re-trained and fused runs score their own checkpoints; `pretrained` scores the published model.
+# One job scores every checkpoint of every seed of a cell (the score cache and windows read once).
 rule tracking_evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        metrics=results(L.METRICS),
-        res_dir=directory(results(L.TRACKS)),
+        metrics=grid.cell_outputs(config, L.METRICS),
+        res_dirs=[directory(p) for p in grid.cell_outputs(config, L.TRACKS)],
     log:
         EVALUATE.log,
     benchmark:
@@ -96,13 +96,52 @@ rule tracking_evaluate:
     resources:
         **EVALUATE.resources,
     params:
-        model=model_flag,
-        optional=flags("score_cache", "features"),
-        epochs=lambda w: config["protocols"][w.protocol]["epochs"],
-        settings=lambda w: jobs.tracking_settings(config, w.protocol, w.variant),
+        models=model_dirs,
+        seeds=shlex.join(str(seed) for seed in config["tracking"]["seeds"]),
+        optional=flags("features"),
+        epochs=scored_epochs,
+        settings=tracking_settings,
     shell:
-        "denselink tracking evaluate {params.model} --manifest {input.manifest:q} {params.optional} "
+        "denselink tracking evaluate --model-dir {params.models} --seed {params.seeds} "
+        "--manifest {input.manifest:q} --score-cache {input.score_cache:q} {params.optional} "
         "--protocol {wildcards.protocol:q} --epochs {params.epochs:q} --out {output.metrics:q} "
-        "--res-dir {output.res_dir:q} --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
-        "--seed {wildcards.seed:q} --train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
+        "--res-dir {output.res_dirs:q} --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
+        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
+
+
+ruleorder: tracking_evaluate_pretrained > tracking_evaluate
+
+
+PRETRAINED = Job(
+    "tracking_evaluate_pretrained",
+    "{dataset}/{protocol}/{train_seq}-{eval_seq}",
+    resources="tracking_evaluate",
+)
+
+
+# The published model is scored from the eval manifest alone (its row has one run, seed 0).
+rule tracking_evaluate_pretrained:
+    input:
+        manifest=manifest("{dataset}/{eval_seq}"),
+    output:
+        metrics=results(L.METRICS, variant="pretrained", seed=0),
+        res_dir=directory(results(L.TRACKS, variant="pretrained", seed=0)),
+    log:
+        PRETRAINED.log,
+    benchmark:
+        PRETRAINED.benchmark
+    conda:
+        CPU_ENV
+    threads: PRETRAINED.threads
+    resources:
+        **PRETRAINED.resources,
+    params:
+        model=config["tracking"]["pretrained_model"],
+        settings=lambda w: jobs.tracking_settings(config, w.protocol, "pretrained"),
+    shell:
+        "denselink tracking evaluate --pretrained {params.model:q} --manifest {input.manifest:q} "
+        "--protocol {wildcards.protocol:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "
+        "--dataset {wildcards.dataset:q} --variant pretrained --seed 0 "
+        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
         "--settings {params.settings:q} > {log:q} 2>&1"

@@ -47,6 +47,12 @@ def is_inspection(argv: Sequence[str]) -> bool:
 
 
 # --------------------------------------------------------------------------- schema
+def _read_schema(path: Path) -> dict[str, Any]:
+    """A schema file (YAML or JSON), parsed with libyaml where available (a tenth of a second per read)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 (a safe loader)
+
+
 def _validator(schema_path: Path, fill_defaults: bool = False) -> jsonschema.Validator:
     """A validator of the config schema, resolving its relative ``$ref``s; optionally filling defaults."""
 
@@ -54,7 +60,7 @@ def _validator(schema_path: Path, fill_defaults: bool = False) -> jsonschema.Val
         path = schema_path.parent / uri.rsplit("/", 1)[-1]
         return referencing.Resource.from_contents(json.loads(path.read_text()))
 
-    schema = yaml.safe_load(schema_path.read_text())
+    schema = _read_schema(schema_path)
     schema["$id"] = schema_path.resolve().as_uri()
     cls = jsonschema.Draft202012Validator
     if fill_defaults:

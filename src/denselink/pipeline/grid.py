@@ -86,21 +86,28 @@ def train_inputs(cfg: Config, dataset: str, protocol: str, train_seq: str, varia
 
 
 def evaluate_inputs(
-    cfg: Config, dataset: str, protocol: str, train_seq: str, eval_seq: str, variant: str, seed: str
-) -> dict[str, str]:
-    """Eval manifest (+ trained model and score cache, + features) of one evaluation job.
+    cfg: Config, dataset: str, protocol: str, train_seq: str, eval_seq: str, variant: str
+) -> dict[str, str | list[str]]:
+    """Eval manifest (+ every seed's trained model and the score cache, + features) of one cell's scoring.
 
-    The published model (``pretrained``) is scored alone, from the manifest.
+    One job scores all seeds of a cell, so the sequence's score cache, windows and features are read
+    once. The published model (``pretrained``) is scored alone, from the manifest.
     """
     layout, parsed = Layout.of(cfg), parse_variant(variant)
-    inputs = {"manifest": layout.manifest(f"{dataset}/{eval_seq}")}
+    inputs: dict[str, str | list[str]] = {"manifest": layout.manifest(f"{dataset}/{eval_seq}")}
     if parsed.kind != "pretrained":
-        fields = dict(dataset=dataset, protocol=protocol, train_seq=train_seq, variant=variant, seed=seed)
-        inputs["model"] = layout.path(L.MODEL, **fields)
+        fields = dict(dataset=dataset, protocol=protocol, train_seq=train_seq, variant=variant)
+        inputs["models"] = [layout.path(L.MODEL, **fields, seed=seed) for seed in seeds_of(cfg, variant)]
         inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=dataset, seq=eval_seq)
     if parsed.kind == "embedding":
         inputs["features"] = features_path(cfg, dataset, eval_seq, variant)
     return inputs
+
+
+def cell_outputs(cfg: Config, pattern: str) -> list[str]:
+    """``pattern`` (``METRICS`` or ``TRACKS``) for every training seed, the cell's fields wildcards."""
+    layout = Layout.of(cfg)
+    return [layout.path(pattern, seed=seed) for seed in cfg["tracking"]["seeds"]]
 
 
 # --------------------------------------------------------------------------- Table 1

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,40 @@ def _score_linking(graph, truth: GroundTruth, name: str) -> dict[str, float]:
     return {key: scores[key] for key in SCORES}
 
 
+@dataclass(frozen=True)
+class RunOutputs:
+    """One seed's run and where its scores go."""
+
+    model_dir: Path
+    out: Path  # metrics JSON
+    res_dir: Path  # CTC result of the chosen checkpoint
+    meta: dict[str, Any] = field(default_factory=dict)  # dataset, variant, seed, ... of the record
+
+
+@dataclass
+class EvalSequence:
+    """The eval sequence as every run scored on it needs it, read once."""
+
+    manifest: Any
+    cache: Any
+    truth: GroundTruth
+    nodes: Nodes
+    table: FeatureTable | None
+    windows: dict[int, list[dict]] = field(default_factory=dict)  # by window size
+    _masks: np.ndarray | None = None
+
+    def masks(self) -> np.ndarray:
+        """The sequence's masks (int32), read on first use."""
+        if self._masks is None:
+            self._masks = self.manifest.read_masks().astype(np.int32)
+        return self._masks
+
+    def windows_of(self, size: int) -> list[dict]:
+        if size not in self.windows:
+            self.windows[size] = sequence_windows(self.cache.features, size, self.table)
+        return self.windows[size]
+
+
 def evaluate_run(
     model_dir: Path,
     manifest_path: Path,
@@ -108,42 +143,88 @@ def evaluate_run(
 
     Existing ``out`` and ``res_dir`` are replaced only if this command wrote them (or ``force``).
     """
-    check_output(out, COMMAND, force)
-    check_output(res_dir, COMMAND, force)
+    run = RunOutputs(Path(model_dir), Path(out), Path(res_dir), meta or {})
+    (record,) = evaluate_runs([run], manifest_path, protocol, settings, features, epochs, score_cache, force)
+    return record
+
+
+def evaluate_runs(
+    runs: list[RunOutputs],
+    manifest_path: Path,
+    protocol: str,
+    settings: TrackastraSettings,
+    features: Path | None = None,
+    epochs: str = "all",
+    score_cache: Path | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate_run` for several runs (a cell's seeds) on one eval sequence, read once."""
+    for run in runs:
+        check_output(run.out, COMMAND, force)
+        check_output(run.res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
-    checkpoints = list_checkpoints(model_dir)
-    config_path = Path(model_dir) / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    summaries = [_summary(path) for path in checkpoints]
-    fused = bool(summaries[0]["fusion_config"])
-    if fused != (features is not None):
-        raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     table = FeatureTable(features) if features is not None else None
-    if table is not None:
-        check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"
+    plans = [plan_scoring(run, table, protocol, epochs) for run in runs]
+    if score_cache is not None:
+        cache = load_score_cache(score_cache, manifest, settings.ndim)
+    else:
+        cache = build_score_cache(manifest, settings.ndim)
+    sequence = EvalSequence(
+        manifest, cache, GroundTruth.from_cache(cache), Nodes.from_features(cache.features, cache.ndim), table
+    )
+    records = []
+    for k, plan in enumerate(plans, 1):
+        log.info("run %d of %d: %s", k, len(plans), plan.run.model_dir)
+        records.append(score_run(plan, sequence, protocol, settings, force))
+    return records
 
+
+@dataclass
+class ScoringPlan:
+    """A run's checkpoints, their table rows and which of them to score (checked before any scoring)."""
+
+    run: RunOutputs
+    checkpoints: list[Path]
+    config: dict[str, Any]
+    summaries: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    targets: list[int]
+
+
+def plan_scoring(run: RunOutputs, table: FeatureTable | None, protocol: str, epochs: str) -> ScoringPlan:
+    """Read a run's checkpoint summaries and check them against the features and the protocol."""
+    checkpoints = list_checkpoints(run.model_dir)
+    config_path = run.model_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    summaries = [_summary(path) for path in checkpoints]
+    fused = bool(summaries[0]["fusion_config"])
+    if fused != (table is not None):
+        raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
+    if table is not None:
+        check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
     rows = [
         {"epoch": info["epoch"], "val_loss": info["val_loss"], "LNK": None, "TRA": None, "DET": None}
         for info in summaries
     ]
     if protocol == "clean":
         choose_epoch(rows, protocol)
-    targets = range(len(rows))
+    targets = list(range(len(rows)))
     if epochs == "chosen":
         targets = [rows.index(choose_epoch(rows, protocol))]
-    if score_cache is not None:
-        cache = load_score_cache(score_cache, manifest, settings.ndim)
-    else:
-        cache = build_score_cache(manifest, settings.ndim)
-    truth = GroundTruth.from_cache(cache)
-    nodes = Nodes.from_features(cache.features, cache.ndim)
-    windows: dict[int, list[dict]] = {}  # by window size, learned features appended once
-    best_graph = None
-    for group in _passes(summaries, targets):
+    return ScoringPlan(run, checkpoints, config, summaries, rows, targets)
+
+
+def score_run(
+    plan: ScoringPlan, sequence: EvalSequence, protocol: str, settings: TrackastraSettings, force: bool
+) -> dict[str, Any]:
+    """Score the planned checkpoints, keep the chosen one's CTC result, write the metrics JSON."""
+    checkpoints, rows, targets = plan.checkpoints, plan.rows, plan.targets
+    table, cache, best_graph = sequence.table, sequence.cache, None
+    for group in _passes(plan.summaries, targets):
         models = [load_checkpoint(checkpoints[i])[0] for i in group]
         for i, model in zip(group, models, strict=True):
             check_fusion(model, table)
@@ -151,20 +232,18 @@ def evaluate_run(
                 raise CheckpointError(
                     checkpoints[i], f"a {model.config['coord_dim']}D model, a {cache.ndim}D cache"
                 )
-        size = models[0].config["window"]
-        if size not in windows:
-            windows[size] = sequence_windows(cache.features, size, table)
-        found = predict_associations(models, windows[size], nodes, settings.edge_threshold)
+        windows = sequence.windows_of(models[0].config["window"])
+        found = predict_associations(models, windows, sequence.nodes, settings.edge_threshold)
         for i, assoc in zip(group, found, strict=True):
-            graph = greedy_link(nodes, assoc, allow_divisions=settings.link_mode == "greedy")
-            rows[i].update(_score_linking(graph, truth, f"epoch {rows[i]['epoch']}"))
+            graph = greedy_link(sequence.nodes, assoc, allow_divisions=settings.link_mode == "greedy")
+            rows[i].update(_score_linking(graph, sequence.truth, f"epoch {rows[i]['epoch']}"))
             log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in SCORES})
             if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
                 best_graph = graph
     chosen = choose_epoch([rows[i] for i in targets], protocol)
-    with atomic_path(res_dir, COMMAND, force) as tmp_res:
-        write_ctc(best_graph, manifest.read_masks().astype(np.int32), tmp_res)
-    meta = {**_default_meta(config, manifest), **(meta or {})}
+    with atomic_path(plan.run.res_dir, COMMAND, force) as tmp_res:
+        write_ctc(best_graph, sequence.masks(), tmp_res)
+    meta = {**_default_meta(plan.config, sequence.manifest), **plan.run.meta}
     record = metrics_record(
         **meta,
         protocol=protocol,
@@ -174,7 +253,7 @@ def evaluate_run(
         epoch=chosen["epoch"],
         **device_record(torch.device("cpu")),  # checkpoints are loaded onto and run on the CPU
     )
-    write_metrics(out, record, COMMAND, force)
+    write_metrics(plan.run.out, record, COMMAND, force)
     return record
 
 
@@ -264,7 +343,12 @@ def evaluate_pretrained(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="denselink tracking evaluate", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model-dir", type=Path, help="run directory of `tracking train` (checkpoints/)")
+    source.add_argument(
+        "--model-dir",
+        type=Path,
+        nargs="+",
+        help="run directories of `tracking train` (checkpoints/), e.g. the seeds of a cell, scored in turn",
+    )
     source.add_argument(
         "--pretrained", help="trackastra model folder (config.yaml + model.pt) or a name (general_2d, ctc)"
     )
@@ -280,13 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one"
     )
-    parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     parser.add_argument(
-        "--res-dir", type=Path, required=True, help="CTC result folder of the chosen checkpoint"
+        "--out", type=Path, nargs="+", required=True, help="metrics JSON to write, one per --model-dir"
+    )
+    parser.add_argument(
+        "--res-dir",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="CTC result folder of the chosen checkpoint, one per --model-dir",
     )
     parser.add_argument("--dataset", default=None, help="dataset name in the metrics (default: from the run)")
     parser.add_argument("--variant", default=None, help="variant name (default: retrained / fused-<mode>)")
-    parser.add_argument("--seed", type=int, default=None, help="seed in the metrics (default: the run's)")
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=None, help="seed in each metrics (default: the run's)"
+    )
     parser.add_argument("--train-seq", default=None, help="training sequence id (default: the run's)")
     parser.add_argument("--eval-seq", default=None, help="eval sequence id (default: the manifest's)")
     parser.add_argument(
@@ -300,37 +392,35 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking evaluate``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
-    check_output(args.res_dir, COMMAND, args.force)
+    runs = len(args.model_dir) if args.model_dir is not None else 1
+    for flag, values in (("--out", args.out), ("--res-dir", args.res_dir), ("--seed", args.seed)):
+        if values is not None and len(values) != runs:
+            raise ConfigError(flag, f"{len(values)} given for {runs} run(s): one per --model-dir")
+    for out, res_dir in zip(args.out, args.res_dir, strict=True):
+        check_output(out, COMMAND, args.force)
+        check_output(res_dir, COMMAND, args.force)
     settings = load_settings(TrackastraSettings, args.settings)
     given = {
         "dataset": args.dataset,
         "variant": args.variant,
-        "seed": args.seed,
         "train_seq": args.train_seq,
         "eval_seq": args.eval_seq,
     }
     meta = {key: value for key, value in given.items() if value is not None}
+    seeds = args.seed or [None] * runs
     if args.pretrained is not None:
         if args.features is not None or args.score_cache is not None:
             raise ConfigError(
                 "--features", "the pretrained model is scored alone (no --features, --score-cache)"
             )
-        evaluate_pretrained(
-            args.pretrained, args.manifest, args.out, args.res_dir, args.protocol, settings, meta, args.force
-        )
-    else:
-        evaluate_run(
-            args.model_dir,
-            args.manifest,
-            args.out,
-            args.res_dir,
-            args.protocol,
-            settings,
-            args.features,
-            args.epochs,
-            meta,
-            args.score_cache,
-            args.force,
-        )
+        meta |= {"seed": seeds[0]} if seeds[0] is not None else {}
+        evaluate_pretrained(args.pretrained, args.manifest, args.out[0], args.res_dir[0], args.protocol,
+                            settings, meta, args.force)  # fmt: skip
+        return 0
+    outputs = [
+        RunOutputs(model_dir, out, res_dir, meta | ({"seed": seed} if seed is not None else {}))
+        for model_dir, out, res_dir, seed in zip(args.model_dir, args.out, args.res_dir, seeds, strict=True)
+    ]
+    evaluate_runs(outputs, args.manifest, args.protocol, settings, args.features, args.epochs,
+                  args.score_cache, args.force)  # fmt: skip
     return 0
