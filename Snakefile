@@ -4,10 +4,16 @@ Every rule runs one `denselink <group> <command>`; the grid, the output layout a
 live in denselink.pipeline, and workflow/rules/common.smk adapts them to Snakemake.
 """
 
+import gc
 import sys
 from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
+
+# The full config's DAG is millions of small objects: at Python's default threshold (700 allocations)
+# the cyclic garbage collector runs thousands of times and takes a sixth of a dry run
+# (benchmarks/results/startup.json). The older generations keep their defaults.
+gc.set_threshold(10_000, 10, 10)
 
 # Without --use-conda, jobs run the `denselink` installed beside the Python that runs Snakemake
 # (e.g. .venv/bin), whether or not that environment is activated.
