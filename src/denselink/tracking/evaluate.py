@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.data.manifest import load_manifest
+from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
@@ -47,7 +47,7 @@ from denselink.tracking.predict import (
     write_ctc,
 )
 from denselink.tracking.prepare import check_manifest
-from denselink.tracking.score_cache import build_score_cache, load_score_cache
+from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
 from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
 
@@ -106,8 +106,8 @@ class RunOutputs:
 class EvalSequence:
     """The eval sequence as every run scored on it needs it, read once."""
 
-    manifest: Any
-    cache: Any
+    manifest: SequenceManifest
+    cache: ScoreCache
     truth: GroundTruth
     nodes: Nodes
     table: FeatureTable | None
@@ -121,6 +121,7 @@ class EvalSequence:
         return self._masks
 
     def windows_of(self, size: int) -> list[dict]:
+        """The sequence's windows of ``size`` frames (learned features appended), built on first use."""
         if size not in self.windows:
             self.windows[size] = sequence_windows(self.cache.features, size, self.table)
         return self.windows[size]
