@@ -1,10 +1,10 @@
 """``denselink tracking evaluate``: link the eval sequence with every checkpoint and score it.
 
 Each checkpoint of a run (of each run given: ``--model-dir`` takes the seeds of a cell, with one
-``--seed``, ``--out`` and ``--res-dir`` each) links the GT detections of the eval sequence (greedy, as trackastra's
-``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's GT. All
-checkpoints of all runs are scored in this one process from the sequence's score cache (detection features,
-frame labels, GT graph: ``tracking score-cache``, built once per sequence, or here when
+``--seed``, ``--out`` and ``--res-dir`` each) links the GT detections of the eval sequence (greedy,
+as trackastra's ``track(..., mode="greedy")``) and is scored with LNK/TRA/DET against the sequence's
+GT. All checkpoints of all runs are scored in this one process from the sequence's score cache
+(detection features, frame labels, GT graph: ``tracking score-cache``, built once per sequence, or here when
 ``--score-cache`` is not given), so a checkpoint costs only its own predictions, linking and
 scoring on arrays; up to ``MODELS_PER_PASS`` checkpoints share one pass over the windows and
 their weight-independent inputs (:mod:`denselink.tracking.associations`). The metrics JSON's top
