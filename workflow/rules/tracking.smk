@@ -61,7 +61,7 @@ rule tracking_train:
     benchmark:
         TRAIN.benchmark
     wildcard_constraints:
-        variant="(?!pretrained$)[^/]+",
+        variant="(?!pretrained/)[^/]+",
     conda:
         GPU_ENV
     threads: TRAIN.threads
@@ -90,6 +90,8 @@ rule tracking_evaluate:
         EVALUATE.log,
     benchmark:
         EVALUATE.benchmark
+    wildcard_constraints:
+        variant="(?!pretrained/)[^/]+",
     conda:
         CPU_ENV
     threads: EVALUATE.threads
@@ -108,9 +110,6 @@ rule tracking_evaluate:
         "--res-dir {output.res_dirs:q} --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
         "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
         "--settings {params.settings:q} > {log:q} 2>&1"
-
-
-ruleorder: tracking_evaluate_pretrained > tracking_evaluate
 
 
 PRETRAINED = Job(

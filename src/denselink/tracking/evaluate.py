@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,11 @@ class EvalSequence:
     nodes: Nodes
     table: FeatureTable | None
     windows: dict[int, list[dict]] = field(default_factory=dict)  # by window size
-    _masks: np.ndarray | None = None
 
+    @cached_property
     def masks(self) -> np.ndarray:
         """The sequence's masks (int32), read on first use."""
-        if self._masks is None:
-            self._masks = self.manifest.read_masks().astype(np.int32)
-        return self._masks
+        return self.manifest.read_masks().astype(np.int32)
 
     def windows_of(self, size: int) -> list[dict]:
         """The sequence's windows of ``size`` frames (learned features appended), built on first use."""
@@ -244,7 +243,7 @@ def score_run(
                 best_graph = graph
     chosen = choose_epoch([rows[i] for i in targets], protocol)
     with atomic_path(plan.run.res_dir, COMMAND, force) as tmp_res:
-        write_ctc(best_graph, sequence.masks(), tmp_res)
+        write_ctc(best_graph, sequence.masks, tmp_res)
     meta = {**_default_meta(plan.config, sequence.manifest), **plan.run.meta}
     record = metrics_record(
         **meta,
