@@ -1,7 +1,6 @@
 """Thin adapters between Snakemake and denselink.pipeline (grid, layout, checks, job settings)."""
 
 import inspect
-import shlex
 import sys
 from pathlib import Path
 
@@ -160,5 +159,5 @@ def scored_epochs(w):
 
 @job_function
 def model_dirs(w, input):
-    """The run folders of a cell's trained models, shell-quoted."""
-    return shlex.join(str(Path(p).parent) for p in input.models)
+    """The run folders of a cell's trained models."""
+    return [str(Path(p).parent) for p in input.models]

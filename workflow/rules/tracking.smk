@@ -99,12 +99,12 @@ rule tracking_evaluate:
         **EVALUATE.resources,
     params:
         models=model_dirs,
-        seeds=shlex.join(str(seed) for seed in config["tracking"]["seeds"]),
+        seeds=[str(seed) for seed in config["tracking"]["seeds"]],
         optional=flags("features"),
         epochs=scored_epochs,
         settings=tracking_settings,
     shell:
-        "denselink tracking evaluate --model-dir {params.models} --seed {params.seeds} "
+        "denselink tracking evaluate --model-dir {params.models:q} --seed {params.seeds:q} "
         "--manifest {input.manifest:q} --score-cache {input.score_cache:q} {params.optional} "
         "--protocol {wildcards.protocol:q} --epochs {params.epochs:q} --out {output.metrics:q} "
         "--res-dir {output.res_dirs:q} --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
