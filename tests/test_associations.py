@@ -9,19 +9,22 @@ import pytest
 import torch
 from trackastra.model.predict import predict, predict_windows
 from trackastra.tracking import build_graph, graph_to_ctc, track_greedy
+from trackastra.utils import blockwise_causal_norm
 from tracking_toy import write_swap_sequence
 
 from denselink.data.manifest import load_manifest
 from denselink.tracking.associations import (
     Associations,
     Nodes,
+    PreparedWindow,
+    WindowTables,
+    _forward,
     greedy_link,
     model_tables,
     pair_associations,
     predict_associations,
     prepare_window,
     prepare_windows,
-    window_associations,
 )
 from denselink.tracking.fusion import FeatureTable, build_model
 from denselink.tracking.predict import ctc_result, detection_features, sequence_windows
@@ -52,6 +55,26 @@ def _model(seed: int, fusion: str | None = None, **config) -> torch.nn.Module:
     torch.manual_seed(seed)
     kwargs = TrackastraSettings(**SMALL, **config).transformer_kwargs(7)
     return build_model(kwargs, {**FUSION, "fusion": fusion} if fusion else None).eval()
+
+
+def window_associations(
+    model: torch.nn.Module, window: PreparedWindow, tables: WindowTables | None = None
+) -> np.ndarray:
+    """A window's whole (N, N) normalised associations: our forward, trackastra's normalize_output."""
+    with torch.inference_mode():
+        logits = _forward(model, window, tables)
+        mode = model.config["causal_norm"]
+        if mode == "none":
+            assoc = torch.sigmoid(logits)
+            assoc[window.invalid] = 0
+        else:
+            assoc = torch.stack(
+                [
+                    blockwise_causal_norm(a, t, mode=mode, mask_invalid=m)
+                    for a, t, m in zip(logits, window.timepoints, window.invalid, strict=True)
+                ]
+            )
+    return assoc[0].numpy()
 
 
 def _fused_windows(features: list, table: Path, window: int) -> list[dict]:

@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from trackastra.data import collate_sequence_padding
 from trackastra.model import TrackingTransformer
 from trackastra.model.model_parts import FeedForward
-from trackastra.utils import blockwise_causal_norm
 
 from denselink.tracking.fusion import FusedTrackingTransformer
 
@@ -327,30 +326,10 @@ def _forward(
     return torch.einsum("bnd,bmd->bnm", _mlp(model.head_x, x), _mlp(model.head_y, y))
 
 
-def window_associations(
-    model: TrackingTransformer, window: PreparedWindow, tables: WindowTables | None = None
-) -> np.ndarray:
-    """The normalised associations ``(N, N)`` of trackastra's ``predict`` for one window."""
-    with torch.inference_mode():
-        logits = _forward(model, window, tables)
-        mode = model.config["causal_norm"]
-        if mode == "none":
-            assoc = torch.sigmoid(logits)
-            assoc[window.invalid] = 0
-        else:
-            assoc = torch.stack(
-                [
-                    blockwise_causal_norm(a, t, mode=mode, mask_invalid=m)
-                    for a, t, m in zip(logits, window.timepoints, window.invalid, strict=True)
-                ]
-            )
-    return assoc[0].numpy()
-
-
 def pair_associations(
     model: TrackingTransformer, window: PreparedWindow, tables: WindowTables | None = None
 ) -> np.ndarray:
-    """``window_associations(model, window)[window.rows, window.cols]``, normalising only these pairs.
+    """trackastra's normalised associations of a window at ``window.rows, window.cols``, only these pairs.
 
     ``blockwise_causal_norm`` normalises the pair (i, j), t_j > t_i, over the block of sources of
     j's column in i's frame (``dim=0``) and reads the other direction (``dim=1``, the block of
