@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
+from tracking_toy import write_dividing_sequence
 
-from denselink import cli
 from denselink.data.manifest import load_manifest
 from denselink.evaluate.metrics import score_ctc
 from denselink.tracking.predict import write_ctc
@@ -19,13 +18,7 @@ from denselink.tracking.scoring import GroundTruth, score_linking
 
 @pytest.fixture(scope="module")
 def dividing(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("scoring")
-    synth = {"shape": [96, 96], "n_frames": 12, "n_cells": 8, "division_prob": 0.2, "sequences": ["01"]}
-    assert cli.main(["data", "synth", "--out", str(root / "data"), "--settings", json.dumps(synth)]) == 0
-    manifest_path = root / "manifest.json"
-    assert cli.main(["data", "validate", "--dataset-dir", str(root / "data"), "--dataset", "synth",
-                     "--seq", "01", "--out", str(manifest_path)]) == 0  # fmt: skip
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(write_dividing_sequence(tmp_path_factory.mktemp("scoring"), 12, 0.2))
     cache = build_score_cache(manifest)
     return {
         "cache": cache,

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 import torch
 from trackastra.tracking import graph_to_ctc
-from tracking_toy import write_swap_sequence
+from tracking_toy import write_dividing_sequence, write_swap_sequence
 
 from denselink import cli
 from denselink.atomic import MARKER, claim_directory
@@ -269,11 +269,7 @@ def test_early_stopping_ends_patience_epochs_after_the_best_val_loss(
 def dividing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A generated sequence with divisions and a run whose checkpoints link it imperfectly."""
     root = tmp_path_factory.mktemp("dividing")
-    synth = {"shape": [96, 96], "n_frames": 14, "n_cells": 8, "division_prob": 0.15, "sequences": ["01"]}
-    assert cli.main(["data", "synth", "--out", str(root / "data"), "--settings", json.dumps(synth)]) == 0
-    manifest = root / "manifest.json"
-    assert cli.main(["data", "validate", "--dataset-dir", str(root / "data"), "--dataset", "synth",
-                     "--seq", "01", "--out", str(manifest)]) == 0  # fmt: skip
+    manifest = write_dividing_sequence(root, 14, 0.15)
     settings = TrackastraSettings(**{**MINI, "epochs": 3, "val_fraction": 0.0})
     prepare(manifest, root / "01.pt", settings)
     train(root / "01.pt", root / "run", 0, settings)

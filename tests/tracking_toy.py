@@ -1,7 +1,9 @@
-"""A tiny ambiguous CTC sequence for the tracking tests: identical cells in pairs that swap places.
+"""Tiny CTC sequences for the tracking tests.
 
-Positions and shapes cannot tell the two cells of a pair apart, so a position-only linker is
-right about half the time; a per-track identity code (written to the feature parquet) resolves it.
+:func:`write_swap_sequence`: identical cells in pairs that swap places. Positions and shapes cannot
+tell the two cells of a pair apart, so a position-only linker is right about half the time; a
+per-track identity code (written to the feature parquet) resolves it.
+:func:`write_dividing_sequence`: a generated 96x96 sequence of 8 cells that divide, validated.
 """
 
 from __future__ import annotations
@@ -13,7 +15,19 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from denselink import cli
 from denselink.data.manifest import SequenceManifest
+
+
+def write_dividing_sequence(root: Path, n_frames: int, division_prob: float) -> Path:
+    """``denselink data synth`` + ``data validate`` of a sequence with divisions; its manifest path."""
+    synth = {"shape": [96, 96], "n_frames": n_frames, "n_cells": 8, "division_prob": division_prob,
+             "sequences": ["01"]}  # fmt: skip
+    assert cli.main(["data", "synth", "--out", str(root / "data"), "--settings", json.dumps(synth)]) == 0
+    manifest = root / "manifest.json"
+    assert cli.main(["data", "validate", "--dataset-dir", str(root / "data"), "--dataset", "synth",
+                     "--seq", "01", "--out", str(manifest)]) == 0  # fmt: skip
+    return manifest
 
 
 def write_swap_sequence(
