@@ -49,6 +49,24 @@ def table_settings(cfg: Config) -> str:
     return settings_json({**cfg["table1"]["settings"], **job})
 
 
+def synthetic_runs(cfg: Config) -> list[str]:
+    """MAESTER runs with a generated source: a synthetic dataset's sequence or synthetic Mitocheck plates."""
+    datasets = cfg.get("datasets", {})
+
+    def generated(source: str) -> bool:
+        name = source.split("/", 1)[0]
+        if name == "mitocheck":
+            return cfg.get("mitocheck", {}).get("source") == "synthetic"
+        return datasets.get(name, {}).get("source") == "synthetic"
+
+    return sorted(run for run, sources in cfg["maester"]["runs"].items() if any(map(generated, sources)))
+
+
+def figure_settings(cfg: Config) -> str:
+    """Settings of ``figures appendix-c``: ``appendix_c.settings`` plus the runs with generated data."""
+    return settings_json({**cfg["appendix_c"]["settings"], "synthetic_runs": synthetic_runs(cfg)})
+
+
 def rule_resources(cfg: Config, rule: str) -> dict[str, Any]:
     """Resources of a rule: ``resources.default`` overridden by ``resources.<rule>``."""
     return {**cfg["resources"]["default"], **cfg["resources"].get(rule, {})}
