@@ -14,7 +14,7 @@ from denselink.errors import ConfigError
 from denselink.evaluate.metrics import MetricsFormatError, load_metrics, metrics_record, write_metrics
 from denselink.evaluate.protocols import select
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.evaluate.table import TableSettings, build_table, decimal, main, render_markdown
+from denselink.evaluate.table import TableSettings, build_table, decimal, main, places, render_markdown
 from denselink.vocabulary import Variant, parse_variant, variant_name
 
 
@@ -191,9 +191,10 @@ def test_markdown_has_a_section_per_protocol_and_direction_run(metrics: list[Pat
     # SAM under clean: differences +0.04, -0.04, +0.01; the 90 % paired t interval, plain decimals
     diffs = np.array([0.04, -0.04, 0.01])
     half = stats.t.ppf(0.95, 2) * diffs.std(ddof=1) / math.sqrt(3)
-    low, high = decimal(diffs.mean() - half), decimal(diffs.mean() + half)
-    row = f"| SAM (vit_b) | MMA | main | 3 pairs | +0.00333 | [{low}, {high}] paired t 90 % CI, n=3 |"
-    assert row in clean_part and decimal(diffs.mean()) == "+0.00333"
+    assert half == pytest.approx(0.0681, abs=1e-4)  # two significant digits of it: 3 decimals
+    low, high = f"{diffs.mean() - half:+.3f}", f"{diffs.mean() + half:+.3f}"
+    row = f"| SAM (vit_b) | MMA | main | 3 pairs | +0.003 | [{low}, {high}] paired t 90 % CI, n=3 |"
+    assert row in clean_part and (low, high) == ("-0.065", "+0.071")
     assert "Not compared (fewer than 2 seeds on a side): SAM (vit_b) [add_token] (MMA)." in clean_part
     assert "Caveat: under `paper` the epoch is chosen on the sequence it is scored on" in paper_part
     assert "Caveat" not in clean_part
@@ -279,6 +280,11 @@ def test_ingested_runs_are_compared_unpaired_with_holm(tmp_path: Path) -> None:
     # add_token is the only fusion here, so its rows are the main ones: the paper's values beside them
     assert row["row"] == "SAM (vit_b)" and row["paper_LNK_mean"] == 0.9923
     assert table.loc["retrained", "comparison"] == ""
+
+
+def test_differences_are_plain_decimals_to_two_digits_of_the_half_width() -> None:
+    assert [places(w) for w in (0.208, 0.0032, 1.2e-4, 3e-9, 0.0)] == [3, 4, 5, 6, 3]
+    assert decimal(0.191) == "+0.191" and decimal(-1.91e-4, 5) == "-0.00019"
 
 
 def test_holm_adjustment_by_hand() -> None:

@@ -153,3 +153,10 @@ def test_a_comparison_without_any_difference_keeps_its_row(tmp_path: Path) -> No
     assert f"| SAM (vit_b) | MMA | main | 3 pairs | +0.000 | {interval} | 1 (1) | 1 (1) |" in md
     tested = table[table["holm_family"] == "main"]
     assert tested["p_primary_holm"].notna().sum() == tested["p_rank_holm"].notna().sum() == 2
+
+
+def test_a_section_without_baseline_says_so(tmp_path: Path) -> None:
+    _, md = table_of(
+        write_runs(tmp_path, "sam-mma-add_wrfeat", SAM, "clean"), tmp_path, "--protocols", "clean"
+    )
+    assert "No comparison: this section has no re-trained baseline." in md

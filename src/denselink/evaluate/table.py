@@ -246,11 +246,16 @@ def build_table(runs: pd.DataFrame, epochs: pd.DataFrame, settings: TableSetting
     return pd.DataFrame(rows)
 
 
-def decimal(value: float, places: int = 5) -> str:
-    """A signed plain decimal with up to ``places`` decimals, trailing zeros cut down to three."""
-    text = f"{value:+.{places}f}"
-    whole, fraction = text.split(".")
-    return f"{whole}.{fraction.rstrip('0').ljust(3, '0')}"
+def places(half_width: float) -> int:
+    """Decimals that show an interval's half-width to two significant digits (3 to 6)."""
+    if not half_width > 0:
+        return 3
+    return min(6, max(3, 1 - math.floor(math.log10(half_width))))
+
+
+def decimal(value: float, digits: int = 3) -> str:
+    """A signed plain decimal (``+0.191``, never ``+1.91e-01``)."""
+    return f"{value:+.{digits}f}"
 
 
 def _fmt_summary(row: pd.Series, protocol: str) -> str:
@@ -357,6 +362,8 @@ def _comparison_table(section: pd.DataFrame, protocol: str) -> list[str]:
     left = tested[tested["ci"] == ""]
     if tested.empty:
         return ["No comparison: no row beside the baselines."]
+    if not (section["variant"] == "retrained").any():
+        return ["No comparison: this section has no re-trained baseline."]
     if compared.empty:
         return ["No comparison against the re-trained baseline (fewer than 2 seeds on a side)."]
     first = compared.iloc[0]
@@ -367,18 +374,20 @@ def _comparison_table(section: pd.DataFrame, protocol: str) -> list[str]:
     )
     lines = [
         f"Difference to Trackastra (re-trained), {kind}. Primary test: {first['primary_test']}, with its "
-        f"interval; {first['rank_test']} beside it. p (Holm-adjusted within the family: the main rows, and "
-        "the fusion ablations apart):",
+        f"interval; {first['rank_test']} beside it. Differences are printed to two significant digits of "
+        "the interval's half-width. p (Holm-adjusted within the family: the main rows, and the fusion "
+        "ablations apart):",
         "",
         "| Method / Features | Aggregation | Holm family | n | ΔLNK (mean) | interval | "
         f"{first['primary_test']} p (Holm) | {first['rank_test']} p (Holm) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for _, row in compared.iterrows():
-        interval = f"[{decimal(row['dLNK_ci_low'])}, {decimal(row['dLNK_ci_high'])}] {row['ci']}"
+        digits = places((row["dLNK_ci_high"] - row["dLNK_ci_low"]) / 2)
+        low, high = decimal(row["dLNK_ci_low"], digits), decimal(row["dLNK_ci_high"], digits)
         lines.append(
             f"| {row['row']} | {row['column']} | {row['holm_family']} | {_n(row)} | "
-            f"{decimal(row['dLNK_mean'])} | {interval} | "
+            f"{decimal(row['dLNK_mean'], digits)} | [{low}, {high}] {row['ci']} | "
             f"{_p(row['p_primary'], row['p_primary_holm'])} | {_p(row['p_rank'], row['p_rank_holm'])} |"
         )
     if len(left):
