@@ -198,6 +198,7 @@ def test_markdown_has_a_section_per_protocol_and_direction_run(metrics: list[Pat
     assert "Not compared (fewer than 2 seeds on a side): SAM (vit_b) [add_token] (MMA)." in clean_part
     assert "Caveat: under `paper` the epoch is chosen on the sequence it is scored on" in paper_part
     assert "Caveat" not in clean_part
+    assert "The Appendix C figures take each seed's best epoch instead" in paper_part
     assert len(pd.read_csv(csv)) == 6
     assert main([*args, "--protocols", "paper"]) == 0
     assert "## Protocol `clean`" not in md.read_text() and len(pd.read_csv(csv)) == 2
