@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from denselink.errors import ConfigError
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.figures.appendix_c import main
 
@@ -216,3 +217,12 @@ def test_runs_on_generated_data_are_labelled_synthetic(tmp_path: Path) -> None:
     assert data["series"] == {"fluo": "fluo", "mitocheck100": "Mitocheck 100 % (synthetic)"}
     assert "Mitocheck 100 % (synthetic)" in (tmp_path / "out" / "data_scaling.svg").read_text()
     assert "Table 1 takes one epoch for all seeds" in (tmp_path / "out" / "data_scaling.svg").read_text()
+
+
+def test_own_and_ingested_runs_are_not_pooled(tmp_path: Path) -> None:
+    metrics = write(tmp_path / "own", "maester-fluo-epoch49-centroid-add_wrfeat", 0.0)
+    theirs = write(tmp_path / "theirs", "maester-fluo-epoch49-centroid-add_wrfeat", 0.01)
+    for path in theirs:
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"origin": "authors"}))
+    with pytest.raises(ConfigError, match=r"several origins \['authors', 'denselink'\]"):
+        run_figure("compute_scaling", metrics + theirs, tmp_path / "out")

@@ -24,7 +24,7 @@ import pandas as pd
 from denselink import __version__
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError
-from denselink.evaluate.inputs import load_checked
+from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import MetricsFormatError
 from denselink.figures import plot
 from denselink.figures.points import (
@@ -48,13 +48,18 @@ COMMAND = "figures appendix-c"
 
 
 def _frames(metrics: list[Path], baseline: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Checked metrics of one dataset and, per protocol, one direction (train and eval sequence)."""
+    """Checked metrics of one dataset and origin and, per protocol, one direction (train, eval sequence)."""
     runs, epochs, notes = load_checked([*metrics, *baseline])
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     datasets = sorted(set(runs["dataset"]))
     if len(datasets) > 1:
         raise ConfigError(metrics[0], f"metrics span several datasets {datasets}; pass one dataset's files")
+    origins = runs["origin"].fillna(OWN_ORIGIN) if "origin" in runs else pd.Series([OWN_ORIGIN])
+    if origins.nunique() > 1:
+        raise ConfigError(
+            metrics[0], f"metrics of several origins {sorted(set(origins))}; a figure shows one origin's runs"
+        )
     for protocol, own in runs.groupby("protocol"):
         directions = own.groupby(["train_seq", "eval_seq"], sort=True)["path"].first()
         if len(directions) > 1:
