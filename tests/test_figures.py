@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from denselink.evaluate.metrics import metrics_record, write_metrics
+from denselink.errors import ConfigError
+from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.figures.appendix_c import main
 
 SEEDS = (0, 1, 2)
@@ -22,8 +24,11 @@ def lnk_curve(offset: float, seed: int) -> list[float]:
 LOSS = [2.0, 3.0, 1.0]  # lowest validation loss at epoch 2 for every seed
 
 
-def write(root: Path, variant: str, offset: float, protocol: str = "paper") -> list[Path]:
+def write(
+    root: Path, variant: str, offset: float, protocol: str = "paper", direction: tuple[str, str] | None = None
+) -> list[Path]:
     """Metrics of three seeds trained under ``protocol`` (every epoch scored)."""
+    train_seq, eval_seq = direction or ("02", "01" if protocol == "clean" else "02")
     paths = []
     for seed in SEEDS:
         record = metrics_record(
@@ -31,8 +36,8 @@ def write(root: Path, variant: str, offset: float, protocol: str = "paper") -> l
             variant=variant,
             seed=seed,
             protocol=protocol,
-            train_seq="02",
-            eval_seq="01" if protocol == "clean" else "02",
+            train_seq=train_seq,
+            eval_seq=eval_seq,
             checkpoint="epoch2.pt",
             scores={"LNK": lnk_curve(offset, seed)[2], "TRA": 0.99, "DET": 0.99},
             per_epoch=[
@@ -40,7 +45,7 @@ def write(root: Path, variant: str, offset: float, protocol: str = "paper") -> l
                 for e, v in enumerate(lnk_curve(offset, seed))
             ],
         )
-        paths.append(root / protocol / variant / f"seed{seed}.json")
+        paths.append(root / protocol / f"{train_seq}-{eval_seq}" / variant / f"seed{seed}.json")
         write_metrics(paths[-1], record)
     return paths
 
@@ -91,7 +96,7 @@ def test_compute_scaling_points_and_missing(tmp_path: Path, scaling_metrics) -> 
     assert sorted(authors) == [49, 1399]
     assert authors[49]["mean"] == pytest.approx(authors_mean(0.0))
     assert authors[1399]["values"] == pytest.approx([max(lnk_curve(0.02, s)) for s in SEEDS])
-    assert authors[1399]["sd"] == pytest.approx(np.std([max(lnk_curve(0.02, s)) for s in SEEDS]))
+    assert authors[1399]["sd"] == pytest.approx(np.std([max(lnk_curve(0.02, s)) for s in SEEDS], ddof=1))
     # the clean panel holds the clean runs only: epoch 2 (lowest val_loss) of the shifted curves
     clean = {p["x"]: p for p in data["protocols"]["clean"]["points"]}
     assert sorted(clean) == [49]
@@ -177,3 +182,47 @@ def test_data_scaling_one_series_per_dataset(tmp_path: Path) -> None:
         }
     )
     assert data["missing"] == ["maester-mitocheck-100-epoch449-centroid-add_wrfeat"]
+
+
+def run_figure(study: str, metrics: list[Path], out: Path, *extra: str) -> dict:
+    assert main(["--study", study, "--metrics", *map(str, metrics), "--out-dir", str(out), *extra]) == 0
+    return json.loads((out / f"{study}.json").read_text())
+
+
+def test_two_directions_of_one_protocol_are_refused(tmp_path: Path) -> None:
+    """02->01 and 01->02 runs would pool into one point with every seed twice."""
+    variant = "maester-fluo-epoch49-centroid-add_wrfeat"
+    metrics = write(tmp_path, variant, 0.0, "clean") + write(tmp_path, variant, 0.01, "clean", ("01", "02"))
+    with pytest.raises(MetricsFormatError, match=r"protocol 'clean' span directions 01->02 .*, 02->01 "):
+        run_figure("compute_scaling", metrics, tmp_path / "out")
+    # one direction per protocol is fine, whatever the other protocol runs
+    data = run_figure("compute_scaling", metrics[3:] + write(tmp_path, variant, 0.0), tmp_path / "ok")
+    assert data["protocols"]["clean"]["points"][0]["values"] == pytest.approx(
+        [lnk_curve(0.01, s)[2] for s in SEEDS]
+    )
+
+
+def test_a_renamed_copy_of_a_seed_file_is_no_second_seed(tmp_path: Path) -> None:
+    metrics = write(tmp_path, "maester-fluo-epoch49-centroid-add_wrfeat", 0.0)
+    shutil.copy(metrics[0], tmp_path / "copy.json")
+    with pytest.raises(MetricsFormatError, match=r"copy\.json: records the same run as .*seed0\.json"):
+        run_figure("compute_scaling", [*metrics, tmp_path / "copy.json"], tmp_path / "out")
+
+
+def test_runs_on_generated_data_are_labelled_synthetic(tmp_path: Path) -> None:
+    metrics = write(tmp_path, "maester-mitocheck100-epoch49-centroid-add_wrfeat", 0.0)
+    metrics += write(tmp_path, "maester-fluo-epoch49-centroid-add_wrfeat", 0.01)
+    settings = {"run_labels": {"mitocheck100": "Mitocheck 100 %"}, "synthetic_runs": ["mitocheck100"]}
+    data = run_figure("data_scaling", metrics, tmp_path / "out", "--settings", json.dumps(settings))
+    assert data["series"] == {"fluo": "fluo", "mitocheck100": "Mitocheck 100 % (synthetic)"}
+    assert "Mitocheck 100 % (synthetic)" in (tmp_path / "out" / "data_scaling.svg").read_text()
+    assert "Table 1 takes one epoch for all seeds" in (tmp_path / "out" / "data_scaling.svg").read_text()
+
+
+def test_own_and_ingested_runs_are_not_pooled(tmp_path: Path) -> None:
+    metrics = write(tmp_path / "own", "maester-fluo-epoch49-centroid-add_wrfeat", 0.0)
+    theirs = write(tmp_path / "theirs", "maester-fluo-epoch49-centroid-add_wrfeat", 0.01)
+    for path in theirs:
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"origin": "authors"}))
+    with pytest.raises(ConfigError, match=r"several origins \['authors', 'denselink'\]"):
+        run_figure("compute_scaling", metrics + theirs, tmp_path / "out")

@@ -63,7 +63,7 @@ def test_ingested_table_mean_and_variance(tmp_path: Path) -> None:
     assert row["LNK_var"] == pytest.approx(np.var([0.93, 0.96]))  # 2.25e-4
     assert row["LNK_var_ddof1"] == pytest.approx(4.5e-4)
     assert row["paper_LNK_mean"] == 0.9922
-    assert "0.9450 ± 0.00022 (n=2)" in md.read_text()
+    assert "0.94500 ± 0.00022 (n=2)" in md.read_text()
 
 
 def test_bad_csv_is_named(tmp_path: Path) -> None:
@@ -179,8 +179,41 @@ def test_authors_root_then_table_reproduces_the_paper_rule(tmp_path: Path) -> No
     assert "| MAESTER | – | – |" in text and "0.9944 ± 4.2e-07" in text
 
 
-def test_authors_root_refuses_an_unknown_condition_folder(tmp_path: Path) -> None:
+def test_authors_root_refuses_an_unknown_condition_folder_and_writes_nothing(tmp_path: Path) -> None:
     write_authors_layout(tmp_path / "authors")
-    (tmp_path / "authors" / "fluo" / "mma_additional_vit_h_____Fluo-N2DL-HeLa").mkdir()
+    unknown = tmp_path / "authors" / "fluo" / "mma_additional_vit_h_____Fluo-N2DL-HeLa"
+    unknown.mkdir()
+    (unknown / "run.csv").write_text("epoch,TRA,DET,LNK\n0,0.9,0.9,0.9\n")
+    out = tmp_path / "out"
     with pytest.raises(MetricsFormatError, match=r"vit_h.*unknown condition folder"):
-        main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(tmp_path / "out")])
+        main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(out)])
+    assert not out.exists()  # the conditions before it ("dic/...", "fluo/mma_additional_vit_b_lm...") too
+
+
+def test_authors_root_writes_nothing_when_a_later_csv_is_bad(tmp_path: Path) -> None:
+    write_authors_layout(tmp_path / "authors")
+    (tmp_path / "authors/fluo/without/2025-09-22_11-11-11_example.csv").write_text("epoch,TRA,LNK\n0,1,1\n")
+    out = tmp_path / "out"
+    with pytest.raises(MetricsFormatError, match=r"2025-09-22_11-11-11_example\.csv.*DET"):
+        main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(out)])
+    assert not out.exists()
+
+
+def test_authors_root_skips_a_condition_without_csv_with_a_note(tmp_path: Path, capsys) -> None:
+    write_authors_layout(tmp_path / "authors")
+    log_only = tmp_path / "authors" / "dic" / "mma_general_2d"
+    log_only.mkdir()
+    (log_only / "train.log").write_text("epoch 0 ...\n")
+    out = tmp_path / "out"
+    assert main(["--authors-root", str(tmp_path / "authors"), "--out-dir", str(out)]) == 0
+    assert len(list(out.rglob("*.json"))) == sum(len(runs) for runs in AUTHORS.values())
+    assert f"note: skipped {log_only}: no *.csv (holds train.log)" in capsys.readouterr().err
+
+
+def test_lnk_zero_is_a_score_and_failure_markers_are_no_score(tmp_path: Path) -> None:
+    """The authors' CSVs: LNK 0 with TRA 0.73 (every link wrong) is kept; 999 or -1 mark a failure."""
+    path = tmp_path / "run.csv"
+    path.write_text("epoch,TRA,DET,LNK\n0,0.73,0.9,0\n1,0.9,0.9,999\n2,0.9,0.9,-1\n3,0.9,0.9,0.5\n")
+    record = read_metrics(ingest([path], "DIC-C2DH-HeLa", "retrained", tmp_path / "out")[0])
+    assert [row["LNK"] for row in record["per_epoch"]] == [0.0, None, None, 0.5]
+    assert record["per_epoch"][0]["TRA"] == 0.73 and record["checkpoint"] == "epoch3"

@@ -14,7 +14,7 @@ from denselink.errors import ConfigError
 from denselink.evaluate.metrics import MetricsFormatError, load_metrics, metrics_record, write_metrics
 from denselink.evaluate.protocols import select
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.evaluate.table import TableSettings, build_table, main, render_markdown
+from denselink.evaluate.table import TableSettings, build_table, decimal, main, places, render_markdown
 from denselink.vocabulary import Variant, parse_variant, variant_name
 
 
@@ -74,7 +74,8 @@ def write_runs(root: Path, variant: str, runs: dict, protocol: str = "paper", **
     paths = []
     train_seq, eval_seq = DIRECTIONS[protocol]
     for seed, (lnk, loss) in runs.items():
-        epoch, top = lowest_loss(lnk, loss) if protocol == "clean" else (int(np.argmax(lnk)), max(lnk))
+        scored = [-1.0 if v is None else v for v in lnk]
+        epoch, top = lowest_loss(lnk, loss) if protocol == "clean" else (int(np.argmax(scored)), max(scored))
         record = metrics_record(
             dataset="Fluo-N2DL-HeLa",
             variant=variant,
@@ -136,8 +137,7 @@ def test_each_run_is_chosen_by_its_own_protocol(metrics: list[Path]) -> None:
 
 def test_table_parts_hold_only_their_protocols_runs(metrics: list[Path]) -> None:
     runs, epochs = load_metrics(metrics)
-    settings = TableSettings(bootstrap_samples=2000)
-    table = build_table(runs, epochs, settings)
+    table = build_table(runs, epochs, TableSettings())
     directions = table.groupby("protocol")[["train_seq", "eval_seq"]].apply(
         lambda part: sorted(set(map(tuple, part.to_numpy())))
     )
@@ -148,11 +148,17 @@ def test_table_parts_hold_only_their_protocols_runs(metrics: list[Path]) -> None
     assert clean["LNK_var"] == pytest.approx(np.var([0.96, 0.90, 0.96]))
     assert clean["LNK_var_ddof1"] == pytest.approx(np.var([0.96, 0.90, 0.96], ddof=1))
     diffs = np.array([0.96 - 0.92, 0.90 - 0.94, 0.96 - 0.95])
-    assert clean["comparison"] == "paired" and clean["n_pairs"] == 3
+    assert clean["comparison"] == "paired" and clean["n_pairs"] == 3 and clean["primary_test"] == "paired t"
     assert clean["dLNK_mean"] == pytest.approx(diffs.mean())
-    assert clean["p_ttest"] == pytest.approx(stats.ttest_rel([0.96, 0.90, 0.96], [0.92, 0.94, 0.95]).pvalue)
+    assert clean["p_primary"] == pytest.approx(stats.ttest_rel([0.96, 0.90, 0.96], [0.92, 0.94, 0.95]).pvalue)
     assert clean["p_rank"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
-    assert clean["dLNK_ci_low"] <= diffs.mean() <= clean["dLNK_ci_high"]
+    # the paired t interval by hand: mean ± t(0.975, n-1) * SD / sqrt(n)
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    assert (clean["dLNK_ci_low"], clean["dLNK_ci_high"]) == pytest.approx(
+        (diffs.mean() - half, diffs.mean() + half)
+    )
+    assert clean["ci"] == "paired t 95 % CI, n=3" and clean["holm_family"] == "main"
+    assert clean["LNK_sd"] == pytest.approx(np.std([0.96, 0.90, 0.96], ddof=1))
     assert clean["row"] == "SAM (vit_b)" and clean["column"] == "MMA" and clean["paper_LNK_mean"] == 0.9923
     assert table.loc[("clean", "sam-mma-add_token"), "row"] == "SAM (vit_b) [add_token]"
     assert np.isnan(table.loc[("clean", "sam-mma-add_token"), "paper_LNK_mean"])
@@ -166,7 +172,7 @@ def test_table_parts_hold_only_their_protocols_runs(metrics: list[Path]) -> None
 def test_markdown_has_a_section_per_protocol_and_direction_run(metrics: list[Path], tmp_path: Path) -> None:
     csv, md = tmp_path / "t.csv", tmp_path / "t.md"
     args = ["--metrics", *map(str, metrics), "--out-csv", str(csv), "--out-md", str(md)]
-    assert main([*args, "--settings", '{"bootstrap_samples": 500}']) == 0
+    assert main([*args, "--settings", '{"confidence": 0.9}']) == 0
     text = md.read_text()
     sections = [line for line in text.splitlines() if line.startswith("##")]
     assert sections == [
@@ -177,9 +183,22 @@ def test_markdown_has_a_section_per_protocol_and_direction_run(metrics: list[Pat
     ]
     assert "n/a (skipped [1])" in text and "\n[1] no muSAM weights" in text
     clean_part, paper_part = text.split("## Protocol `paper`")
-    # clean re-trained: epochs 1, 2, 0 by validation loss; paper: epoch 0 by the best seed mean
-    assert "| Trackastra (re-trained) | 0.9367 ± 0.00016 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in clean_part
-    assert "| Trackastra (re-trained) | 0.9267 ± 0.00042 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in paper_part
+    # clean re-trained: epochs 1, 2, 0 by validation loss, mean ± SD (ddof=1) of 0.92, 0.94, 0.95;
+    # paper: epoch 0 by the best seed mean, mean ± population variance of 0.90, 0.93, 0.95 as the paper
+    assert "| Trackastra (re-trained) | 0.93667 ± 0.01528 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in clean_part
+    assert "| Trackastra (re-trained) | 0.92667 ± 0.00042 (n=3) | – | – | 0.9922 ± 3.19e-07 |" in paper_part
+    assert "LNK mean ± SD (Default)" in clean_part and "LNK mean ± var (Default)" in paper_part
+    # SAM under clean: differences +0.04, -0.04, +0.01; the 90 % paired t interval, plain decimals
+    diffs = np.array([0.04, -0.04, 0.01])
+    half = stats.t.ppf(0.95, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    assert half == pytest.approx(0.0681, abs=1e-4)  # two significant digits of it: 3 decimals
+    low, high = f"{diffs.mean() - half:+.3f}", f"{diffs.mean() + half:+.3f}"
+    row = f"| SAM (vit_b) | MMA | main | 3 pairs | +0.003 | [{low}, {high}] paired t 90 % CI, n=3 |"
+    assert row in clean_part and (low, high) == ("-0.065", "+0.071")
+    assert "Not compared (fewer than 2 seeds on a side): SAM (vit_b) [add_token] (MMA)." in clean_part
+    assert "Caveat: under `paper` the epoch is chosen on the sequence it is scored on" in paper_part
+    assert "Caveat" not in clean_part
+    assert "The Appendix C figures take each seed's best epoch instead" in paper_part
     assert len(pd.read_csv(csv)) == 6
     assert main([*args, "--protocols", "paper"]) == 0
     assert "## Protocol `clean`" not in md.read_text() and len(pd.read_csv(csv)) == 2
@@ -190,29 +209,48 @@ def test_clean_counts_a_run_that_links_nothing_as_lnk_zero(tmp_path: Path) -> No
     paths = write_runs(tmp_path, "retrained", {**RETRAINED, 3: linked_nothing[0]}, "clean")
     runs, epochs = load_metrics(paths)
     row = build_table(runs, epochs, TableSettings(protocols=["clean"])).iloc[0]
-    assert row["n_seeds"] == 4 and row["n_failed"] == 1
+    assert row["n_seeds"] == 4 and row["n_lnk0"] == 1
     assert row["LNK_mean"] == pytest.approx(np.mean([0.92, 0.94, 0.95, 0.0]))
     assert row["LNK_var"] == pytest.approx(np.var([0.92, 0.94, 0.95, 0.0]))
     md = render_markdown(build_table(runs, epochs, TableSettings(protocols=["clean"])), TableSettings())
-    assert "(n=4) [1 linked nothing: LNK 0]" in md
+    assert "(n=4) [1 at LNK 0, counted]" in md
 
 
-def test_paper_drops_lnk_at_or_below_zero_and_says_how_many(tmp_path: Path) -> None:
-    failed = {3: ([-1.0, 0.0, 0.99], [1.0, 1.0, 1.0])}  # failed at epoch 0, the chosen one
+def test_paper_drops_lnk_zero_and_unscored_epochs_and_says_why(tmp_path: Path) -> None:
+    failed = {3: ([None, 0.0, 0.99], [1.0, 1.0, 1.0])}  # no score at epoch 0, LNK 0 at epoch 1
     paths = write_runs(tmp_path, "retrained", {**RETRAINED, **failed}, "paper")
     runs, epochs = load_metrics(paths)
     table = build_table(runs, epochs, TableSettings(protocols=["paper"]))
     row = table.iloc[0]
     # epoch means over valid values: 0.9267, 0.91, (0.91 + 0.94 + 0.92 + 0.99) / 4 = 0.94 -> epoch 2
     assert row["epochs"] == "2 2 2 2" and row["n_dropped"] == 0
-    failed = {3: ([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0])}
+    failed = {3: ([None, 0.0, 0.0], [1.0, 1.0, 1.0]), 4: ([0.0, 0.5, 0.5], [1.0, 1.0, 1.0])}
     paths = write_runs(tmp_path, "retrained", {**RETRAINED, **failed}, "paper")
     runs, epochs = load_metrics(paths)
     table = build_table(runs, epochs, TableSettings(protocols=["paper"]))
     row = table.iloc[0]
-    assert row["epochs"] == "0 0 0" and row["n_seeds"] == 3 and row["n_dropped"] == 1
+    # epoch 0: seeds 0-2 (seed 3 unscored, seed 4 at LNK 0, both dropped) -> 0.9267 beats 0.82, 0.8225
+    assert row["epochs"] == "0 0 0" and row["n_seeds"] == 3 and row["n_dropped"] == 2
+    assert row["dropped"] == "1 LNK 0; 1 no score"
     assert row["LNK_mean"] == pytest.approx(np.mean([0.90, 0.93, 0.95]))
-    assert "(n=3) [1 dropped: LNK ≤ 0]" in render_markdown(table, TableSettings(protocols=["paper"]))
+    md = render_markdown(table, TableSettings(protocols=["paper"]))
+    assert "(n=3) [dropped: 1 LNK 0; 1 no score]" in md
+
+
+def test_paper_chooses_among_epochs_every_seed_reached(tmp_path: Path) -> None:
+    """Seed 0 trained on to epoch 4 (its best); seeds 1 and 2 stopped early at epoch 2."""
+    ragged = {
+        0: ([0.90, 0.91, 0.92, 0.95, 0.99], [3.0, 2.0, 1.0, 1.0, 1.0]),
+        1: ([0.93, 0.90, 0.94], [3.0, 2.0, 1.0]),
+        2: ([0.95, 0.91, 0.92], [1.0, 2.0, 3.0]),
+    }
+    paths = write_runs(tmp_path, "retrained", ragged, "paper")
+    runs, epochs = load_metrics(paths)
+    row = build_table(runs, epochs, TableSettings(protocols=["paper"])).iloc[0]
+    # epoch 4 (mean 0.99 over the one seed that reached it) is no candidate; epoch means 0.9267,
+    # 0.9067, 0.9267 over the three seeds -> epoch 0, all three seeds counted
+    assert row["epochs"] == "0 0 0" and row["n_seeds"] == 3 and row["n_dropped"] == 0
+    assert row["LNK_mean"] == pytest.approx(np.mean([0.90, 0.93, 0.95]))
 
 
 def test_ingested_runs_are_compared_unpaired_with_holm(tmp_path: Path) -> None:
@@ -226,15 +264,28 @@ def test_ingested_runs_are_compared_unpaired_with_holm(tmp_path: Path) -> None:
     row = table.loc["sam-mma-add_token"]
     assert row["comparison"] == "unpaired" and row["n_pairs"] == 0 and row["n_baseline"] == 3
     assert row["dLNK_mean"] == pytest.approx(np.mean(sam) - np.mean(baseline))
-    assert row["p_ttest"] == pytest.approx(stats.ttest_ind(sam, baseline, equal_var=False).pvalue)
+    assert row["primary_test"] == "Welch t" and row["rank_test"] == "Mann–Whitney U"
+    assert row["p_primary"] == pytest.approx(stats.ttest_ind(sam, baseline, equal_var=False).pvalue)
     assert row["p_rank"] == pytest.approx(stats.mannwhitneyu(sam, baseline).pvalue)
-    p_values = table.loc[["sam-mma-add_token", "musam-mma-add_token"], "p_ttest"].to_numpy()
-    assert table.loc[["sam-mma-add_token", "musam-mma-add_token"], "p_ttest_holm"].tolist() == pytest.approx(
-        holm(list(p_values))
-    )
+    # Welch's interval by hand: Welch-Satterthwaite degrees of freedom
+    va, vb = np.var(sam, ddof=1) / 3, np.var(baseline, ddof=1) / 3
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff = np.mean(sam) - np.mean(baseline)
+    assert (row["dLNK_ci_low"], row["dLNK_ci_high"]) == pytest.approx((diff - half, diff + half))
+    assert row["ci"] == "Welch t 95 % CI, n=3 vs 3"
+    p_values = table.loc[["sam-mma-add_token", "musam-mma-add_token"], "p_primary"].to_numpy()
+    assert table.loc[
+        ["sam-mma-add_token", "musam-mma-add_token"], "p_primary_holm"
+    ].tolist() == pytest.approx(holm(list(p_values)))
     # add_token is the only fusion here, so its rows are the main ones: the paper's values beside them
     assert row["row"] == "SAM (vit_b)" and row["paper_LNK_mean"] == 0.9923
     assert table.loc["retrained", "comparison"] == ""
+
+
+def test_differences_are_plain_decimals_to_two_digits_of_the_half_width() -> None:
+    assert [places(w) for w in (0.208, 0.0032, 1.2e-4, 3e-9, 0.0)] == [3, 4, 5, 6, 3]
+    assert decimal(0.191) == "+0.191" and decimal(-1.91e-4, 5) == "-0.00019"
 
 
 def test_holm_adjustment_by_hand() -> None:
@@ -243,14 +294,24 @@ def test_holm_adjustment_by_hand() -> None:
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
-def test_bootstrap_is_seeded() -> None:
-    values, baseline = {0: 0.95, 1: 0.97, 2: 0.93, 3: 0.96}, {0: 0.94, 1: 0.95, 2: 0.93, 3: 0.92}
-    first = paired_comparison(values, baseline, 1000, 3, 0.95)
-    assert first == paired_comparison(values, baseline, 1000, 3, 0.95)
-    assert first["p_rank"] == pytest.approx(stats.wilcoxon([0.01, 0.02, 0.0, 0.04]).pvalue)
-    unpaired = unpaired_comparison(list(values.values()), list(baseline.values()), 1000, 3, 0.95)
-    assert unpaired == unpaired_comparison(list(values.values()), list(baseline.values()), 1000, 3, 0.95)
-    assert unpaired["dLNK_ci_low"] < unpaired["dLNK_mean"] < unpaired["dLNK_ci_high"]
+def test_paired_interval_and_tests_by_hand() -> None:
+    values, baseline = {0: 0.95, 1: 0.97, 2: 0.93, 3: 0.96}, {0: 0.94, 1: 0.95, 2: 0.93, 3: 0.92, 9: 0.5}
+    out = paired_comparison(values, baseline, 0.95)
+    diffs = np.array([0.01, 0.02, 0.0, 0.04])
+    half = stats.t.ppf(0.975, 3) * diffs.std(ddof=1) / 2
+    assert (out["dLNK_ci_low"], out["dLNK_ci_high"]) == pytest.approx(
+        (diffs.mean() - half, diffs.mean() + half)
+    )
+    assert out["p_rank"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
+    assert (out["n_pairs"], out["n_baseline"], out["ci"]) == (4, 5, "paired t 95 % CI, n=4")
+
+
+def test_no_spread_and_no_difference_keeps_the_row_with_p_one() -> None:
+    same = {0: 0.9, 1: 0.95, 2: 0.92}
+    out = paired_comparison(same, dict(same), 0.95)
+    assert (out["p_primary"], out["p_rank"], out["dLNK_ci_low"], out["dLNK_ci_high"]) == (1.0, 1.0, 0.0, 0.0)
+    out = unpaired_comparison([0.9, 0.9], [0.9, 0.9, 0.9], 0.95)
+    assert (out["p_primary"], out["p_rank"], out["dLNK_ci_low"], out["dLNK_ci_high"]) == (1.0, 1.0, 0.0, 0.0)
 
 
 def test_a_file_without_a_protocol_is_refused(tmp_path: Path) -> None:
@@ -292,7 +353,7 @@ def test_pretrained_joins_each_direction_and_bad_variant_names_file(tmp_path: Pa
     pretrained = table[table["variant"] == "pretrained"].set_index("eval_seq")
     assert pretrained["train_seq"].to_dict() == {"01": "02", "02": ""}
     assert pretrained["LNK_mean"].to_dict() == {"01": 0.91, "02": 0.97}
-    assert np.isnan(pretrained.loc["01", "p_ttest"])
+    assert np.isnan(pretrained.loc["01", "p_primary"]) and pretrained.loc["01", "comparison"] == ""
     bad = tmp_path / "bad.json"
     write_metrics(
         bad,

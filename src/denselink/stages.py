@@ -116,7 +116,11 @@ STAGES: tuple[Stage, ...] = (
         ("figures", "appendix-c"),
         "denselink.figures.appendix_c",
         "Appendix C figures",
-        Settings("denselink.figures.settings.FigureSettings", ("appendix_c.settings",)),
+        Settings(
+            "denselink.figures.settings.FigureSettings",
+            ("appendix_c.settings",),
+            job_keys=("synthetic_runs",),
+        ),
     ),
     Stage(("plan",), "denselink.plan", "jobs, GPU/CPU-hours and disk of the grid"),
 )

@@ -6,6 +6,9 @@ folder as a whole: each condition folder is named by the variant the authors' co
 ``add_token``, see ``CONDITIONS``), and each CSV becomes
 ``{out_dir}/{dataset}/paper/{train}-{eval}/{variant}/seed{i}.json``, with ``i`` its position in
 file-name order. ``--csv ... --dataset --variant`` converts one condition into ``{out_dir}/seed{i}.json``.
+Either way the command is all or nothing: every CSV is read and checked, and every output path,
+before the first file is written. A condition folder with no CSV (the authors' ``dic/mma_general_2d``
+holds only a log) is skipped with a note.
 Records carry protocol ``paper`` and ``origin: authors`` (their seed numbers pair nothing, so
 ``denselink evaluate table`` compares them unpaired); top-level scores are those at the paper
 protocol's epoch (highest seed-mean LNK over the condition's CSVs).
@@ -14,6 +17,7 @@ protocol's epoch (highest seed-mean LNK over the condition's CSVs).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +54,8 @@ COMMAND = "evaluate ingest"
 
 
 def read_authors_csv(path: Path) -> pd.DataFrame:
-    """Read one per-seed CSV; values <= 0 or non-numeric (failed evaluations) become NaN."""
+    """Read one per-seed CSV; values outside [0, 1] or non-numeric (the authors' markers of a failed
+    evaluation, e.g. 999) become NaN (null: no score). A 0 stays: LNK 0 is a score (every link wrong)."""
     path = Path(path)
     if not path.is_file():
         raise MetricsFormatError(path, "CSV file does not exist")
@@ -68,11 +73,11 @@ def read_authors_csv(path: Path) -> pd.DataFrame:
     frame["epoch"] = epochs.astype(int)
     for column in ("TRA", "DET", "LNK"):
         values = pd.to_numeric(frame[column], errors="coerce")
-        frame[column] = values.where((values > 0) & (values <= 1))
+        frame[column] = values.where((values >= 0) & (values <= 1))
     return frame.sort_values("epoch").reset_index(drop=True)
 
 
-def ingest(
+def convert(
     csvs: list[Path],
     dataset: str,
     variant: str,
@@ -80,22 +85,19 @@ def ingest(
     train_seq: str = "02",
     eval_seq: str = "02",
     first_seed: int = 0,
-    force: bool = False,
-) -> list[Path]:
-    """Convert one condition's per-seed CSVs (seed = ``first_seed`` + position) into metrics JSONs.
+) -> list[tuple[Path, dict]]:
+    """One condition's per-seed CSVs (seed = ``first_seed`` + position) as (path, metrics record) pairs.
 
-    An existing ``seed{i}.json`` is replaced only if this command wrote it (or ``force``).
+    Reads and checks every CSV; writes nothing.
     """
-    for out in output_paths(out_dir, first_seed, len(csvs)):
-        check_output(out, COMMAND, force)
     parse_variant(variant)
-    frames = [read_authors_csv(Path(path)) for path in csvs]
-    if not frames:
+    if not csvs:
         raise MetricsFormatError(out_dir, "no CSV files given")
+    frames = [read_authors_csv(Path(path)) for path in csvs]
     per_epoch = pd.concat([frame.assign(path=str(i)) for i, frame in enumerate(frames)])
     means = paper_epoch_means(per_epoch)
     best = int(means.idxmax()) if not means.empty else None
-    written = []
+    records = []
     for i, (path, frame) in enumerate(zip(csvs, frames, strict=True)):
         at_best = frame[frame["epoch"] == best]
         scores = at_best.iloc[0][["LNK", "TRA", "DET"]].to_dict() if len(at_best) else None
@@ -112,37 +114,71 @@ def ingest(
             origin=ORIGIN,
             source=str(path),
         )
-        out = Path(out_dir) / f"seed{first_seed + i}.json"
+        records.append((Path(out_dir) / f"seed{first_seed + i}.json", record))
+    return records
+
+
+def write_all(records: list[tuple[Path, dict]], force: bool = False) -> list[Path]:
+    """Write converted records once every output path is known to be writable (none written otherwise).
+
+    An existing ``seed{i}.json`` is replaced only if this command wrote it (or ``force``).
+    """
+    for out, _ in records:
+        check_output(out, COMMAND, force)
+    for out, record in records:
         write_metrics(out, record, COMMAND, force)
-        written.append(out)
-    return written
+    return [out for out, _ in records]
+
+
+def ingest(
+    csvs: list[Path],
+    dataset: str,
+    variant: str,
+    out_dir: Path,
+    train_seq: str = "02",
+    eval_seq: str = "02",
+    first_seed: int = 0,
+    force: bool = False,
+) -> list[Path]:
+    """Convert one condition's per-seed CSVs into metrics JSONs ``{out_dir}/seed{i}.json``."""
+    for out in output_paths(out_dir, first_seed, len(csvs)):
+        check_output(out, COMMAND, force)
+    return write_all(convert(csvs, dataset, variant, out_dir, train_seq, eval_seq, first_seed), force)
 
 
 def ingest_authors_root(
     root: Path, out_dir: Path, train_seq: str = "02", eval_seq: str = "02", force: bool = False
-) -> list[Path]:
-    """Convert every ``{fluo,dic}/{condition}/*.csv`` under ``root``; returns the JSONs written."""
+) -> tuple[list[Path], list[str]]:
+    """Convert every ``{fluo,dic}/{condition}/*.csv`` under ``root``: the JSONs written, and notes.
+
+    All or nothing: every condition is read and checked, and every output path, before the first
+    file is written. A condition folder without CSVs (e.g. one holding only a log) is skipped with
+    a note; one with CSVs but an unknown name is an error.
+    """
     root = Path(root)
     folders = [root / name for name in DATASET_FOLDERS if (root / name).is_dir()]
     if not folders:
         raise MetricsFormatError(
             root, f"no dataset folder {' or '.join(DATASET_FOLDERS)} (expected DIR/fluo/...)"
         )
-    written: list[Path] = []
+    records: list[tuple[Path, dict]] = []
+    notes: list[str] = []
     for folder in folders:
         names = conditions(folder.name)
         for condition in sorted(p for p in folder.iterdir() if p.is_dir()):
+            csvs = sorted(condition.glob("*.csv"))
+            if not csvs:
+                held = ", ".join(sorted(p.name for p in condition.iterdir())) or "nothing"
+                notes.append(f"skipped {condition}: no *.csv (holds {held})")
+                continue
             if condition.name not in names:
                 raise MetricsFormatError(
                     condition, f"unknown condition folder; expected one of {sorted(names)}"
                 )
-            csvs = sorted(condition.glob("*.csv"))
-            if not csvs:
-                raise MetricsFormatError(condition, "condition folder holds no *.csv")
             dataset, variant = DATASET_FOLDERS[folder.name], names[condition.name]
             target = Path(out_dir) / dataset / "paper" / f"{train_seq}-{eval_seq}" / variant
-            written += ingest(csvs, dataset, variant, target, train_seq, eval_seq, force=force)
-    return written
+            records += convert(csvs, dataset, variant, target, train_seq, eval_seq)
+    return write_all(records, force), notes
 
 
 def output_paths(out_dir: Path, first_seed: int, count: int) -> list[Path]:
@@ -202,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.authors_root is not None:
         if args.dataset or args.variant:
             parser.error("--dataset and --variant go with --csv; --authors-root names them from its folders")
-        written = ingest_authors_root(
+        written, notes = ingest_authors_root(
             args.authors_root, args.out_dir, args.train_seq, args.eval_seq, args.force
         )
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     else:
         if not (args.dataset and args.variant):
             parser.error("--csv needs --dataset and --variant")

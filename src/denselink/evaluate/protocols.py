@@ -5,8 +5,9 @@ summarised by that protocol's rule (docs/deviations.md, "Protocols"):
 
 - ``paper`` (the authors' code): every epoch is scored; for each epoch the LNK is averaged over
   the seeds with a valid value there (LNK <= 0 or missing is the authors' marker of a failed
-  evaluation and is dropped); the epoch with the highest mean (first on ties) is chosen for all
-  seeds of a dataset/variant/direction, and each seed contributes its scores at that epoch. A seed
+  evaluation and is dropped); among the epochs every seed reached, the epoch with the highest mean
+  (first on ties) is chosen for all seeds of a dataset/variant/direction, and each seed
+  contributes its scores at that epoch. A seed
   whose value there is dropped is kept as a row with outcome ``dropped`` so tables can count it.
 - ``clean`` (default): the metrics file's top-level scores are those of the checkpoint with the
   lowest validation loss (chosen by ``tracking evaluate`` before scoring). A checkpoint that links
@@ -45,8 +46,13 @@ def _checkpoint_epoch(checkpoint: object) -> float:
 
 
 def paper_epoch_means(epochs: pd.DataFrame) -> pd.Series:
-    """Mean LNK per epoch over the seeds with a valid value there (index: epoch, sorted)."""
-    valid = epochs[valid_lnk(epochs["LNK"])]
+    """Mean LNK per epoch over the seeds with a valid value there (index: epoch, sorted).
+
+    Only epochs that every run reached count: when early stopping ends seeds at different epochs, a
+    mean over the few seeds that trained on would be noisier and so win more often.
+    """
+    reached = epochs.groupby("epoch")["path"].nunique() == epochs["path"].nunique()
+    valid = epochs[valid_lnk(epochs["LNK"]) & epochs["epoch"].isin(reached[reached].index)]
     return valid.groupby("epoch")["LNK"].mean().sort_index()
 
 

@@ -20,8 +20,10 @@ class TableSettings(StageSettings):
         description="fusion mode of the main rows (other fusions get extra rows); a section without runs of "
         "it takes the fusion its embedding rows share",
     )
-    bootstrap_samples: int = Field(default=10000, ge=100, description="bootstrap resamples for the CI")
-    bootstrap_seed: int = Field(
-        default=0, ge=0, lt=2**32, description="seed of the bootstrap's random generator"
+    confidence: float = Field(
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="level of the t interval of each difference to the re-trained baseline (paired t for "
+        "the project's runs, Welch t for ingested ones)",
     )
-    confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the bootstrap interval")

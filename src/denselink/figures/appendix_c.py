@@ -16,6 +16,7 @@ Runs named by --expect but absent (or skipped) are drawn and listed as missing.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,8 @@ import pandas as pd
 from denselink import __version__
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.errors import ConfigError
-from denselink.evaluate.metrics import load_metrics
+from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
+from denselink.evaluate.metrics import MetricsFormatError
 from denselink.figures import plot
 from denselink.figures.points import (
     baseline_point,
@@ -46,15 +48,33 @@ COMMAND = "figures appendix-c"
 
 
 def _frames(metrics: list[Path], baseline: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    runs, epochs = load_metrics(list(dict.fromkeys([*metrics, *baseline])))
+    """Checked metrics of one dataset and origin and, per protocol, one direction (train, eval sequence)."""
+    runs, epochs, notes = load_checked([*metrics, *baseline])
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     datasets = sorted(set(runs["dataset"]))
     if len(datasets) > 1:
         raise ConfigError(metrics[0], f"metrics span several datasets {datasets}; pass one dataset's files")
+    origins = runs["origin"].fillna(OWN_ORIGIN) if "origin" in runs else pd.Series([OWN_ORIGIN])
+    if origins.nunique() > 1:
+        raise ConfigError(
+            metrics[0], f"metrics of several origins {sorted(set(origins))}; a figure shows one origin's runs"
+        )
+    for protocol, own in runs.groupby("protocol"):
+        directions = own.groupby(["train_seq", "eval_seq"], sort=True)["path"].first()
+        if len(directions) > 1:
+            listed = ", ".join(f"{train}->{test} ({path})" for (train, test), path in directions.items())
+            raise MetricsFormatError(
+                directions.iloc[-1],
+                f"runs of protocol {protocol!r} span directions {listed}; a figure shows one direction "
+                "per protocol: pass one direction's files",
+            )
     return runs, epochs
 
 
 def _label(run: str, settings: FigureSettings) -> str:
-    return settings.run_labels.get(run, run)
+    label = settings.run_labels.get(run, run)
+    return f"{label} (synthetic)" if run in settings.synthetic_runs else label
 
 
 def scaling_study(

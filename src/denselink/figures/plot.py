@@ -18,18 +18,23 @@ from denselink.atomic import atomic_path  # noqa: E402
 
 BASELINE_COLOR = "0.35"
 PROTOCOL_TITLES = {
-    "paper": "paper: best LNK over Trackastra epochs",
+    "paper": "paper: each seed's best Trackastra epoch (authors' App. C;\n"
+    "Table 1 takes one epoch for all seeds)",
     "clean": "clean: checkpoint of lowest validation loss",
 }
+SPREAD = "mean ± SD (ddof=1) over seeds"
+
+
+def _sd(point: dict) -> float:
+    """A point's SD, 0 where one seed gives none."""
+    return point["sd"] or 0.0
 
 
 def _baseline(ax: Axes, point: dict | None) -> None:
     if point is None:
         return
     ax.axhline(point["mean"], color=BASELINE_COLOR, linestyle="--", linewidth=1.2)
-    ax.axhspan(
-        point["mean"] - point["sd"], point["mean"] + point["sd"], color=BASELINE_COLOR, alpha=0.15, lw=0
-    )
+    ax.axhspan(point["mean"] - _sd(point), point["mean"] + _sd(point), color=BASELINE_COLOR, alpha=0.15, lw=0)
 
 
 def _mark_missing(ax: Axes, xs: list[float], colors: list[str]) -> None:
@@ -58,7 +63,7 @@ def _legend_extras(has_baseline: bool, has_missing: bool) -> list[Line2D]:
     handles = []
     if has_baseline:
         handles.append(
-            Line2D([], [], color=BASELINE_COLOR, linestyle="--", label="Trackastra (re-trained), mean ± SD")
+            Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=f"Trackastra (re-trained), {SPREAD}")
         )
     if has_missing:
         handles.append(
@@ -90,7 +95,7 @@ def scaling_figure(
         for series, label in series_labels.items():
             pts = [p for p in data["points"] if p["series"] == series]
             if pts:
-                xs, ms, sds = [p["x"] for p in pts], [p["mean"] for p in pts], [p["sd"] for p in pts]
+                xs, ms, sds = [p["x"] for p in pts], [p["mean"] for p in pts], [_sd(p) for p in pts]
                 name = f"MAESTER pretrained on {label}"
                 ax.errorbar(xs, ms, yerr=sds, color=colors[series], marker="o", capsize=3, label=name)
         ax.set_xscale("log")
@@ -103,7 +108,7 @@ def scaling_figure(
         _mark_missing(ax, [m["x"] for m in missing], [colors[m["series"]] for m in missing])
     has_baseline = any(data["baseline"] is not None for data in protocols.values())
     has_missing = any(data["missing"] for data in protocols.values())
-    axes[0][0].set_ylabel("LNK (mean ± SD over seeds)")
+    axes[0][0].set_ylabel(f"LNK ({SPREAD})")
     return _finish(fig, title, _legend_extras(has_baseline, has_missing))
 
 
@@ -138,7 +143,7 @@ def transfer_figure(title: str, panels: list[dict]) -> Figure:
         for ax, panel in zip(axes[row], mine, strict=False):
             ax.set_visible(True)
             _transfer_panel(ax, panel)
-        axes[row][0].set_ylabel("LNK (mean ± SD over seeds)")
+        axes[row][0].set_ylabel(f"LNK ({SPREAD})")
     return _finish(fig, title, [])
 
 
@@ -146,7 +151,7 @@ def _transfer_panel(ax: Axes, panel: dict) -> None:
     """One embedding's curve over the re-trained baseline's curve of the same protocol."""
     baseline = panel["baseline"]
     if baseline is not None and baseline["points"]:
-        _band(ax, baseline["points"], BASELINE_COLOR, "Trackastra (re-trained), mean ± SD", dashed=True)
+        _band(ax, baseline["points"], BASELINE_COLOR, f"Trackastra (re-trained), {SPREAD}", dashed=True)
     if panel["missing"]:
         ax.text(
             0.5,
@@ -159,7 +164,7 @@ def _transfer_panel(ax: Axes, panel: dict) -> None:
             bbox={"facecolor": "white", "edgecolor": "0.5", "linestyle": ":"},
         )
     else:
-        _band(ax, panel["points"], "C0", "with MAESTER embeddings, mean ± SD", dashed=False)
+        _band(ax, panel["points"], "C0", f"with MAESTER embeddings, {SPREAD}", dashed=False)
     ax.set_title(panel["title"], fontsize=10)
     ax.set_xlabel("Trackastra training epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -172,8 +177,8 @@ def _band(ax: Axes, points: list[dict], color: str, label: str, dashed: bool) ->
     ax.plot(xs, means, color=color, linestyle="--" if dashed else "-", label=label)
     ax.fill_between(
         xs,
-        [p["mean"] - p["sd"] for p in points],
-        [p["mean"] + p["sd"] for p in points],
+        [p["mean"] - _sd(p) for p in points],
+        [p["mean"] + _sd(p) for p in points],
         color=color,
         alpha=0.2,
         lw=0,

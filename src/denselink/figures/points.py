@@ -3,10 +3,12 @@
 Each panel shows one protocol and only the runs trained under it (the protocol recorded in the
 metrics JSON). One LNK per training run:
 - ``paper``: the best valid LNK (> 0) over all Trackastra epochs of the run (the authors' Appendix C
-  notebooks), then the mean over runs; a run without a valid epoch is dropped;
+  notebooks), then the mean over runs; a run without a valid epoch is dropped. Table 1 chooses one
+  epoch for all seeds instead (the best seed mean), so its ``paper`` numbers are lower; the figures
+  say which rule they use;
 - ``clean``: the LNK of the checkpoint with the lowest validation loss (``protocols.select_clean``;
   a checkpoint that links nothing counts as 0).
-The spread over seeds is the population standard deviation (ddof=0, the root of the paper's variance).
+The spread over seeds is the sample standard deviation (ddof=1), as in Table 1's ``clean`` part.
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ def run_scores(runs: pd.DataFrame, epochs: pd.DataFrame, protocol: str) -> pd.Da
 
 
 def summary(values: list[float], seeds: list[int]) -> dict[str, Any]:
-    """Mean, population SD, n and the raw values (sorted by seed) of one plotted point."""
+    """Mean, SD (ddof=1; None for one seed), n and the raw values (sorted by seed) of one plotted point."""
     order = np.argsort(seeds, kind="stable")
     array = np.asarray(values, dtype=float)[order]
     return {
         "mean": float(array.mean()),
-        "sd": float(array.std()),
+        "sd": float(array.std(ddof=1)) if array.size > 1 else None,
         "n": int(array.size),
         "values": [float(v) for v in array],
         "seeds": [int(seeds[i]) for i in order],

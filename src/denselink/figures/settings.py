@@ -15,3 +15,8 @@ class FigureSettings(StageSettings):
         description="display names of MAESTER runs, e.g. {'mitocheck-100': 'Mitocheck 100 %'}; "
         "runs not listed are shown by name",
     )
+    synthetic_runs: list[str] = Field(
+        default=[],
+        description="MAESTER runs pretrained on generated data (e.g. synthetic Mitocheck plates); their "
+        "labels say 'synthetic'. The workflow fills it from the data sources of maester.runs",
+    )

@@ -23,6 +23,7 @@ import yaml
 from denselink.data.settings import SynthSettings
 from denselink.errors import ConfigError
 from denselink.pipeline.grid import study_checkpoints, used_datasets, used_protocols
+from denselink.pipeline.jobs import early_stopping
 from denselink.pipeline.layout import Layout
 from denselink.pipeline.paths import check_config_paths
 from denselink.settings import load_settings
@@ -244,9 +245,9 @@ def check_protocols(config: dict[str, Any]) -> None:
     that share a training sequence (hence a model) share its validation; ``clean`` never validates on
     the sequence it scores; ``paper`` chooses by LNK over every epoch, so it scores all of them.
     """
-    stopping = config.get("tracking", {}).get("early_stopping", {})
     for name in _used_protocols(config):
         spec = config["protocols"][name]
+        stopping = early_stopping(config, name)
         key = f"protocols.{name}"
         tail = spec.get("val_fraction", 0.0) > 0
         val_of: dict[str, str | None] = {}
@@ -261,9 +262,9 @@ def check_protocols(config: dict[str, Any]) -> None:
             if name == "clean" and val is not None and val == direction["eval"]:
                 raise ConfigError(f"{key}.directions", f"val {val} is the scored sequence: test data")
             for kind in ("retrained", "embeddings"):
-                if stopping.get(kind) and val is None and not tail:
+                if stopping.get(kind, {}).get("value") and val is None and not tail:
                     raise ConfigError(
-                        f"tracking.early_stopping.{kind}",
+                        stopping[kind]["key"],
                         f"early stopping needs validation data, but {key} trains on {train} without any "
                         f"(give the direction a val sequence or set {key}.val_fraction > 0)",
                     )

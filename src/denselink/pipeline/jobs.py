@@ -26,15 +26,28 @@ def protocol_epochs(protocol: Mapping[str, Any], variant: str) -> int | None:
     )
 
 
+def early_stopping(cfg: Config, protocol: str) -> dict[str, dict[str, Any]]:
+    """Early stopping of a protocol's runs per variant kind (``retrained``, ``embeddings``): its value and
+    the config key it comes from (``protocols.<name>.early_stopping`` overrides ``tracking.early_stopping``).
+    """
+    default = cfg.get("tracking", {}).get("early_stopping", {})
+    override = cfg.get("protocols", {}).get(protocol, {}).get("early_stopping") or {}
+    found = {kind: (value, f"tracking.early_stopping.{kind}") for kind, value in default.items()}
+    found |= {
+        kind: (value, f"protocols.{protocol}.early_stopping.{kind}") for kind, value in override.items()
+    }
+    return {kind: {"value": value, "key": key} for kind, (value, key) in found.items()}
+
+
 def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
     """Trackastra settings of one job: ``tracking.settings`` plus the keys the protocol and variant set
     (the registry's ``job_keys``, which the config schema leaves out)."""
     parsed, spec = parse_variant(variant), cfg["protocols"][protocol]
-    stopping = cfg["tracking"]["early_stopping"]
+    stopping = early_stopping(cfg, protocol)["retrained" if parsed.kind == "retrained" else "embeddings"]
     job = {
         "val_fraction": spec["val_fraction"],
         "fusion": parsed.fusion or "none",
-        "early_stopping": stopping["retrained" if parsed.kind == "retrained" else "embeddings"],
+        "early_stopping": stopping["value"],
     }
     settings = {**cfg["tracking"]["settings"], **job}
     epochs = protocol_epochs(spec, variant)
@@ -47,6 +60,24 @@ def table_settings(cfg: Config) -> str:
     """Settings of ``evaluate table``: ``table1.settings`` plus the protocols and the main fusion."""
     job = {"protocols": cfg["table1"]["protocols"], "main_fusion": cfg["tracking"]["fusion"]}
     return settings_json({**cfg["table1"]["settings"], **job})
+
+
+def synthetic_runs(cfg: Config) -> list[str]:
+    """MAESTER runs with a generated source: a synthetic dataset's sequence or synthetic Mitocheck plates."""
+    datasets = cfg.get("datasets", {})
+
+    def generated(source: str) -> bool:
+        name = source.split("/", 1)[0]
+        if name == "mitocheck":
+            return cfg.get("mitocheck", {}).get("source") == "synthetic"
+        return datasets.get(name, {}).get("source") == "synthetic"
+
+    return sorted(run for run, sources in cfg["maester"]["runs"].items() if any(map(generated, sources)))
+
+
+def figure_settings(cfg: Config) -> str:
+    """Settings of ``figures appendix-c``: ``appendix_c.settings`` plus the runs with generated data."""
+    return settings_json({**cfg["appendix_c"]["settings"], "synthetic_runs": synthetic_runs(cfg)})
 
 
 def rule_resources(cfg: Config, rule: str) -> dict[str, Any]:
