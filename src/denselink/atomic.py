@@ -176,6 +176,14 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
+def _mount_point(folder: Path) -> Path:
+    """The folder where the filesystem holding ``folder`` is mounted."""
+    device = folder.stat().st_dev
+    while folder != folder.parent and folder.parent.stat().st_dev == device:
+        folder = folder.parent
+    return folder
+
+
 def free_space(path: str | Path) -> str:
     """The free space of the filesystem holding ``path`` (its nearest existing folder), in words."""
     folder = Path(os.path.abspath(path))
@@ -183,9 +191,10 @@ def free_space(path: str | Path) -> str:
         folder = folder.parent
     try:
         usage = shutil.disk_usage(folder)
+        mount = _mount_point(folder)
     except OSError as err:
-        return f"free space of {folder} unknown ({os.strerror(err.errno) if err.errno else err})"
-    return f"{_size(usage.free)} free of {_size(usage.total)} on the filesystem of {folder}"
+        return f"free space at {folder} unknown ({describe_os_error(err)})"
+    return f"{_size(usage.free)} free of {_size(usage.total)} on the filesystem mounted at {mount}"
 
 
 def _disk_full(path: Path) -> bool:
