@@ -70,6 +70,12 @@ class StorageError(DenselinkError):
     kind = "storage error"
 
 
+class LockError(DenselinkError):
+    """A results root is in use by another run (its lock file names the holder)."""
+
+    kind = "results root locked"
+
+
 class DivergenceError(DenselinkError):
     """Training produced a non-finite loss or non-finite weights; the run stops at that epoch."""
 
