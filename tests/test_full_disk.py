@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from denselink import cli
-from denselink.atomic import atomic_path
+from denselink.atomic import _size, atomic_path
 from denselink.errors import StorageError
 
 SIZE = r"\d+(\.\d)? (B|KiB|MiB|GiB|TiB|PiB)"
@@ -111,6 +111,12 @@ def test_an_oserror_reaching_the_command_line_is_one_line(
         line,
     ), line
     assert (tmp_path / "a-file").read_text() == "not a folder\n"
+
+
+def test_byte_counts_are_written_in_binary_units() -> None:
+    sizes = {0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 4096: "4.0 KiB", 1 << 20: "1.0 MiB"}
+    sizes |= {1536 << 30: "1.5 TiB", 5 << 50: "5.0 PiB"}
+    assert {n: _size(n) for n in sizes} == sizes
 
 
 # --------------------------------------------------------------------------- on a small filesystem

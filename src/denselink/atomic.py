@@ -168,12 +168,14 @@ def _write_marker(path: Path, record: dict[str, Any]) -> None:
 
 def _size(n_bytes: int) -> str:
     """A byte count for people: ``0 B``, ``512 KiB``, ``1.5 GiB``."""
-    value, unit = float(n_bytes), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            break
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    value = n_bytes / 1024
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{n_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
+    return f"{value:.1f} PiB"
 
 
 def _mount_point(folder: Path) -> Path:
@@ -274,7 +276,7 @@ def atomic_path(path: str | Path, command: str | None = None, force: bool = Fals
         _remove_stale_siblings(final)
         yield tmp
         if not tmp.exists():
-            raise FileNotFoundError(f"{final}: the writer produced nothing")
+            raise RuntimeError(f"{final}: the writer produced nothing")
         if command is not None and tmp.is_dir():
             _write_marker(tmp / MARKER, {"written_by": command, "files": _files(tmp)})
         marker = sidecar(final)
@@ -282,7 +284,7 @@ def atomic_path(path: str | Path, command: str | None = None, force: bool = Fals
             staged = _staged_marker(marker, {"written_by": command, "sha256": _sha256(tmp)})
         _remove(final)
         os.replace(tmp, final)
-        if command is not None and staged is not None:
+        if staged is not None:
             os.replace(staged, marker)
         elif command is not None and marker.exists():
             marker.unlink()  # a file output replaced by a directory (--force)
