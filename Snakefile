@@ -10,6 +10,9 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
+from denselink.pipeline import lock as results_lock
+from denselink.pipeline.paths import resolve_path
+
 # The full config's DAG is millions of small objects: at Python's default threshold (700 allocations)
 # the cyclic garbage collector runs thousands of times and takes a sixth of a dry run
 # (benchmarks/results/startup.json). The older generations keep their defaults.
@@ -37,6 +40,23 @@ check_config(config)
 # Stage settings (e.g. an even MAESTER patch size) and configured paths: once, before any job is planned.
 if workflow.is_main_process:
     run_preflight(config)
+
+
+# One run at a time per results root: Snakemake's own lock covers one working directory only. A real run
+# takes <results_root>/.denselink-run.lock before its first job; a dry run (or nothing to do) takes none.
+RESULTS_ROOT = resolve_path(config["results_root"], Path.cwd())
+
+
+onstart:
+    results_lock.acquire(RESULTS_ROOT, Path.cwd(), sys.argv)
+
+
+onsuccess:
+    results_lock.release(RESULTS_ROOT)
+
+
+onerror:
+    results_lock.release(RESULTS_ROOT)
 
 
 report: "workflow/report/workflow.rst"

@@ -110,10 +110,17 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[-1]
 
 
+NOT_OURS = (
+    "exists and was not written by denselink (no .denselink-output marker); choose another output path, "
+    "or move it away (denselink never removes what it did not write)"
+)
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("kind", ["folder", "file"])
+@pytest.mark.parametrize("force", [False, True])
 def test_user_data_at_the_output_path_is_refused_and_kept(
-    command: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, kind: str, force: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "out" / TARGET_NAME.get(command, "c")
     if kind == "folder":
@@ -121,9 +128,8 @@ def test_user_data_at_the_output_path_is_refused_and_kept(
     else:
         target.parent.mkdir(parents=True)
         target.write_text("precious\n")
-    assert cli.main(COMMANDS[command](target, tmp_path)) == 2
-    line = _error_line(capsys)
-    assert f"{target}: exists and was not written by denselink" in line and "--force" in line
+    assert cli.main(COMMANDS[command](target, tmp_path) + (["--force"] if force else [])) == 2
+    assert _error_line(capsys) == f"denselink: output error: {target}: {NOT_OURS}"
     if kind == "folder":
         assert {name: (target / name).read_text() for name in files} == files
     else:
@@ -190,11 +196,34 @@ def test_an_edited_output_file_is_kept(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == {"a": 1, "edited": True}
 
 
-def test_force_replaces_a_user_folder(tmp_path: Path) -> None:
+def test_force_replaces_another_denselink_output(tmp_path: Path) -> None:
+    json_out = tmp_path / "m.json"
+    write_json(json_out, {"a": 1}, "data validate")
+    json_out.write_text('{"a": 1, "edited": true}\n')
+    write_json(json_out, {"a": 2}, "data validate", force=True)
+    assert json.loads(json_out.read_text()) == {"a": 2}
+    assert cli.main(["data", "synth", "--out", str(json_out), "--settings", SYNTH, "--force"]) == 0
+    assert (json_out / "01" / "t000.tif").is_file() and not sidecar(json_out).exists()
+
+
+def test_force_never_removes_a_user_folder_or_a_file_denselink_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "c"
-    _user_folder(out)
-    assert cli.main(["data", "synth", "--out", str(out), "--settings", SYNTH, "--force"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "01", "01_GT"]
+    files = _user_folder(out)
+    assert cli.main(["data", "synth", "--out", str(out), "--settings", SYNTH, "--force"]) == 2
+    assert _error_line(capsys) == f"denselink: output error: {out}: {NOT_OURS}"
+    assert {name: (out / name).read_text() for name in files} == files
+    ds = tmp_path / "ds"
+    assert cli.main(["data", "synth", "--out", str(ds), "--settings", SYNTH]) == 0
+    (ds / "01" / "notes.txt").write_text("mine\n")
+    argv = ["data", "validate", "--dataset-dir", str(tmp_path), "--dataset", "D", "--seq", "01"]
+    assert cli.main([*argv, "--out", str(ds), "--force"]) == 2
+    assert _error_line(capsys) == (
+        f"denselink: output error: {ds}: holds '01/notes.txt', which `denselink data synth` did not write; "
+        "choose another output path, or move it away (denselink never removes what it did not write)"
+    )
+    assert (ds / "01" / "notes.txt").read_text() == "mine\n"
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -207,8 +236,51 @@ def test_working_directory_and_its_parents_are_never_replaced(
     for out in ("..", "."):
         argv = ["data", "synth", "--out", out, "--settings", SYNTH] + (["--force"] if force else [])
         assert cli.main(argv) == 2
-        assert f"{out}: is the working directory, a parent of it or the home folder" in _error_line(capsys)
+        assert _error_line(capsys) == (
+            f"denselink: output error: {out}: is or contains the working directory "
+            f"({tmp_path / 'project' / 'here'}); never replaced, not even with --force"
+        )
     assert {name: (tmp_path / "project" / name).read_text() for name in files} == files
+
+
+def _mark_as_synth_output(folder: Path) -> None:
+    """A marker as `data synth` writes it, listing every file: what --force would otherwise replace."""
+    listed = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    (folder / MARKER).write_text(json.dumps({"written_by": "data synth", "files": listed}))
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_a_parent_of_home_is_never_replaced_not_even_with_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], marked: bool
+) -> None:
+    """`data synth --out <a parent of $HOME> --force` once replaced the folder, home included."""
+    home = tmp_path / "users" / "me"
+    files = _user_folder(home)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    if marked:
+        _mark_as_synth_output(tmp_path / "users")
+    argv = ["data", "synth", "--out", str(tmp_path / "users"), "--settings", SYNTH, "--force"]
+    assert cli.main(argv) == 2
+    assert _error_line(capsys) == (
+        f"denselink: output error: {tmp_path / 'users'}: is or contains the home folder ({home}); "
+        "never replaced, not even with --force"
+    )
+    assert {name: (home / name).read_text() for name in files} == files
+
+
+def test_a_marked_folder_holding_the_working_directory_is_never_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = _user_folder(tmp_path / "ds" / "project")
+    _mark_as_synth_output(tmp_path / "ds")
+    monkeypatch.chdir(tmp_path / "ds" / "project" / "sub")
+    assert cli.main(["data", "synth", "--out", str(tmp_path / "ds"), "--settings", SYNTH, "--force"]) == 2
+    assert _error_line(capsys) == (
+        f"denselink: output error: {tmp_path / 'ds'}: is or contains the working directory "
+        f"({tmp_path / 'ds' / 'project' / 'sub'}); never replaced, not even with --force"
+    )
+    assert {name: (tmp_path / "ds" / "project" / name).read_text() for name in files} == files
 
 
 def test_stale_cleanup_removes_only_its_own_temporaries(tmp_path: Path) -> None:
@@ -242,11 +314,13 @@ def test_run_directory_is_claimed_once_and_taken_back_by_its_command(tmp_path: P
     with pytest.raises(OutputError, match="is the output of `denselink tracking train`"):
         claim_directory(run, "maester train")
     user = tmp_path / "user"
-    _user_folder(user)
-    with pytest.raises(OutputError, match="not written by denselink"):
-        claim_directory(user, "maester train")
-    assert claim_directory(user, "maester train", force=True) == user
-    assert sorted(p.name for p in user.iterdir()) == [MARKER]
+    files = _user_folder(user)
+    for force in (False, True):
+        with pytest.raises(OutputError, match="not written by denselink"):
+            claim_directory(user, "maester train", force=force)
+    assert {name: (user / name).read_text() for name in files} == files
+    assert claim_directory(run, "maester train", force=True) == run  # another command's run folder
+    assert sorted(p.name for p in run.iterdir()) == [MARKER]
 
 
 def test_an_empty_folder_holds_nothing_to_lose(tmp_path: Path) -> None:

@@ -64,6 +64,18 @@ class OutputError(DenselinkError):
     kind = "output error"
 
 
+class StorageError(DenselinkError):
+    """A file cannot be written or read for a reason of the filesystem: a full disk, a quota, permissions."""
+
+    kind = "storage error"
+
+
+class LockError(DenselinkError):
+    """A results root is in use by another run (its lock file names the holder)."""
+
+    kind = "results root locked"
+
+
 class DivergenceError(DenselinkError):
     """Training produced a non-finite loss or non-finite weights; the run stops at that epoch."""
 

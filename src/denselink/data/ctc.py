@@ -20,6 +20,7 @@ import pandas as pd
 import tifffile
 from tqdm import tqdm
 
+from denselink import arg_types
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -310,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="dataset name recorded in the manifest")
     parser.add_argument("--seq", required=True, help="sequence id, e.g. 01")
     parser.add_argument(
-        "--min-frames", type=int, default=0, help="fewest frames the sequence must hold (tracking's needs)"
+        "--min-frames",
+        type=arg_types.count,
+        default=0,
+        help="fewest frames the sequence must hold (tracking's needs)",
     )
     parser.add_argument(
         "--min-frames-key", default="--min-frames", help="config key named when the sequence is shorter"

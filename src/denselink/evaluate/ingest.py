@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from denselink import arg_types
 from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
@@ -225,7 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         "training sequence)",
     )
     parser.add_argument(
-        "--first-seed", type=int, default=0, help="with --csv: seed number of the first CSV (default 0)"
+        "--first-seed",
+        type=arg_types.seed,
+        default=0,
+        help="with --csv: seed number of the first CSV (default 0)",
     )
     add_force_flag(parser)
     return parser

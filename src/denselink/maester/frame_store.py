@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from denselink.atomic import atomic_path
+from denselink.atomic import atomic_path, reserve_space
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CTCFormatError
 
@@ -60,6 +60,7 @@ def _decode_sequence(sequence: SequenceManifest, array_path: Path, index: Path, 
                 )
             if frames is None:
                 frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=frame.dtype, shape=shape)
+                reserve_space(tmp)
             frames[t] = frame
             scaled = np.asarray(frame, dtype=np.float32)
             extrema[t] = float(scaled.min()), float(scaled.max())

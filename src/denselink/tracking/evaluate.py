@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
@@ -378,7 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="dataset name in the metrics (default: from the run)")
     parser.add_argument("--variant", default=None, help="variant name (default: retrained / fused-<mode>)")
     parser.add_argument(
-        "--seed", type=int, nargs="+", default=None, help="seed in each metrics (default: the run's)"
+        "--seed",
+        type=arg_types.seed,
+        nargs="+",
+        default=None,
+        help="seed in each metrics (default: the run's)",
     )
     parser.add_argument("--train-seq", default=None, help="training sequence id (default: the run's)")
     parser.add_argument("--eval-seq", default=None, help="eval sequence id (default: the manifest's)")

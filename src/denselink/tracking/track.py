@@ -32,6 +32,7 @@ import pandas as pd
 import tifffile
 from skimage.measure import regionprops_table
 
+from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
 from denselink.data.ctc import tiff_header
 from denselink.data.manifest import SequenceManifest
@@ -264,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the movie's manifest, embedding and features here (default: temporary)",
     )  # fmt: skip
     parser.add_argument(
-        "--edge-threshold", type=float, default=None, help="smallest association kept (default: the model's)"
+        "--edge-threshold",
+        type=arg_types.edge_threshold,
+        default=None,
+        help="smallest association kept (default: the model's)",
     )
     add_force_flag(parser)
     return parser

@@ -30,6 +30,7 @@ from trackastra.data import CTCData, collate_sequence_padding
 from trackastra.utils import blockwise_causal_norm, blockwise_sum
 
 import denselink
+from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
@@ -394,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--features", type=Path, default=None, help="feature parquet of the training sequence"
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints/, logs)")
-    parser.add_argument("--seed", type=int, required=True, help="seed of every random stream")
+    parser.add_argument("--seed", type=arg_types.seed, required=True, help="seed of every random stream")
     parser.add_argument(
         "--val-data",
         type=Path,
