@@ -49,7 +49,11 @@ def check_config(cfg):
 
 
 def run_preflight(cfg):
-    """Stage settings, protocols and paths; a dry run only warns about inputs not in place yet."""
+    """Stage settings, protocols and paths; a dry run only warns about inputs not in place yet.
+
+    Also says which studies the config runs (a study runs when its section is present).
+    """
+    print(grid.studies_line(cfg), file=sys.stderr)
     missing = [] if workflow.dryrun or is_inspection(sys.argv[1:]) else None
     try:
         preflight(cfg, Path.cwd(), missing=missing)
