@@ -119,6 +119,7 @@ STAGES: tuple[Stage, ...] = (
         Settings("denselink.figures.settings.FigureSettings", ("appendix_c.settings",)),
     ),
     Stage(("plan",), "denselink.plan", "jobs, GPU/CPU-hours and disk of the grid"),
+    Stage(("init",), "denselink.init", "a starter config for your own CTC dataset folders"),
 )
 """Every command once. The tracking commands share TrackastraSettings (one section, given to all three)."""
 
