@@ -8,6 +8,7 @@ encoder, bilinear upsampling, centroid aggregation), so the CTC result must equa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -164,12 +165,21 @@ def test_frames_without_masks_are_refused(fused_run: dict[str, Path], tmp_path: 
 
 
 def test_log_counts_linked_cells_and_single_frame_tracks(
-    fused_run: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    fused_run: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """With a strict edge threshold most cells stay alone; the log says so, counted from the CTC result."""
+    """With a strict edge threshold most cells stay alone; the log says so, counted from the CTC result.
+
+    Every step over the frames shows a finished progress bar with its elapsed and remaining time.
+    """
     data = fused_run["data"]
     with caplog.at_level("INFO", logger="denselink.tracking.track"):
         track(fused_run["model"], data / "01", data / "01_GT" / "TRA", tmp_path / "RES", edge_threshold=0.999)
+    bars = capsys.readouterr().err
+    for step in ("embed", "aggregate centroid", "tracks table"):
+        assert re.search(rf"{step}: 100%\|[^|]*\| (\d+)/\1 \[\d\d:\d\d<00:00", bars), step
     rows = np.loadtxt(tmp_path / "RES" / "res_track.txt", dtype=int, ndmin=2)
     masks = [tifffile.imread(p) for p in sorted((data / "01_GT" / "TRA").glob("man_track*.tif"))]
     cells = sum(len(np.unique(m[m > 0])) for m in masks)

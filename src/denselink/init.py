@@ -29,6 +29,7 @@ import yaml
 from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.data.scan import SequenceScan, scan_dataset
 from denselink.errors import ConfigError
+from denselink.pipeline.versions import CONFIG_VERSION
 from denselink.tracking.settings import TrackastraSettings, min_frames
 
 COMMAND = "init"
@@ -237,6 +238,7 @@ def render(
         f"# Machine: {machine} ({why}). Every key and its default: docs/config.md.",
         f"# Check the cost first:  denselink plan --configfile {out}",
         f"# Then Table 1:          snakemake --profile {spec['profile']} --configfile {out}",
+        f"config_version: {CONFIG_VERSION}",
         f"results_root: {_flow(results_root)}",
         f"data_root: {_flow(str(root))}",
         "",
