@@ -26,6 +26,7 @@ CROP = REPO / "tests" / "data" / "ctc_sim_crop"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 TABLE1_ONLY = {
+    "config_version": 2,
     "results_root": "results",
     "data_root": str(CROP.parent),
     "datasets": {"Fluo-N2DH-SIM+": {"source": "ctc", "folder": "ctc_sim_crop"}},
@@ -41,7 +42,17 @@ def _write(tmp_path: Path, config: dict, name: str = "config.yaml") -> Path:
 
 
 def _dry_run(config: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", "--configfile", str(config)]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "-n",
+        "-p",
+        "--configfile",
+        str(config),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.data.scan import SequenceScan, frame_files, scan_sequence
 from denselink.errors import ConfigError, DenselinkError
+from denselink.maester.settings import PAPER_SAVE_EPOCHS
 
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
@@ -254,7 +255,8 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
         for source in (s for s in sources if not s.startswith("mitocheck/")):
             seq = sequence_info(config, costs, *source.split("/", 1))
             store += 2 * seq.frames * seq.megapixels * 1e6
-        checkpoints = (len(train["save_epochs"]) + 1) * _maester_checkpoint_bytes(config)
+        saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
+        checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
         return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
     if job.rule in ("maester_infer", "foundation_embed"):
         seq = sequence_info(config, costs, w["dataset"], w["seq"])

@@ -22,6 +22,7 @@ import yaml
 
 from denselink.data.settings import SynthSettings
 from denselink.errors import ConfigError
+from denselink.maester.settings import PAPER_SAVE_EPOCHS
 from denselink.pipeline.grid import appc_studies, study_checkpoints, used_datasets, used_protocols
 from denselink.pipeline.layout import Layout
 from denselink.pipeline.paths import check_config_paths
@@ -119,7 +120,7 @@ def _require(condition: bool, key: str, problem: str) -> None:
 def check_references(cfg: Config) -> None:
     """Names used in one section must exist in another (datasets, runs, checkpoints, sequences)."""
     datasets, runs = cfg["datasets"], cfg["maester"]["runs"]
-    saved = set(cfg["maester"]["train"]["save_epochs"])
+    saved = set(cfg["maester"]["train"].get("save_epochs", PAPER_SAVE_EPOCHS))  # absent: the model's default
     for name in datasets:
         _require(name != MITOCHECK and "/" not in name, f"datasets.{name}", "reserved or invalid name")
     for run, sources in runs.items():
