@@ -200,7 +200,7 @@ def propose_downsample(dataset: Dataset, machine: str) -> tuple[int, str]:
 
 
 def propose_val_fraction(datasets: list[Dataset], window: int) -> float:
-    """The clean protocol's held-out tail: 10 %, or less where a short sequence cannot spare it."""
+    """The clean protocol's held-out tail, 10 %; a sequence too short for a window and its tail: error."""
     shortest = min(s.frames for d in datasets for s in d.tracked)
     if shortest < min_frames(window, VAL_FRACTION):
         raise ConfigError(
