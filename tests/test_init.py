@@ -15,7 +15,7 @@ import yaml
 from denselink import cli
 from denselink.data.scan import SequenceScan, scan_dataset
 from denselink.errors import ConfigError, OutputError
-from denselink.init import Dataset, propose_crop, propose_downsample, write_config
+from denselink.init import Dataset, propose_crop, propose_downsample, propose_val_fraction, write_config
 from denselink.pipeline import grid
 from denselink.pipeline.checks import load_config, preflight
 
@@ -178,3 +178,15 @@ def test_command_states_jobs_time_and_disk(
     assert "studies this config runs: table1;" in printed
     assert "jobs: 32" in printed  # 30 jobs of Table 1, the rule `all` and the fusion-gain plot
     assert re.search(r"disk this run needs under results: [\d.]+ MB kept, at most [\d.]+ MB more", printed)
+
+
+def test_a_sequence_too_short_for_a_window_and_its_tail_is_refused() -> None:
+    short = SequenceScan("02", 7, (64, 64), "uint16", True, 0, 5.0, 10.0)
+    dataset = Dataset("X", Path("X"), [_scan((64, 64), 10.0), short])
+    assert propose_val_fraction([Dataset("Y", Path("Y"), [_scan((64, 64), 10.0)] * 2)], 4) == 0.1
+    with pytest.raises(ConfigError) as err:
+        propose_val_fraction([dataset], 4)
+    assert err.value.problem == (
+        "a sequence of 7 frames is too short for training windows of 4 frames and a validation tail "
+        "(at least 8 frames)"
+    )
