@@ -388,5 +388,6 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, _, config, _ = plan_configs([out])
     print(summary(rows, config))
-    print(f"GPU-hours are A100 estimates of the GPU steps; details: denselink plan --configfile {out}")
+    print("GPU-hours: A100 estimates of the GPU steps (slower on a CPU, for which no cost is recorded)")
+    print(f"per rule: denselink plan --configfile {out}")
     return 0
