@@ -8,6 +8,7 @@ encoder, bilinear upsampling, centroid aggregation), so the CTC result must equa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,33 @@ def test_frames_without_masks_are_refused(fused_run: dict[str, Path], tmp_path: 
     with pytest.raises(CTCFormatError, match="mask files for"):
         track(fused_run["model"], fused_run["data"] / "01", masks, tmp_path / "RES")
     assert not (tmp_path / "RES").exists()
+
+
+def test_log_counts_linked_cells_and_single_frame_tracks(
+    fused_run: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With a strict edge threshold most cells stay alone; the log says so, counted from the CTC result.
+
+    Every step over the frames shows a finished progress bar with its elapsed and remaining time.
+    """
+    data = fused_run["data"]
+    with caplog.at_level("INFO", logger="denselink.tracking.track"):
+        track(fused_run["model"], data / "01", data / "01_GT" / "TRA", tmp_path / "RES", edge_threshold=0.999)
+    bars = capsys.readouterr().err
+    for step in ("embed", "aggregate centroid", "tracks table"):
+        assert re.search(rf"{step}: 100%\|[^|]*\| (\d+)/\1 \[\d\d:\d\d<00:00", bars), step
+    rows = np.loadtxt(tmp_path / "RES" / "res_track.txt", dtype=int, ndmin=2)
+    masks = [tifffile.imread(p) for p in sorted((data / "01_GT" / "TRA").glob("man_track*.tif"))]
+    cells = sum(len(np.unique(m[m > 0])) for m in masks)
+    parents = set(rows[:, 3]) - {0}
+    alone = sum(1 for label, t1, t2, parent in rows if t1 == t2 and parent == 0 and label not in parents)
+    single = int((rows[:, 1] == rows[:, 2]).sum())
+    assert single > 0 and alone > 0
+    expected = (
+        f"{cells} cells: {cells - alone} linked to another cell, {alone} to none; "
+        f"{len(rows)} tracks, {single} of them a single frame"
+    )
+    assert any(record.getMessage().startswith(expected + " -> ") for record in caplog.records), caplog.text

@@ -8,13 +8,15 @@ Each job's cost follows from its wildcards, the config, the sequence sizes (mani
 else workflow/costs.json) and per-step costs recorded per machine kind in workflow/costs.json: CPU
 costs are measured (benchmarks/calibrate_costs.py), GPU costs are estimates whose derivation the file
 and this command's output state. GPU-hours count GPUs x hours of the GPU rules, CPU-hours cores x hours
-of the CPU rules (one thread each, as measured); disk counts what stays after the run, and separately
-what exists only while it runs (temp() embeddings, MAESTER frame stores).
+of the CPU rules (one thread each, as measured); disk counts what stays after the run (checkpoints,
+kept embeddings, feature tables, CTC result masks), and separately what exists only while it runs
+(temp() embeddings, MAESTER frame stores). The plan also names the studies the config runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -26,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.data.scan import SequenceScan, frame_files, scan_sequence
 from denselink.errors import ConfigError, DenselinkError
+from denselink.maester.settings import PAPER_SAVE_EPOCHS
 
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
@@ -35,6 +39,10 @@ GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_tra
 MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
 MITOCHECK_PLATES = {100: 1, 200: 2, 300: 3, 400: 4}
 MITOCHECK_SEQUENCES = (318, 384, 384, 318)  # paper Table 3
+MASK_RATIO = 67.0
+"""Raw uint16 over LZW-compressed size of CTC label masks, the lowest of three datasets' TRA masks
+(10 frames each: Fluo-N2DH-SIM+ 67x, Fluo-N2DH-GOWT1 162x, Fluo-C2DL-MSC 190x); result masks are
+these masks relabelled by track (denselink.tracking.predict.MASK_COMPRESSION)."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +140,19 @@ def _value(section: dict[str, Any], key: str) -> float:
 
 
 def sequence_info(config: dict[str, Any], costs: dict[str, Any], dataset: str, seq: str) -> Sequence:
-    """Frames, shape and cells of a sequence: its manifest, the generator settings, or costs.json."""
+    """Frames, shape and cells of a sequence: its manifest, its data folder, the generator settings,
+    or costs.json."""
+    from denselink.pipeline.layout import Layout
+
     manifest = Path(config["results_root"]) / "data" / dataset / seq / "manifest.json"
     known = costs["sequences"].get(f"{dataset}/{seq}", {})
     cells = float(known.get("cells_per_frame", 50))
+    folder = Path(Layout.of(config).dataset_dir(dataset))
+    found = None if known else _scanned(folder, seq)
+    if found is not None:
+        cells = cells if found.cells_per_frame is None else found.cells_per_frame
+        if not manifest.is_file():
+            return Sequence(found.frames, *found.shape, cells)
     if manifest.is_file():
         data = json.loads(manifest.read_text())
         return Sequence(len(data["frames"]), *data["shape"], cells)
@@ -146,8 +163,16 @@ def sequence_info(config: dict[str, Any], costs: dict[str, Any], dataset: str, s
             int(synth.get("n_frames", 12)), *synth.get("shape", (64, 64)), synth.get("n_cells", 6)
         )
     if not known:
-        raise ConfigError(f"datasets.{dataset}", f"sequence {seq}: no manifest and no size in {COSTS}")
+        raise ConfigError(
+            f"datasets.{dataset}", f"sequence {seq}: no manifest, no data folder and no size in {COSTS}"
+        )
     return Sequence(int(known["frames"]), *known["shape"], cells)
+
+
+@functools.cache
+def _scanned(folder: Path, seq: str) -> SequenceScan | None:
+    """A sequence's frames, shape and cells read from its data folder (once per plan), if it is there."""
+    return scan_sequence(folder, seq) if frame_files(folder / seq) else None
 
 
 def cover_windows(shape: tuple[int, int], config: dict[str, Any]) -> int:
@@ -159,6 +184,11 @@ def cover_windows(shape: tuple[int, int], config: dict[str, Any]) -> int:
         model["img_size"], model["patch_size"], infer["central_patch"], infer["legacy_offset"]
     )
     return plan_cover(shape, geometry).n_windows
+
+
+def _masks_bytes(seq: Sequence) -> float:
+    """A CTC result folder of a sequence: its uint16 masks, LZW-compressed."""
+    return 2.0 * seq.frames * seq.height * seq.width / MASK_RATIO
 
 
 def _dense_bytes(seq: Sequence, channels: int) -> float:
@@ -225,7 +255,8 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
         for source in (s for s in sources if not s.startswith("mitocheck/")):
             seq = sequence_info(config, costs, *source.split("/", 1))
             store += 2 * seq.frames * seq.megapixels * 1e6
-        checkpoints = (len(train["save_epochs"]) + 1) * _maester_checkpoint_bytes(config)
+        saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
+        checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
         return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
     if job.rule in ("maester_infer", "foundation_embed"):
         seq = sequence_info(config, costs, w["dataset"], w["seq"])
@@ -262,7 +293,8 @@ def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
             every = config["protocols"][w["protocol"]].get("epochs", "all") == "all"
             scored = len(config["tracking"]["seeds"]) * (_tracking_epochs(config, job) if every else 1)
         per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
-        return Cost(cpu_s=scored * per_checkpoint)
+        runs = len(config["tracking"]["seeds"]) if job.rule == "tracking_evaluate" else 1
+        return Cost(cpu_s=scored * per_checkpoint, disk_kept=runs * _masks_bytes(seq))
     if job.rule == "tracking_score_cache":
         seq = sequence_info(config, costs, w["dataset"], w["seq"])
         return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "score_cache_frame_megapixel_s"))
@@ -306,6 +338,28 @@ def _size(n: float) -> str:
     return ""
 
 
+def disk_line(rows: dict[str, dict[str, float]], config: dict[str, Any]) -> str:
+    """The disk a run needs under results_root: what stays, and at most how much more while it runs."""
+    total = rows.get("total", {"disk_kept": 0.0, "disk_transient": 0.0})
+    return (
+        f"disk this run needs under {config['results_root']}: {_size(total['disk_kept'])} kept, "
+        f"at most {_size(total['disk_transient'])} more while it runs"
+    )
+
+
+def summary(rows: dict[str, dict[str, float]], config: dict[str, Any]) -> str:
+    """Studies, jobs, GPU-hours, CPU-hours and disk of a plan in four lines."""
+    from denselink.pipeline.grid import studies_line
+
+    total = rows.get("total", {"jobs": 0, "gpu_hours": 0.0, "cpu_hours": 0.0})
+    return "\n".join([
+        studies_line(config),
+        f"jobs: {total['jobs']:.0f}",
+        f"time: {total['gpu_hours']:.2f} GPU-hours (A100) and {total['cpu_hours']:.2f} CPU-hours (one core)",
+        disk_line(rows, config),
+    ])  # fmt: skip
+
+
 def render(rows: dict[str, dict[str, float]], dense: dict[str, float], costs: dict[str, Any]) -> str:
     """The plan as a table, the dense-volume disk comparison and every assumption with its source."""
     lines = [f"{'rule':<30} {'jobs':>6} {'GPU-h':>10} {'CPU-h':>10} {'disk kept':>11} {'transient':>11}"]
@@ -321,6 +375,7 @@ def render(rows: dict[str, dict[str, float]], dense: dict[str, float], costs: di
         f"dense embedding volumes: {_size(dense['now_bytes'])} kept, {dense['fraction']:.1%} of "
         f"{_size(dense['before_bytes'])} (all kept as raw float16)",
         "transient: temp() embeddings and MAESTER frame stores, deleted during the run (peak is lower)",
+        f"disk kept counts CTC result masks LZW-compressed ({MASK_RATIO:.0f}x smaller than raw)",
         "per-step costs are those of the paper's model sizes; checkpoints sized for the configured models",
         f"GPU: {costs['gpu']['description']}",
         f"CPU: {costs['cpu']['description']}",
@@ -361,22 +416,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plan_configs(
+    configfiles: list[Path],
+    costs_path: Path = COSTS,
+    cpu: str = "cpu",
+    gpu: str = "a100",
+    target: str | None = None,
+    all_jobs: bool = False,
+    dry_run_text: str | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any], dict[str, Any]]:
+    """The plan of config files: per-rule rows, dense-volume disk, the config and the costs used."""
+    config = load_config(configfiles)
+    costs = load_costs(costs_path, cpu, gpu)
+    text = dry_run(configfiles, target, all_jobs) if dry_run_text is None else dry_run_text
+    jobs = parse_dry_run(text)
+    return plan(jobs, config, costs), dense_disk(jobs, config, costs), config, costs
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
     if args.json is not None:
         check_output(args.json, COMMAND, args.force)
-    config = load_config(args.configfile)
-    costs = load_costs(args.costs, args.cpu, args.gpu)
-    if args.dry_run_output is not None:
-        text = args.dry_run_output.read_text()
-    else:
-        text = dry_run(args.configfile, args.target, args.all_jobs)
-    jobs = parse_dry_run(text)
-    rows, dense = plan(jobs, config, costs), dense_disk(jobs, config, costs)
+    text = None if args.dry_run_output is None else args.dry_run_output.read_text()
+    rows, dense, config, costs = plan_configs(
+        args.configfile, args.costs, args.cpu, args.gpu, args.target, args.all_jobs, text
+    )
     print(render(rows, dense, costs))
+    print()
+    print(summary(rows, config))
     if args.json is not None:
-        write_json(args.json, {"rules": rows, "dense": dense}, COMMAND, args.force)
+        from denselink.pipeline.grid import studies
+
+        record = {"rules": rows, "dense": dense, "studies": studies(config)}
+        write_json(args.json, record, COMMAND, args.force)
     return 0
 
 

@@ -123,6 +123,7 @@ STAGES: tuple[Stage, ...] = (
         ),
     ),
     Stage(("plan",), "denselink.plan", "jobs, GPU/CPU-hours and disk of the grid"),
+    Stage(("init",), "denselink.init", "a starter config for your own CTC dataset folders"),
 )
 """Every command once. The tracking commands share TrackastraSettings (one section, given to all three)."""
 

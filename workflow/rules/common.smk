@@ -19,6 +19,7 @@ from denselink.pipeline.checks import (
     required_frames,
 )
 from denselink.pipeline.layout import Layout
+from denselink.pipeline.versions import version_notes
 from denselink.vocabulary import (
     AGGREGATIONS,
     FOUNDATION_BACKBONES,
@@ -49,7 +50,13 @@ def check_config(cfg):
 
 
 def run_preflight(cfg):
-    """Stage settings, protocols and paths; a dry run only warns about inputs not in place yet."""
+    """Stage settings, protocols and paths; a dry run only warns about inputs not in place yet.
+
+    Also says which studies the config runs (a study runs when its section is present).
+    """
+    print(grid.studies_line(cfg), file=sys.stderr)
+    for note in version_notes(cfg):
+        print(f"NOTE: {note}", file=sys.stderr)
     missing = [] if workflow.dryrun or is_inspection(sys.argv[1:]) else None
     try:
         preflight(cfg, Path.cwd(), missing=missing)

@@ -23,8 +23,8 @@ rule evaluate_table:
     resources:
         **TABLE.resources,
     params:
-        protocols=config["table1"]["protocols"],
-        settings=jobs.table_settings(config),
+        protocols=lambda w: config["table1"]["protocols"],  # a job exists only with a table1 section
+        settings=lambda w: jobs.table_settings(config),
     shell:
         "denselink evaluate table --metrics {input:q} --out-csv {output.csv:q} --out-md {output.md:q} "
         "--protocols {params.protocols:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -27,7 +27,7 @@ rule figures_appendix_c:
     params:
         out_dir=lambda w, output: Path(output.png).parent,
         expect=lambda w: grid.study_variants(config, w.study),
-        settings=jobs.figure_settings(config),
+        settings=lambda w: jobs.figure_settings(config),  # a study runs: its section is present
     shell:
         "denselink figures appendix-c --study {wildcards.study:q} --metrics {input.metrics:q} "
         "--baseline {input.baseline:q} --expect {params.expect:q} --out-dir {params.out_dir:q} "

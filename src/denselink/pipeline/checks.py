@@ -22,7 +22,8 @@ import yaml
 
 from denselink.data.settings import SynthSettings
 from denselink.errors import ConfigError
-from denselink.pipeline.grid import study_checkpoints, used_datasets, used_protocols
+from denselink.maester.settings import PAPER_SAVE_EPOCHS
+from denselink.pipeline.grid import appc_studies, study_checkpoints, used_datasets, used_protocols
 from denselink.pipeline.jobs import early_stopping
 from denselink.pipeline.layout import Layout
 from denselink.pipeline.paths import check_config_paths
@@ -120,7 +121,7 @@ def _require(condition: bool, key: str, problem: str) -> None:
 def check_references(cfg: Config) -> None:
     """Names used in one section must exist in another (datasets, runs, checkpoints, sequences)."""
     datasets, runs = cfg["datasets"], cfg["maester"]["runs"]
-    saved = set(cfg["maester"]["train"]["save_epochs"])
+    saved = set(cfg["maester"]["train"].get("save_epochs", PAPER_SAVE_EPOCHS))  # absent: the model's default
     for name in datasets:
         _require(name != MITOCHECK and "/" not in name, f"datasets.{name}", "reserved or invalid name")
     for run, sources in runs.items():
@@ -132,17 +133,19 @@ def check_references(cfg: Config) -> None:
                 f"maester.runs.{run}",
                 f"{source!r} is neither DATASET/SEQ of a configured dataset nor mitocheck/SIZE|plateN",
             )
-    for name in cfg["table1"]["datasets"]:
+    table1 = cfg.get("table1", {"datasets": [], "maester": {}, "embeddings": []})  # absent: not run
+    for name in table1["datasets"]:
         _require(name in datasets, "table1.datasets", f"{name!r} is not in datasets")
-    for name, ref in cfg["table1"]["maester"].items():
+    for name, ref in table1["maester"].items():
         _require(name in datasets, f"table1.maester.{name}", "not in datasets")
         _require(ref["run"] in runs, f"table1.maester.{name}.run", f"{ref['run']!r} is not in maester.runs")
         _require(ref["epoch"] in saved, f"table1.maester.{name}.epoch", "not in maester.train.save_epochs")
-    if "maester" in cfg["table1"]["embeddings"]:
-        for name in cfg["table1"]["datasets"]:
-            _require(name in cfg["table1"]["maester"], "table1.maester", f"no MAESTER checkpoint for {name}")
-    appc = cfg["appendix_c"]
-    _require(appc["dataset"] in datasets, "appendix_c.dataset", f"{appc['dataset']!r} is not in datasets")
+    if "maester" in table1["embeddings"]:
+        for name in table1["datasets"]:
+            _require(name in table1["maester"], "table1.maester", f"no MAESTER checkpoint for {name}")
+    if appc_studies(cfg):  # the Appendix C dataset matters only to a study that runs
+        dataset = cfg["appendix_c"]["dataset"]
+        _require(dataset in datasets, "appendix_c.dataset", f"{dataset!r} is not in datasets")
     for study, run, epoch in study_checkpoints(cfg):
         _require(run in runs, f"appendix_c.{study}", f"run {run!r} is not in maester.runs")
         _require(epoch in saved, f"appendix_c.{study}", f"epoch {epoch} is not in maester.train.save_epochs")

@@ -16,14 +16,40 @@ from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, parse
 Config = dict[str, Any]
 
 
+# --------------------------------------------------------------------------- studies
+def appc_studies(cfg: Config) -> list[str]:
+    """The Appendix C studies a config runs: those with a section under ``appendix_c``."""
+    return [study for study in STUDIES if study in cfg.get("appendix_c", {})]
+
+
+def studies(cfg: Config) -> list[str]:
+    """Every study a config runs, by its config section: ``table1``, ``appendix_c.<study>``.
+
+    A study runs when its section is present; an absent section means "not run".
+    """
+    return ["table1"] * ("table1" in cfg) + [f"appendix_c.{study}" for study in appc_studies(cfg)]
+
+
+def studies_line(cfg: Config) -> str:
+    """One line naming the studies a config runs and those it does not (no section)."""
+    every = ["table1", *(f"appendix_c.{study}" for study in STUDIES)]
+    run = studies(cfg)
+    skipped = [name for name in every if name not in run]
+    line = f"studies this config runs: {', '.join(run) or 'none'}"
+    return line + (f"; not run (no section): {', '.join(skipped)}" if skipped else "")
+
+
 # --------------------------------------------------------------------------- names
 def used_datasets(cfg: Config) -> list[str]:
-    """Datasets the workflow tracks: Table 1's and the Appendix C dataset."""
-    return sorted(set(cfg["table1"]["datasets"]) | {cfg["appendix_c"]["dataset"]})
+    """Datasets the workflow tracks: Table 1's and, when a study of it runs, the Appendix C dataset."""
+    names = set(cfg["table1"]["datasets"]) if "table1" in cfg else set()
+    return sorted(names | ({cfg["appendix_c"]["dataset"]} if appc_studies(cfg) else set()))
 
 
 def used_protocols(cfg: Config) -> list[str]:
-    return sorted(set(cfg["table1"]["protocols"]) | set(cfg["appendix_c"]["protocols"]))
+    """Protocols of the studies a config runs."""
+    names = set(cfg["table1"]["protocols"]) if "table1" in cfg else set()
+    return sorted(names | (set(cfg["appendix_c"]["protocols"]) if appc_studies(cfg) else set()))
 
 
 def directions(cfg: Config, protocol: str) -> list[tuple[str, str]]:
@@ -147,7 +173,9 @@ def grid_metrics(
 
 
 def table1_targets(cfg: Config) -> list[str]:
-    """Every metrics JSON that Table 1 summarises."""
+    """Every metrics JSON that Table 1 summarises (none when the config has no ``table1``)."""
+    if "table1" not in cfg:
+        return []
     return [
         path
         for dataset in cfg["table1"]["datasets"]
@@ -157,15 +185,15 @@ def table1_targets(cfg: Config) -> list[str]:
 
 # --------------------------------------------------------------------------- Appendix C
 def study_checkpoints(cfg: Config, only: str | None = None) -> list[tuple[str, str, int]]:
-    """(study, run, epoch) of every MAESTER checkpoint an Appendix C study uses."""
-    appc, rows = cfg["appendix_c"], []
-    if only in (None, "compute_scaling"):
+    """(study, run, epoch) of every MAESTER checkpoint an Appendix C study the config runs uses."""
+    appc, rows, run = cfg.get("appendix_c", {}), [], appc_studies(cfg)
+    if only in (None, "compute_scaling") and "compute_scaling" in run:
         rows += [
             ("compute_scaling", appc["compute_scaling"]["run"], e) for e in appc["compute_scaling"]["epochs"]
         ]
-    if only in (None, "transfer"):
+    if only in (None, "transfer") and "transfer" in run:
         rows += [("transfer", r["run"], r["epoch"]) for r in appc["transfer"]["runs"]]
-    if only in (None, "data_scaling"):
+    if only in (None, "data_scaling") and "data_scaling" in run:
         ds = appc["data_scaling"]
         rows += [("data_scaling", run, e) for run in ds["runs"] for e in ds["epochs"]]
     return rows
@@ -181,7 +209,9 @@ def study_variants(cfg: Config, study: str) -> list[str]:
 
 
 def appc_targets(cfg: Config, study: str) -> list[str]:
-    """Metrics JSONs of one study (the first direction of each configured protocol)."""
+    """Metrics JSONs of one study (the first direction of each configured protocol); none when not run."""
+    if study not in appc_studies(cfg):
+        return []
     appc = cfg["appendix_c"]
     return grid_metrics(
         cfg, appc["dataset"], study_variants(cfg, study), appc["protocols"], all_directions=False
@@ -189,22 +219,31 @@ def appc_targets(cfg: Config, study: str) -> list[str]:
 
 
 def appc_baseline(cfg: Config) -> list[str]:
-    """Metrics JSONs of the re-trained baseline the Appendix C figures draw as a line."""
+    """Metrics JSONs of the re-trained baseline the Appendix C figures draw as a line (none: no study)."""
+    if not appc_studies(cfg):
+        return []
     appc = cfg["appendix_c"]
     return grid_metrics(cfg, appc["dataset"], ["retrained"], appc["protocols"], all_directions=False)
 
 
 # --------------------------------------------------------------------------- final targets
 def figure_files(cfg: Config, study: str) -> list[str]:
+    """The figure, its SVG and its points of an Appendix C study (none when the config does not run it)."""
+    if study not in appc_studies(cfg):
+        return []
     return [Layout.of(cfg).path(L.FIGURE, study=study, ext=ext) for ext in ("png", "svg", "json")]
 
 
 def table1_files(cfg: Config) -> list[str]:
+    """Table 1 as CSV and Markdown (none when the config has no ``table1``)."""
+    if "table1" not in cfg:
+        return []
     return [Layout.of(cfg).path(L.TABLE1, ext=ext) for ext in ("csv", "md")]
 
 
 def all_targets(cfg: Config, fusion_gain_plot: Path) -> list[str]:
-    """Table 1, every Appendix C figure and, once the benchmark has been run, its plot for the report."""
+    """Table 1, every Appendix C figure of the studies configured and, once the benchmark has been run,
+    its plot for the report."""
     files = table1_files(cfg) + [f for study in STUDIES for f in figure_files(cfg, study)]
     if fusion_gain_plot.is_file():
         files.append(Layout.of(cfg).path(L.FUSION_GAIN_REPORT))

@@ -49,22 +49,29 @@ def maester_checkpoint(run_dir: Any, epoch: int) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a config's outputs go: patterns under ``results_root``, raw datasets under ``data_root``."""
+    """Where a config's outputs go: patterns under ``results_root``, raw datasets under ``data_root``.
+
+    A dataset's name (any CTC name, ``+`` included) is its folder under both roots, unless
+    ``datasets.NAME.folder`` names its raw data folder (``folders``: those mappings).
+    """
 
     results_root: str
     data_root: str
+    folders: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, config: dict[str, Any]) -> Layout:
-        return cls(str(config["results_root"]), str(config["data_root"]))
+        datasets = config.get("datasets") or {}
+        folders = tuple((name, spec["folder"]) for name, spec in datasets.items() if spec.get("folder"))
+        return cls(str(config["results_root"]), str(config["data_root"]), folders)
 
     def path(self, pattern: str, **fields: Any) -> str:
         """A path (or, with fields left out, a wildcard pattern) under the results root."""
         return f"{self.results_root}/{fill(pattern, **fields)}"
 
     def dataset_dir(self, dataset: str) -> str:
-        """A raw CTC dataset folder under the data root."""
-        return f"{self.data_root}/{dataset}"
+        """A raw CTC dataset folder under the data root (its ``folder``, else its name)."""
+        return f"{self.data_root}/{dict(self.folders).get(dataset, dataset)}"
 
     def manifest(self, source: str) -> str:
         return self.path(MANIFEST, source=source)

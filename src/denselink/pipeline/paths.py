@@ -105,7 +105,14 @@ def _child(key: str, root: Path, name: str) -> Path:
 def _check_datasets(config: dict[str, Any], data_root: Path) -> dict[str, Path]:
     paths = {}
     for name, spec in (config.get("datasets") or {}).items():
-        folder = _child(f"datasets.{name}", data_root, name)
+        if spec.get("folder") and (spec.get("source") != "ctc" or spec.get("download", False)):
+            raise ConfigError(
+                f"datasets.{name}.folder",
+                "only a local CTC dataset (source ctc, download false) has a folder of another name; "
+                "generated and downloaded data are written to data_root/NAME",
+            )
+        key = f"datasets.{name}.folder" if spec.get("folder") else f"datasets.{name}"
+        folder = _child(key, data_root, spec.get("folder") or name)
         paths[f"datasets.{name}"] = folder
         if spec.get("source") == "ctc" and not spec.get("download", False):
             # strict even in a dry run: without the data there is no DAG to show
@@ -122,7 +129,7 @@ def _uses_mitocheck(config: dict[str, Any]) -> bool:
 
 def _check_foundation(config: dict[str, Any], workdir: Path, missing: list[str] | None) -> dict[str, Path]:
     paths: dict[str, Path] = {}
-    used = _get(config, "table1.embeddings", list(FOUNDATION_BACKBONES)) or []
+    used = _get(config, "table1.embeddings", []) or []  # no table1: no study embeds with SAM/muSAM
     for backbone in FOUNDATION_BACKBONES:
         spec = _get(config, f"foundation.{backbone}", {}) or {}
         prefix = f"foundation.{backbone}"

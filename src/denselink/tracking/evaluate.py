@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output
@@ -226,6 +227,7 @@ def score_run(
     """Score the planned checkpoints, keep the chosen one's CTC result, write the metrics JSON."""
     checkpoints, rows, targets = plan.checkpoints, plan.rows, plan.targets
     table, cache, best_graph = sequence.table, sequence.cache, None
+    progress = tqdm(total=len(targets), desc=f"scoring {plan.run.model_dir}", unit="checkpoint")
     for group in _passes(plan.summaries, targets):
         models = [load_checkpoint(checkpoints[i])[0] for i in group]
         for i, model in zip(group, models, strict=True):
@@ -242,6 +244,8 @@ def score_run(
             log.info("epoch %d: %s", rows[i]["epoch"], {k: round(rows[i][k], 4) for k in SCORES})
             if choose_epoch([rows[j] for j in targets if rows[j]["LNK"] is not None], protocol) is rows[i]:
                 best_graph = graph
+            progress.update()
+    progress.close()
     chosen = choose_epoch([rows[i] for i in targets], protocol)
     with atomic_path(plan.run.res_dir, COMMAND, force) as tmp_res:
         write_ctc(best_graph, sequence.masks, tmp_res)

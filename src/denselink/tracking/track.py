@@ -9,10 +9,12 @@ model folder (``config.yaml`` + ``model.pt``). A fused model gets the movie's pe
 computed exactly as its training features were (embedding backbone, weights, settings and
 aggregation recorded in the checkpoint at training time, weights hash-checked), or from
 ``--features``. Linking is trackastra's greedy linking as in ``tracking evaluate``; cells that
-no link reaches stay in the result as single-frame tracks. Writes the CTC result folder
-``--out`` (``mask%03d.tif`` + ``res_track.txt``) and a tracks table (CSV or parquet by extension):
-one row per tracked cell and frame, ``frame, label, track_id, parent_track_id, y, x``, where
-``label`` is the cell's label in the input mask and ``track_id`` its label in ``--out``.
+no link reaches stay in the result as single-frame tracks (the log counts cells, linked cells,
+tracks and single-frame tracks). Writes the CTC result folder ``--out`` (``mask%03d.tif``,
+LZW-compressed, + ``res_track.txt``) and a tracks table (CSV or parquet by extension): one row per
+tracked cell and frame, ``frame, label, track_id, parent_track_id, y, x``, where ``label`` is the
+cell's label in the input mask and ``track_id`` its label in ``--out``. Every step over the frames
+(embedding, features, linking, the tracks table) shows a progress bar with the remaining time on stderr.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 from skimage.measure import regionprops_table
+from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
@@ -134,11 +137,35 @@ def load_tracker(model: str | Path) -> TrackedModel:
     return TrackedModel(network, path, settings.link_mode, settings.edge_threshold, recipe)
 
 
+@dataclass(frozen=True)
+class LinkSummary:
+    """What a linking did: cells of the masks, those linked to another cell, tracks, single-frame tracks."""
+
+    cells: int
+    linked: int
+    tracks: int
+    single_frame_tracks: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cells} cells: {self.linked} linked to another cell, {self.cells - self.linked} to none; "
+            f"{self.tracks} tracks, {self.single_frame_tracks} of them a single frame"
+        )
+
+
+def link_summary(graph: Any, res_track: pd.DataFrame) -> LinkSummary:
+    """Counts of a linking (a graph of every detection) and its CTC track table (``label t1 t2 parent``)."""
+    linked = sum(1 for node in graph.nodes if graph.degree(node) > 0)
+    single = int((res_track["t1"] == res_track["t2"]).sum())
+    return LinkSummary(graph.number_of_nodes(), linked, len(res_track), single)
+
+
 def tracks_table(masks: np.ndarray, result: np.ndarray, res_track: pd.DataFrame) -> pd.DataFrame:
     """One row per tracked cell and frame: input label, track id, parent track, centroid (y, x)."""
     parents = dict(zip(res_track["label"], res_track["parent"], strict=True))
     parts = []
-    for t, (mask, tracked) in enumerate(zip(masks, result, strict=True)):
+    pairs = zip(masks, result, strict=True)
+    for t, (mask, tracked) in enumerate(tqdm(pairs, "tracks table", len(masks), unit="frame")):
         props = regionprops_table(
             mask, intensity_image=tracked, properties=("label", "centroid", "intensity_max")
         )
@@ -218,12 +245,17 @@ def track(
         if fused and features is None:
             manifest_path = work / "manifest.json"
             write_json(manifest_path, sequence.to_dict(), COMMAND)
+            backbone = tracker.features_recipe["backbone"]
+            log.info("recomputing the movie's %s features as at training", backbone)
             features = replay(tracker.features_recipe, manifest_path, work)
         feature_table = FeatureTable(features) if fused else None
         frames = sequence.read_frames().astype(np.float32)
         labels = sequence.read_masks().astype(np.int32)
         threshold = tracker.edge_threshold if edge_threshold is None else edge_threshold
-        graph = link(tracker.model, frames, labels, feature_table, tracker.link_mode, threshold)
+        log.info("linking %d frames (edge threshold %g)", len(frames), threshold)
+        graph = link(
+            tracker.model, frames, labels, feature_table, tracker.link_mode, threshold, progress=True
+        )
     if graph.number_of_nodes() == 0:
         raise ConfigError(out, "the model linked no cells (try a lower --edge-threshold)")
     with atomic_path(out, COMMAND, force) as tmp:
@@ -233,8 +265,7 @@ def track(
         out / "res_track.txt", sep=" ", header=None, names=["label", "t1", "t2", "parent"]
     )
     tracks = tracks_table(labels, result, res_track)
-    n_cells = sum(len(np.unique(m[m > 0])) for m in labels)
-    log.info("%d of %d cells linked into %d tracks -> %s", len(tracks), n_cells, res_track.shape[0], out)
+    log.info("%s -> %s", link_summary(graph, res_track), out)
     if table is not None:
         write_table(tracks, table, force)
     return tracks
