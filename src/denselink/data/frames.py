@@ -53,7 +53,8 @@ def list_frames(
         raise CTCFormatError(directory, "directory is missing")
     tiffs = sorted(p for p in directory.iterdir() if is_tiff(p) and not p.name.startswith("."))
     numbered = sorted(
-        ((_number(p, prefix, kind), p) for p in tiffs), key=lambda item: (item[0], item[1].name)
+        ((_number(p, prefix, kind), p) for p in tiffs),
+        key=lambda item: (item[0], len(item[1].stem), item[1].name),
     )
     if not numbered:
         raise CTCFormatError(directory, f"no {kind} files (empty sequence; frames are .tif or .tiff)")

@@ -35,7 +35,7 @@ from denselink.data.ctc import check_finite, check_headers, check_labels
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
-from denselink.features.recipe import replay
+from denselink.features.recipe import find_weights, replay
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
 from denselink.tracking.model_files import (
     check_run_config,
@@ -196,6 +196,7 @@ def track(
     work_dir: str | Path | None = None,
     edge_threshold: float | None = None,
     force: bool = False,
+    embedding_checkpoint: str | Path | None = None,
 ) -> pd.DataFrame:
     """Link the movie ``images`` (raw TIFFs) segmented by ``masks`` (label TIFFs) with ``model``.
 
@@ -208,6 +209,8 @@ def track(
         work_dir: keep the movie's manifest, embedding and features here (default: a temporary folder).
         edge_threshold: smallest association kept as an edge (default: the model's training setting).
         force: replace an existing ``out`` or ``table`` that this command did not write.
+        embedding_checkpoint: the embedding weights a fused model's recipe records, where they have moved
+            (default: found by their recorded sha256 near the model); their sha256 must match.
 
     Returns:
         The tracks table (``frame, label, track_id, parent_track_id, y, x``).
@@ -229,13 +232,19 @@ def track(
         )
     if not fused and features is not None:
         raise ConfigError("--features", "this model takes no learned features")
+    replayed = fused and features is None
+    if embedding_checkpoint is not None and not replayed:
+        raise ConfigError("--embedding-checkpoint", "only a fused model's recomputed features use it")
+    weights = (
+        find_weights(tracker.features_recipe, [tracker.source], embedding_checkpoint) if replayed else None
+    )
     with tempfile.TemporaryDirectory(prefix="denselink-track-") as scratch:
         work = Path(work_dir) if work_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        if fused and features is None:
+        if replayed:
             manifest_path = work / "manifest.json"
             write_json(manifest_path, sequence.to_dict(), COMMAND)
-            features = replay(tracker.features_recipe, manifest_path, work)
+            features = replay(tracker.features_recipe, manifest_path, work, weights)
         feature_table = FeatureTable(features) if fused else None
         threshold = tracker.edge_threshold if edge_threshold is None else edge_threshold
         graph = link(tracker.model, frames, labels, feature_table, tracker.link_mode, threshold)
@@ -282,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--edge-threshold", type=float, default=None, help="smallest association kept (default: the model's)"
     )
+    parser.add_argument(
+        "--embedding-checkpoint", type=Path, default=None,
+        help="the MAESTER/SAM weights file a fused model was trained with, where it has moved "
+        "(default: found by the sha256 its recipe records); its sha256 must match",
+    )  # fmt: skip
     add_force_flag(parser)
     return parser
 
@@ -300,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir,
         args.edge_threshold,
         args.force,
+        args.embedding_checkpoint,
     )
 
     return 0
