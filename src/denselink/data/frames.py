@@ -57,7 +57,7 @@ def list_frames(
         key=lambda item: (item[0], len(item[1].stem), item[1].name),
     )
     if not numbered:
-        raise CTCFormatError(directory, f"no {kind} files (empty sequence; frames are .tif or .tiff)")
+        raise CTCFormatError(directory, f"no {kind} files (empty sequence)")
     if first is not None and numbered[0][0] != first:
         raise CTCFormatError(
             numbered[0][1], f"first {kind} is {numbered[0][1].name}, expected frame number {first}"
