@@ -159,8 +159,10 @@ def test_frames_without_masks_are_refused(fused_run: dict[str, Path], tmp_path: 
     masks = tmp_path / "masks"
     shutil.copytree(fused_run["data"] / "01_GT" / "TRA", masks)
     sorted(masks.glob("*.tif"))[-1].unlink()
-    with pytest.raises(CTCFormatError, match="mask files for"):
+    with pytest.raises(CTCFormatError) as info:
         track(fused_run["model"], fused_run["data"] / "01", masks, tmp_path / "RES")
+    assert info.value.path == str(fused_run["data"] / "01" / "t009.tif")
+    assert info.value.problem == f"frame 9 has no mask in {masks}"
     assert not (tmp_path / "RES").exists()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
 
+from denselink.data.frames import is_tiff
 from denselink.data.settings import DATASETS as MITOCHECK_SIZES
 from denselink.errors import DenselinkError
 from denselink.pipeline import grid, jobs
@@ -112,7 +113,9 @@ def sequence_files(folder, seq):
     """Raw frames, TRA masks and man_track.txt of one CTC sequence (what validation reads)."""
     folder = Path(folder)
     tra = folder / f"{seq}_GT" / "TRA"
-    files = sorted((folder / seq).glob("t*.tif")) + sorted(tra.glob("man_track*.tif"))
+    # .tif and .tiff, as validation lists them
+    files = sorted(p for p in (folder / seq).glob("t*") if is_tiff(p))
+    files += sorted(p for p in tra.glob("man_track*") if is_tiff(p))
     files += [tra / "man_track.txt"] if (tra / "man_track.txt").is_file() else []
     return [str(f) for f in files]
 

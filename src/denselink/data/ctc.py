@@ -12,7 +12,6 @@ a frame inside its span (CTC marks a gap as a new track whose parent is the old 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,10 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 
-FRAME_PATTERN = re.compile(r"^t(\d+)\.tif$")
-MASK_PATTERN = re.compile(r"^man_track(\d+)\.tif$")
 MAN_TRACK_COLUMNS = ["label", "start", "end", "parent"]
 MAX_BINCOUNT_LABEL = 1 << 20  # larger labels are counted with np.unique instead
 MAX_LABEL = 65535  # CTC label images are 16-bit; tracking results are written as uint16
@@ -52,97 +50,118 @@ def write_man_track(path: Path, tracks: pd.DataFrame) -> None:
     path.write_text("".join(f"{line}\n" for line in lines))
 
 
-def read_man_track(path: str | Path) -> pd.DataFrame:
-    """Parse ``man_track.txt`` into a DataFrame with integer columns label, start, end, parent."""
+def _parse_line(path: Path, number: int, line: str) -> list[int]:
+    """The four integers of one ``man_track.txt`` line, read as trackastra and traccuracy read it."""
+    if "\t" in line:
+        raise CTCFormatError(
+            path, f"line {number}: a tab between fields; the CTC format separates them by single spaces"
+        )
+    if not line.strip():
+        raise CTCFormatError(path, f"line {number}: spaces on an otherwise blank line; leave it empty")
+    fields = line.split(" ")
+    if "" in fields:
+        raise CTCFormatError(
+            path, f"line {number}: fields must be separated by single spaces, none at the start or end"
+        )
+    if len(fields) != 4:
+        raise CTCFormatError(
+            path, f"line {number}: expected 4 columns (label start end parent), got {len(fields)}"
+        )
+    try:
+        values = [int(f) for f in fields]
+    except ValueError as err:
+        raise CTCFormatError(path, f"line {number}: not an integer ({err})") from err
+    if min(values) < 0:
+        raise CTCFormatError(path, f"line {number}: negative label, frame or parent")
+    if values[0] == 0:
+        raise CTCFormatError(path, f"line {number}: label 0 is the background and cannot be a track")
+    if values[1] > values[2]:
+        raise CTCFormatError(
+            path, f"line {number}: track {values[0]} starts ({values[1]}) after it ends ({values[2]})"
+        )
+    return values
+
+
+def parse_man_track(path: str | Path) -> tuple[pd.DataFrame, dict[int, int]]:
+    """:func:`read_man_track` plus the line of ``man_track.txt`` each track is on (by label)."""
     path = Path(path)
     if not path.is_file():
         raise CTCFormatError(path, "man_track.txt is missing")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CTCFormatError(path, f"unreadable ({type(err).__name__}: {err})") from err
     rows: list[list[int]] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
+    lines: dict[int, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line:
             continue
-        fields = line.split()
-        if len(fields) != 4:
+        row = _parse_line(path, number, line)
+        if row[0] in lines:
             raise CTCFormatError(
-                path, f"line {number}: expected 4 columns (label start end parent), got {len(fields)}"
+                path, f"line {number}: track {row[0]} is listed more than once (also line {lines[row[0]]})"
             )
-        try:
-            rows.append([int(f) for f in fields])
-        except ValueError as err:
-            raise CTCFormatError(path, f"line {number}: not an integer ({err})") from err
+        lines[row[0]] = number
+        rows.append(row)
     tracks = pd.DataFrame(rows, columns=MAN_TRACK_COLUMNS, dtype=np.int64)
     if tracks.empty:
         raise CTCFormatError(path, "man_track.txt has no tracks")
-    if (tracks[["label", "start", "end"]] < 0).any().any() or (tracks["parent"] < 0).any():
-        raise CTCFormatError(path, "negative label, frame or parent")
-    if (tracks["label"] == 0).any():
-        raise CTCFormatError(path, "label 0 is the background and cannot be a track")
-    duplicated = tracks["label"][tracks["label"].duplicated()]
-    if len(duplicated):
-        raise CTCFormatError(path, f"track {int(duplicated.iloc[0])} is listed more than once")
-    reversed_span = tracks[tracks["start"] > tracks["end"]]
-    if len(reversed_span):
-        row = reversed_span.iloc[0]
-        raise CTCFormatError(path, f"track {row.label} starts ({row.start}) after it ends ({row.end})")
-    return tracks
+    return tracks, lines
 
 
-def _numbered_files(directory: Path, pattern: re.Pattern[str], kind: str) -> list[Path]:
-    """Files of ``directory`` matching ``pattern``, in time order, numbered 0..T-1 without gaps."""
-    numbered = sorted(
-        (int(m.group(1)), directory / name)
-        for name in (p.name for p in directory.iterdir())
-        if (m := pattern.match(name))
-    )
-    if not numbered:
-        raise CTCFormatError(directory, f"no {kind} files (empty sequence)")
-    previous = None
-    for expected, (index, path) in enumerate(numbered):
-        if index != expected:
-            if previous is None:
-                problem = f"first {kind} is {path.name}, expected frame number 0"
-            else:
-                problem = f"frame numbering gap: {path.name} follows {previous.name}"
-            raise CTCFormatError(path, problem)
-        previous = path
-    return [path for _, path in numbered]
+def read_man_track(path: str | Path) -> pd.DataFrame:
+    """Parse ``man_track.txt`` into a DataFrame with integer columns label, start, end, parent.
+
+    Lines are ``label start end parent`` separated by single spaces, as the CTC writes them and as
+    trackastra and traccuracy read them (a tab or a run of spaces is an error naming the line);
+    empty lines are skipped.
+    """
+    return parse_man_track(path)[0]
 
 
-def _check_tracks(tracks: pd.DataFrame, path: Path, n_frames: int) -> None:
-    if int(tracks["label"].max()) > MAX_LABEL:
-        row = tracks.loc[tracks["label"].idxmax()]
-        raise CTCFormatError(
-            path, f"track label {row.label} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
-        )
-    if int(tracks["end"].max()) >= n_frames:
-        row = tracks.loc[tracks["end"].idxmax()]
-        raise CTCFormatError(
-            path, f"track {row.label} ends at frame {row.end} but there are {n_frames} frames"
-        )
+def _check_tracks(tracks: pd.DataFrame, lines: dict[int, int], path: Path, n_frames: int) -> None:
+    """Track-table rules that need the frame count; errors name the line of the offending track."""
+    for row in tracks.itertuples(index=False):
+        where = f"line {lines[row.label]}: "
+        if row.label > MAX_LABEL:
+            raise CTCFormatError(
+                path, f"{where}track label {row.label} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
+            )
+        if row.end >= n_frames:
+            raise CTCFormatError(
+                path, f"{where}track {row.label} ends at frame {row.end} but there are {n_frames} frames"
+            )
     by_label = tracks.set_index("label")
     for row in tracks[tracks["parent"] > 0].itertuples(index=False):
+        where = f"line {lines[row.label]}: "
         if row.parent not in by_label.index:
-            raise CTCFormatError(path, f"track {row.label} has parent {row.parent}, which is not a track")
+            raise CTCFormatError(
+                path, f"{where}track {row.label} has parent {row.parent}, which is not a track"
+            )
         parent_end = int(by_label.at[row.parent, "end"])
         if parent_end >= row.start:
             raise CTCFormatError(
                 path,
-                f"parent {row.parent} ends at frame {parent_end}, not before its child {row.label} "
+                f"{where}parent {row.parent} ends at frame {parent_end}, not before its child {row.label} "
                 f"starts (frame {row.start})",
             )
 
 
-def tiff_header(path: Path, error: type[DenselinkError] = CTCFormatError) -> tuple[tuple[int, int], np.dtype]:
+def tiff_header(
+    path: Path, error: type[DenselinkError] = CTCFormatError, singleton_axes: bool = True
+) -> tuple[tuple[int, int], np.dtype]:
     """2D shape and dtype of a TIFF from its header (no decoding); checks its data lies inside the file.
 
-    A TIFF of more than one page (a z-stack or a time series in one file) is an error.
+    A TIFF of more than one page (a z-stack or a time series in one file) is an error. An image stored
+    with axes of length 1 (``(Y, X, 1)``, ``(1, Y, X)``) counts as 2D when ``singleton_axes``, else it
+    is an error: trackastra and traccuracy read CTC frames and masks as stored, without squeezing.
     """
     try:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tif:
             n_pages = len(tif.pages)
             page = tif.pages.first
-            shape, dtype = tuple(int(n) for n in page.shape), np.dtype(page.dtype)
+            shape, dtype = tuple(int(n) for n in tif.series[0].shape), np.dtype(page.dtype)
             data_end = max(
                 (o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=True)), default=0
             )
@@ -157,6 +176,12 @@ def tiff_header(path: Path, error: type[DenselinkError] = CTCFormatError) -> tup
     squeezed = tuple(n for n in shape if n != 1)
     if len(squeezed) != 2:
         raise error(path, f"expected a 2D image, got shape {shape}")
+    if len(shape) != 2 and not singleton_axes:
+        raise error(
+            path,
+            f"stored with shape {shape}; frames and masks are 2D images {squeezed}, which the tracking "
+            "and scoring libraries read as stored: save it without the axes of length 1 (np.squeeze)",
+        )
     return (squeezed[0], squeezed[1]), dtype
 
 
@@ -167,16 +192,21 @@ def _decode(path: Path) -> np.ndarray:
         raise CTCFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
 
 
-def _check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, int], np.dtype]:
-    shape, raw_dtype = tiff_header(frames[0])
+def check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, int], np.dtype]:
+    """Shape and dtype of the raw frames from their TIFF headers; every mask must share the shape.
+
+    Frames and masks must be stored as 2D images (no axes of length 1). Returns the frames' shape and
+    dtype. ``data validate`` and ``tracking track`` check their frames with this one function.
+    """
+    shape, raw_dtype = tiff_header(frames[0], singleton_axes=False)
     for path in frames:
-        frame_shape, dtype = tiff_header(path)
+        frame_shape, dtype = tiff_header(path, singleton_axes=False)
         if dtype.kind not in "uif":
             raise CTCFormatError(path, f"raw frame dtype {dtype} is not numeric")
         if frame_shape != shape:
             raise CTCFormatError(path, f"shape {frame_shape} differs from {frames[0].name} {shape}")
     for path in masks:
-        mask_shape, dtype = tiff_header(path)
+        mask_shape, dtype = tiff_header(path, singleton_axes=False)
         if dtype.kind not in "ui":
             raise CTCFormatError(path, f"mask dtype {dtype} is not an integer type")
         if mask_shape != shape:
@@ -197,16 +227,21 @@ def check_finite(frame: np.ndarray, path: Path, error: type[DenselinkError] = CT
         )
 
 
+def check_labels(mask: np.ndarray, path: Path) -> None:
+    """Raise naming ``path`` when a label image holds negative labels or labels past 16 bits."""
+    if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
+        raise CTCFormatError(path, "negative labels in mask")
+    if mask.size and int(mask.max()) > MAX_LABEL:
+        raise CTCFormatError(
+            path, f"label {int(mask.max())} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
+        )
+
+
 def _frame_labels(frame_path: Path, mask_path: Path) -> tuple[set[int], str]:
     """Decode one frame and its mask; return the mask's nonzero labels and the frame file's sha256."""
     check_finite(_decode(frame_path), frame_path)
     mask = _decode(mask_path).ravel()
-    if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
-        raise CTCFormatError(mask_path, "negative labels in mask")
-    if mask.size and int(mask.max()) > MAX_LABEL:
-        raise CTCFormatError(
-            mask_path, f"label {int(mask.max())} exceeds {MAX_LABEL} (CTC label images are 16-bit)"
-        )
+    check_labels(mask, mask_path)
     if not mask.size or int(mask.max()) > MAX_BINCOUNT_LABEL:
         labels = np.unique(mask)
     else:
@@ -263,16 +298,16 @@ def validate_sequence(
     for directory in (raw_dir, tra_dir):
         if not directory.is_dir():
             raise CTCFormatError(directory, "directory is missing")
-    frames = _numbered_files(raw_dir, FRAME_PATTERN, "raw frame")
-    masks = _numbered_files(tra_dir, MASK_PATTERN, "TRA mask")
+    frames = [path for _, path in list_frames(raw_dir, "raw frame", prefix="t")]
+    masks = [path for _, path in list_frames(tra_dir, "TRA mask", prefix="man_track")]
     if len(frames) != len(masks):
         raise CTCFormatError(
             tra_dir, f"{len(masks)} TRA masks but {len(frames)} raw frames in {raw_dir.name}"
         )
     man_track = tra_dir / "man_track.txt"
-    tracks = read_man_track(man_track)
-    _check_tracks(tracks, man_track, len(frames))
-    shape, raw_dtype = _check_headers(frames, masks)
+    tracks, lines = parse_man_track(man_track)
+    _check_tracks(tracks, lines, man_track, len(frames))
+    shape, raw_dtype = check_headers(frames, masks)
     hashes = _check_pixels(frames, masks, tracks, man_track)
     if len(frames) < min_frames:  # the data are sound but too short for the tracking config
         raise ConfigError(

@@ -21,6 +21,7 @@ from trackastra.data import CTCData
 from trackastra.data.data import _CompressedArray
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.data.ctc import check_headers, read_man_track
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
 from denselink.settings import load_settings
@@ -50,11 +51,17 @@ class PreparedSequence:
 
 
 def check_manifest(manifest: SequenceManifest, where: str | Path) -> None:
-    """Raise early when a sequence cannot give GT detections and lineages."""
+    """Raise early when a sequence cannot give GT detections and lineages.
+
+    The files trackastra and traccuracy read as stored are checked again as ``data validate`` checks
+    them (the track table's format line by line, 2D frames and masks of one shape), naming the file.
+    """
     if not manifest.has_masks or manifest.man_track is None:
         raise CTCFormatError(where, "sequence has no GT TRA masks / man_track.txt to build detections from")
     if len(manifest.masks) != manifest.n_frames:
         raise CTCFormatError(where, f"{manifest.n_frames} frames but {len(manifest.masks)} masks")
+    read_man_track(manifest.man_track)
+    check_headers(manifest.frames, manifest.masks)
 
 
 def check_length(manifest: SequenceManifest, where: str | Path, settings: TrackastraSettings) -> None:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +35,23 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
-from denselink.data.ctc import tiff_header
+from denselink.data.ctc import check_finite, check_headers, check_labels
+from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
-from denselink.features.recipe import replay
+from denselink.features.recipe import find_weights, replay
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
-from denselink.tracking.predict import link, load_checkpoint, load_trackastra_folder, write_ctc
-from denselink.tracking.settings import TrackastraSettings
+from denselink.tracking.model_files import (
+    check_run_config,
+    read_run_config,
+    read_trackastra_folder,
+    run_settings,
+)
+from denselink.tracking.predict import link, load_checkpoint, write_ctc
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking track"
 TABLE_COLUMNS = ("frame", "label", "track_id", "parent_track_id", "y", "x")
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 @dataclass
@@ -62,45 +65,58 @@ class TrackedModel:
     features_recipe: dict[str, Any] | None = None
 
 
-def _frame_number(path: Path) -> tuple[int, str]:
-    numbers = re.findall(r"\d+", path.stem)
-    return (int(numbers[-1]) if numbers else -1, path.name)
-
-
-def list_tiffs(directory: str | Path) -> list[Path]:
-    """The TIFFs of ``directory`` in frame order (by the last number in the name)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CTCFormatError(directory, "directory is missing")
-    files = sorted((p for p in directory.iterdir() if p.suffix.lower() in TIFF_SUFFIXES), key=_frame_number)
-    if not files:
-        raise CTCFormatError(directory, "no .tif/.tiff files")
-    return files
-
-
 def user_sequence(images: str | Path, masks: str | Path, name: str | None = None) -> SequenceManifest:
-    """A checked manifest of a movie without ground truth: one frame and one label image per time point."""
-    frames, labels = list_tiffs(images), list_tiffs(masks)
-    if len(frames) != len(labels):
-        raise CTCFormatError(masks, f"{len(labels)} mask files for {len(frames)} frames in {images}")
-    shape, dtype = tiff_header(frames[0])
-    for frame, label in zip(frames, labels, strict=True):
-        frame_shape, frame_dtype = tiff_header(frame)
-        if frame_dtype.kind not in "uif" or frame_shape != shape:
-            raise CTCFormatError(frame, f"frame {frame_shape} {frame_dtype} differs from {shape} {dtype}")
-        mask_shape, mask_dtype = tiff_header(label)
-        if mask_dtype.kind not in "ui":
-            raise CTCFormatError(label, f"mask dtype {mask_dtype} is not an integer type")
-        if mask_shape != shape:
-            raise CTCFormatError(label, f"mask shape {mask_shape} differs from the frames' shape {shape}")
+    """A checked manifest of a movie without ground truth: one frame and one label image per frame number.
+
+    Frames and masks are listed and ordered as ``data validate`` lists them (any TIFF name with a frame
+    number; duplicates and gaps are errors) and their headers checked by the same function.
+    """
+    frames = list_frames(images, "raw frame", first=None)
+    labels = list_frames(masks, "mask", first=None)
+    frame_numbers, mask_numbers = dict(frames), dict(labels)
+    for number, path in frames:
+        if number not in mask_numbers:
+            raise CTCFormatError(path, f"frame {number} has no mask in {masks}")
+    for number, path in labels:
+        if number not in frame_numbers:
+            raise CTCFormatError(path, f"mask of frame {number} has no raw frame in {images}")
+    frame_paths, label_paths = [p for _, p in frames], [p for _, p in labels]
+    shape, dtype = check_headers(frame_paths, label_paths)
+    if frames[0][0] != 0:
+        log.info(
+            "frames are numbered from %d: the result numbers them from 0 (%s is frame 0)",
+            frames[0][0],
+            frame_paths[0].name,
+        )
     return SequenceManifest(
         dataset="user",
         sequence=name or Path(images).name,
-        frames=frames,
+        frames=frame_paths,
         shape=shape,
         dtype=str(dtype),
-        masks=labels,
+        masks=label_paths,
     )
+
+
+def read_movie(sequence: SequenceManifest, masks: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``(T, H, W)`` float32 and label masks int32, checked as ``data validate`` checks them.
+
+    A non-finite pixel, a negative label or one past 16 bits is an error naming the file, and so is
+    a movie whose masks hold no cell at all (nothing to track).
+    """
+    frames = []
+    for t, path in enumerate(sequence.frames):
+        frame = sequence.read_frame(t)
+        check_finite(frame, path)
+        frames.append(frame.astype(np.float32))
+    labels = []
+    for t, path in enumerate(sequence.masks):
+        mask = sequence.read_mask(t)
+        check_labels(mask, path)
+        labels.append(mask.astype(np.int32))
+    if not any(mask.any() for mask in labels):
+        raise CTCFormatError(masks, f"no cells in any frame: all {len(labels)} masks are 0 (background)")
+    return np.stack(frames), np.stack(labels)
 
 
 def chosen_checkpoint(run_dir: Path) -> Path:
@@ -124,14 +140,15 @@ def load_tracker(model: str | Path) -> TrackedModel:
     """A run directory, a checkpoint file or a trackastra model folder, ready to link."""
     model = Path(model)
     if (model / "model.pt").is_file() and (model / "config.yaml").is_file():
-        return TrackedModel(load_trackastra_folder(model), model)
+        return TrackedModel(read_trackastra_folder(model), model)
     path = chosen_checkpoint(model) if model.is_dir() else model
     if not path.is_file():
         raise CheckpointError(model, "neither a run directory, a checkpoint nor a trackastra model folder")
-    network, record = load_checkpoint(path)
     config_path = path.parent.parent / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    settings = TrackastraSettings(**config.get("settings", {}))
+    config = read_run_config(config_path)
+    network, record = load_checkpoint(path)
+    check_run_config(config, config_path, record, path)
+    settings = run_settings(config, config_path)
     recipe = record.get("features_recipe", config.get("features_recipe"))
     log.info("linking with %s", path)
     return TrackedModel(network, path, settings.link_mode, settings.edge_threshold, recipe)
@@ -207,6 +224,7 @@ def track(
     work_dir: str | Path | None = None,
     edge_threshold: float | None = None,
     force: bool = False,
+    embedding_checkpoint: str | Path | None = None,
 ) -> pd.DataFrame:
     """Link the movie ``images`` (raw TIFFs) segmented by ``masks`` (label TIFFs) with ``model``.
 
@@ -219,6 +237,8 @@ def track(
         work_dir: keep the movie's manifest, embedding and features here (default: a temporary folder).
         edge_threshold: smallest association kept as an edge (default: the model's training setting).
         force: replace an existing ``out`` or ``table`` that this command did not write.
+        embedding_checkpoint: the embedding weights a fused model's recipe records, where they have moved
+            (default: found by their recorded sha256 near the model); their sha256 must match.
 
     Returns:
         The tracks table (``frame, label, track_id, parent_track_id, y, x``).
@@ -231,6 +251,7 @@ def track(
             check_output(path, COMMAND, force)
     sequence = user_sequence(images, masks)
     tracker = load_tracker(model)
+    frames, labels = read_movie(sequence, masks)
     fused = isinstance(tracker.model, FusedTrackingTransformer)
     if fused and features is None and tracker.features_recipe is None:
         raise ConfigError(
@@ -239,18 +260,22 @@ def track(
         )
     if not fused and features is not None:
         raise ConfigError("--features", "this model takes no learned features")
+    replayed = fused and features is None
+    if embedding_checkpoint is not None and not replayed:
+        raise ConfigError("--embedding-checkpoint", "only a fused model's recomputed features use it")
+    weights = (
+        find_weights(tracker.features_recipe, [tracker.source], embedding_checkpoint) if replayed else None
+    )
     with tempfile.TemporaryDirectory(prefix="denselink-track-") as scratch:
         work = Path(work_dir) if work_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        if fused and features is None:
+        if replayed:
             manifest_path = work / "manifest.json"
             write_json(manifest_path, sequence.to_dict(), COMMAND)
             backbone = tracker.features_recipe["backbone"]
             log.info("recomputing the movie's %s features as at training", backbone)
-            features = replay(tracker.features_recipe, manifest_path, work)
+            features = replay(tracker.features_recipe, manifest_path, work, weights)
         feature_table = FeatureTable(features) if fused else None
-        frames = sequence.read_frames().astype(np.float32)
-        labels = sequence.read_masks().astype(np.int32)
         threshold = tracker.edge_threshold if edge_threshold is None else edge_threshold
         log.info("linking %d frames (edge threshold %g)", len(frames), threshold)
         graph = link(
@@ -301,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="smallest association kept (default: the model's)",
     )
+    parser.add_argument(
+        "--embedding-checkpoint", type=Path, default=None,
+        help="the MAESTER/SAM weights file a fused model was trained with, where it has moved "
+        "(default: found by the sha256 its recipe records); its sha256 must match",
+    )  # fmt: skip
     add_force_flag(parser)
     return parser
 
@@ -319,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir,
         args.edge_threshold,
         args.force,
+        args.embedding_checkpoint,
     )
 
     return 0
