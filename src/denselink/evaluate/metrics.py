@@ -133,7 +133,7 @@ def score_ctc(gt_tra_dir: Path, res_dir: Path) -> dict[str, float]:
                 results = calculate_metrics(
                     tracks["res_track.txt"], tracks["man_track.txt"], traj, {}, ["DET", "TRA", "LNK"], True
                 )
-        except (AssertionError, IndexError, ValueError) as err:
+        except (AssertionError, IndexError, ValueError, ZeroDivisionError) as err:
             problem = f"{type(err).__name__}: {err}".rstrip(": ")
             raise CTCFormatError(res_dir, f"py-ctcmetrics cannot score the result ({problem})") from err
     if not is_valid:
