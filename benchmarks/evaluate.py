@@ -8,8 +8,9 @@ for both paths, in turn ``--repeats`` times:
 
 - ``old``: per checkpoint what scoring did before the score cache, with trackastra's own functions:
   read frames and masks, wrfeat features, windows, ``predict_windows``, ``build_graph`` +
-  ``track_greedy``, ``graph_to_ctc`` on the masks, the CTC result written as TIFFs, and scored by
-  traccuracy from the GT and result folders (``load_ctc_data``, ``CTCMatcher``, ``CTCMetrics``);
+  ``track_greedy``, ``graph_to_ctc`` on the masks, the CTC result written as TIFFs, and scored from
+  the GT and result folders by ``score_ctc`` (py-ctcmetrics; traccuracy's ``load_ctc_data``,
+  ``CTCMatcher``, ``CTCMetrics`` when ``results/evaluate.json`` was measured);
   timed on ``--old-checkpoints`` checkpoints spread evenly over the run (the first and the last
   included): each costs the same, and timing all of them would take minutes per repeat;
 - ``new``: ``evaluate_run`` on the sequence's score cache, every checkpoint of the run in one call
@@ -93,7 +94,7 @@ def make_run(root: Path, frames: int, cells: int, epochs: int) -> tuple[Path, Pa
 
 
 def old_path(checkpoint: Path, manifest, res: Path) -> dict[str, float]:
-    """Score one checkpoint as before the score cache (trackastra's functions, TIFFs, traccuracy)."""
+    """Score one checkpoint as before the score cache (trackastra's functions, TIFFs, ``score_ctc``)."""
     from trackastra.tracking import graph_to_ctc
 
     from denselink.evaluate.metrics import score_ctc

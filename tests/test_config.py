@@ -134,7 +134,7 @@ def test_full_dry_run_scores_exactly_the_grid(tmp_path):
 
 PROTOCOL_PROBLEMS = {
     "val-and-tail": (
-        {"val_fraction": 0.1, "directions": [{"train": "02", "eval": "01", "val": "01"}]},
+        {"val_fraction": 0.1, "directions": [{"train": "02", "eval": "01", "val": "03"}]},
         "protocols.clean.val_fraction",
     ),
     "clean-validates-on-test-data": (

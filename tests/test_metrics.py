@@ -65,7 +65,7 @@ def test_identity_swap_after_frame_one(tmp_path: Path, gt_two: Path) -> None:
     # AOGM_0 = 10 * 8 nodes + 1.5 * 6 edges = 89; no vertex errors.
     assert scores["TRA"] == pytest.approx(1 - 5 / 89)
     assert scores["DET"] == 1.0
-    assert (scores["fp_edges"], scores["fn_edges"]) == (2, 2)
+    assert (scores["AOGM_ED"], scores["AOGM_EA"]) == (2, 2)
 
 
 def test_one_missing_link(tmp_path: Path, gt_two: Path) -> None:
@@ -84,7 +84,7 @@ def test_division_taken_as_continuation_is_wrong_semantics(tmp_path: Path) -> No
     res = write_ctc(tmp_path / "RES", res_frames, [(1, 0, 3, 0), (3, 2, 3, 0)], gt=False)
     scores = score_ctc(gt, res)
     # 5 GT edges; 1 wrong-semantics edge (weight 1) + 1 missing division edge (1.5).
-    assert (scores["ws_edges"], scores["fn_edges"], scores["fp_edges"]) == (1, 1, 0)
+    assert (scores["AOGM_EC"], scores["AOGM_EA"], scores["AOGM_ED"]) == (1, 1, 0)
     assert scores["LNK"] == pytest.approx(1 - 2.5 / 7.5)
 
 

@@ -65,7 +65,9 @@ def test_early_stopping_without_validation_data_names_the_protocols_key() -> Non
     }
     with pytest.raises(ConfigError) as err:
         check_protocols(config)
-    assert err.value.path == "protocols.clean.early_stopping.embeddings"
+    # clean without validation data is a second problem of the same config: both are listed
+    assert err.value.path == "protocols"
+    assert "  protocols.clean.early_stopping.embeddings: early stopping needs validation data" in str(err.value)
 
 
 def test_runs_on_generated_data_are_named_for_the_figures(full: dict, mini: dict) -> None:

@@ -93,7 +93,7 @@ def test_scores_equal_py_ctcmetrics(pipeline: dict[str, Path]) -> None:
     )
     assert record["LNK"] > 0.5  # a few epochs on the other sequence already link most cells
     for key in ("LNK", "TRA", "DET"):
-        assert record[key] == pytest.approx(independent[key], abs=1e-5), key
+        assert record[key] == independent[key], key  # the same counts through the same formulas
 
 
 def test_ground_truth_scores_one_in_py_ctcmetrics(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Scoring a linking on arrays gives traccuracy's every count, also for wrong links and divisions."""
+"""Scoring a linking on arrays gives py-ctcmetrics' every count, also for wrong links and divisions."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_gt_linking_scores_one(dividing: dict) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_scores_equal_traccuracy_on_files(dividing: dict, tmp_path: Path, seed: int) -> None:
+def test_scores_equal_py_ctcmetrics_on_files(dividing: dict, tmp_path: Path, seed: int) -> None:
     cache = dividing["cache"]
     assert any(cache.gt_graph.out_degree(n) == 2 for n in cache.gt_graph.nodes), "no division to score"
     graph = _perturb(_gt_linking(cache), np.random.default_rng(seed), n=4 + 6 * seed)
@@ -80,4 +80,4 @@ def test_scores_equal_traccuracy_on_files(dividing: dict, tmp_path: Path, seed: 
     assert got == expected
     assert expected["LNK"] < 1
     if seed >= 3:
-        assert min(expected["fp_edges"], expected["fn_edges"], expected["ws_edges"]) > 0
+        assert min(expected["AOGM_ED"], expected["AOGM_EA"], expected["AOGM_EC"]) > 0

@@ -112,6 +112,7 @@ STAGES: tuple[Stage, ...] = (
         ),
     ),
     Stage(("evaluate", "ingest"), "denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),
+    Stage(("evaluate", "score"), "denselink.evaluate.score", "LNK/TRA/DET of a CTC result folder (JSON)"),
     Stage(
         ("figures", "appendix-c"),
         "denselink.figures.appendix_c",

@@ -1,15 +1,17 @@
-"""CTC scores (LNK, TRA, DET) with traccuracy, and the metrics JSON files that carry them.
+"""CTC scores (LNK, TRA, DET) as the Cell Tracking Challenge computes them, and the metrics JSON files.
 
-LNK, TRA and DET follow the Cell Tracking Challenge definitions (Maska et al. 2023), as
-traccuracy's ``CTCMetrics`` implements them: with ``AOGM-A = 1*FP_edges + 1.5*FN_edges +
-1*WS_edges`` and ``AOGM-A_0 = 1.5 * |GT edges|``, ``LNK = 1 - min(AOGM-A, AOGM-A_0) / AOGM-A_0``;
-TRA and DET are the analogous normalised AOGM and AOGM-D.
+LNK, TRA and DET follow the Cell Tracking Challenge definitions (Matula et al. 2015, Maska et al.
+2023) as its own Python implementation, py-ctcmetrics, computes them: with ``AOGM-A = 1*ED +
+1.5*EA + 1*EC`` (redundant, missing and wrong-semantics edges) and ``AOGM-A_0 = 1.5 * |GT edges|``,
+``LNK = 1 - min(AOGM-A, AOGM-A_0) / AOGM-A_0``; TRA and DET are the analogous normalised AOGM
+(node errors NS, FN, FP weighted 5, 10, 1, plus the edge errors) and AOGM-D. :func:`score_ctc`
+scores a CTC result folder with py-ctcmetrics itself; :func:`ctc_scores` turns error counts into
+the same scores with py-ctcmetrics' formulas (the array scorer, :mod:`denselink.tracking.scoring`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import warnings
 from collections.abc import Iterable
@@ -24,6 +26,10 @@ from denselink.errors import CTCFormatError, DenselinkError
 SCORES = ("LNK", "TRA", "DET")
 REQUIRED_KEYS = ("dataset", "variant", "seed")
 EPOCH_KEYS = ("epoch", "LNK", "TRA", "DET", "val_loss")
+ERROR_COUNTS = ("NS", "FN", "FP", "ED", "EA", "EC")
+"""The CTC's graph errors: split, missing and redundant nodes; redundant, missing, wrong-semantics edges."""
+CTC_KEYS = (*SCORES, "AOGM", "AOGM_0", *(f"AOGM_{name}" for name in ERROR_COUNTS))
+"""What :func:`score_ctc` and :func:`ctc_scores` return, named as py-ctcmetrics names them."""
 
 
 class MetricsFormatError(DenselinkError):
@@ -54,42 +60,88 @@ def load_ctc_graph(directory: Path, track_name: str, name: str | None = None) ->
         raise CTCFormatError(directory, str(err)) from err
 
 
-def score_graphs(gt: Any, pred: Any) -> dict[str, float]:
-    """CTC scores and error counts of a predicted ``TrackingGraph`` against the ground truth one.
+def ctc_scores(counts: dict[str, int], num_vertices: int, num_edges: int) -> dict[str, float]:
+    """LNK, TRA, DET, AOGM, AOGM_0 and the error counts (``AOGM_NS`` ...) from the CTC's error counts.
 
-    Returns LNK, TRA, DET plus traccuracy's AOGM and its node/edge error counts.
+    ``counts`` holds NS, FN, FP, ED, EA, EC; the GT has ``num_vertices`` nodes and ``num_edges``
+    edges. A score whose normaliser is 0 (no GT edge for LNK, no GT node for all) is NaN.
     """
-    from traccuracy.matchers import CTCMatcher
+    from ctc_metrics.metrics import det, lnk, tra
 
-    return score_matched(CTCMatcher().compute_mapping(gt, pred))
+    counts = {name: int(counts[name]) for name in ERROR_COUNTS}
+    result = dict.fromkeys(("LNK", "TRA", "DET", "AOGM", "AOGM_0"), math.nan)
+    if num_vertices:
+        tra_score, aogm, aogm_0 = tra(**counts, num_vertices=num_vertices, num_edges=num_edges)
+        result |= {"TRA": tra_score, "DET": det(**counts, num_vertices=num_vertices)}
+        result |= {"AOGM": float(aogm), "AOGM_0": float(aogm_0)}
+    if num_edges:
+        result["LNK"] = lnk(**counts, num_edges=num_edges)
+    return result | {f"AOGM_{name}": counts[name] for name in ERROR_COUNTS}
 
 
-def score_matched(matched: Any) -> dict[str, float]:
-    """CTC scores and error counts of a traccuracy ``Matched`` (GT and result graphs plus node mapping)."""
-    from traccuracy.metrics import CTCMetrics
+def _tiffs(directory: Path) -> list[Path]:
+    """The ``*.tif`` frames of a CTC folder, as py-ctcmetrics lists them."""
+    return sorted(path for path in directory.iterdir() if path.name.endswith(".tif"))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        result = CTCMetrics().compute(matched).results
-    return {key: float(value) for key, value in result.items()}
+
+def _check_ctc_folder(directory: Path, track_name: str) -> list[Path]:
+    if not directory.is_dir():
+        raise CTCFormatError(directory, "directory does not exist")
+    if not (directory / track_name).is_file():
+        raise CTCFormatError(directory / track_name, "track file is missing")
+    frames = _tiffs(directory)
+    if not frames:
+        raise CTCFormatError(directory, "no *.tif masks found")
+    return frames
 
 
 def score_ctc(gt_tra_dir: Path, res_dir: Path) -> dict[str, float]:
-    """Score a CTC result directory (``mask*.tif`` + ``res_track.txt``) against ``{seq}_GT/TRA``.
+    """Score a CTC result (``mask*.tif`` + ``res_track.txt``) against ``{seq}_GT/TRA`` with py-ctcmetrics.
 
-    Returns at least ``LNK``, ``TRA`` and ``DET`` (floats in [0, 1]), plus the error counts.
+    The reference itself (``ctc_evaluate``'s loading, matching, validity check and counting, for
+    the metrics Valid, DET, TRA and LNK). Returns :data:`CTC_KEYS`; an invalid result (as
+    ``ctc_evaluate`` finds it) or unreadable folders raise :class:`CTCFormatError` naming the path.
     """
+    import tifffile
+    from ctc_metrics.metrics import valid
+    from ctc_metrics.scripts.evaluate import calculate_metrics, match_computed_to_reference_masks
+    from ctc_metrics.utils.filesystem import read_tracking_file
+
     gt_dir, res_dir = Path(gt_tra_dir), Path(res_dir)
-    _track_file(gt_dir, "man_track.txt")
-    _track_file(res_dir, "res_track.txt")
-    logging.getLogger("traccuracy").setLevel(logging.WARNING)
-    gt = load_ctc_graph(gt_dir, "man_track.txt", name="GT")
-    pred = load_ctc_graph(res_dir, "res_track.txt", name="RES")
-    if gt.segmentation.shape != pred.segmentation.shape:
-        raise CTCFormatError(
-            res_dir, f"mask stack shape {pred.segmentation.shape} differs from GT {gt.segmentation.shape}"
-        )
-    return score_graphs(gt, pred)
+    gt_masks = _check_ctc_folder(gt_dir, "man_track.txt")
+    res_masks = _check_ctc_folder(res_dir, "res_track.txt")
+    if len(res_masks) != len(gt_masks):
+        raise CTCFormatError(res_dir, f"{len(res_masks)} masks, the GT {gt_dir} has {len(gt_masks)}")
+    shapes = []
+    for path in (gt_masks[0], res_masks[0]):
+        with tifffile.TiffFile(path) as tif:
+            shapes.append(tif.series[0].shape)
+    if shapes[0] != shapes[1]:
+        raise CTCFormatError(res_masks[0], f"frame shape {shapes[1]} differs from the GT's {shapes[0]}")
+    tracks = {}
+    for path in (gt_dir / "man_track.txt", res_dir / "res_track.txt"):
+        try:
+            tracks[path.name] = read_tracking_file(str(path))
+        except ValueError as err:
+            raise CTCFormatError(path, f"not a CTC track file (label begin end parent): {err}") from err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            traj = match_computed_to_reference_masks(list(map(str, gt_masks)), list(map(str, res_masks)), 1)
+            is_valid = valid(list(map(str, res_masks)), tracks["res_track.txt"], traj["labels_comp"])
+            if is_valid:
+                results = calculate_metrics(
+                    tracks["res_track.txt"], tracks["man_track.txt"], traj, {}, ["DET", "TRA", "LNK"], True
+                )
+        except (AssertionError, IndexError, ValueError, ZeroDivisionError) as err:
+            problem = f"{type(err).__name__}: {err}".rstrip(": ")
+            raise CTCFormatError(res_dir, f"py-ctcmetrics cannot score the result ({problem})") from err
+    if not is_valid:
+        said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        reasons = "; ".join(dict.fromkeys(said)) or "no reason given"
+        raise CTCFormatError(res_dir, f"py-ctcmetrics finds the result invalid: {reasons}")
+    scores = {key: float(results[key]) for key in (*SCORES, "AOGM", "AOGM_0")}
+    return scores | {f"AOGM_{name}": int(results[f"AOGM_{name}"]) for name in ERROR_COUNTS}
 
 
 def _finite_or_none(value: Any) -> float | None:

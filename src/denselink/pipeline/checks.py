@@ -240,14 +240,36 @@ def _used_protocols(config: dict[str, Any]) -> list[str]:
     return [name for name in dict.fromkeys(used) if name in config.get("protocols", {})]
 
 
-def check_protocols(config: dict[str, Any]) -> None:
-    """A protocol's runs are trainable as configured; ConfigError names the key.
+def _clean_problems(key: str, direction: dict[str, str], tail: bool) -> list[tuple[str, str]]:
+    """Problems of a ``clean`` direction: validation data held out, not scored; another sequence scored."""
+    train, val, scored = direction["train"], direction.get("val"), direction["eval"]
+    route = f"direction {train} -> {scored}"
+    checks = [
+        (val is not None and val == scored, f"val {val} is the scored sequence: test data"),
+        (val is not None and val == train, f"val {val} of {route} is its training sequence, not held out"),
+        (train == scored, f"{route} scores the sequence it trains on"),
+    ]
+    problems = [(f"{key}.directions", problem) for failed, problem in checks if failed]
+    if val is None and not tail:
+        problem = (
+            f"clean chooses each checkpoint by its validation loss, but {route} has no validation data "
+            f"(give it a val sequence or set {key}.val_fraction > 0)"
+        )
+        problems.append((f"{key}.val_fraction", problem))
+    return problems
+
+
+def protocol_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (config key, problem) that makes a protocol's runs untrainable or mislabelled as configured.
 
     Early stopping needs validation data (a ``val`` sequence or ``val_fraction`` > 0) in every direction
     of every protocol the config runs; the two kinds of validation data exclude each other; directions
-    that share a training sequence (hence a model) share its validation; ``clean`` never validates on
-    the sequence it scores; ``paper`` chooses by LNK over every epoch, so it scores all of them.
+    that share a training sequence (hence a model) share its validation. ``clean`` chooses each
+    checkpoint by its validation loss, so every direction needs validation data, and never validates
+    on the sequence it trains on or the one it scores, nor scores the sequence it trains on;
+    ``paper`` chooses by LNK over every epoch, so it scores all of them.
     """
+    problems: list[tuple[str, str]] = []
     for name in _used_protocols(config):
         spec = config["protocols"][name]
         stopping = early_stopping(config, name)
@@ -257,22 +279,37 @@ def check_protocols(config: dict[str, Any]) -> None:
         for direction in spec["directions"]:
             train, val = direction["train"], direction.get("val")
             if val is not None and tail:
-                raise ConfigError(
-                    f"{key}.val_fraction", "a direction with a val sequence needs val_fraction 0"
+                problems.append(
+                    (f"{key}.val_fraction", "a direction with a val sequence needs val_fraction 0")
                 )
             if val_of.setdefault(train, val) != val:
-                raise ConfigError(f"{key}.directions", f"directions training on {train} name different val")
-            if name == "clean" and val is not None and val == direction["eval"]:
-                raise ConfigError(f"{key}.directions", f"val {val} is the scored sequence: test data")
+                problems.append((f"{key}.directions", f"directions training on {train} name different val"))
+            if name == "clean":
+                problems += _clean_problems(key, direction, tail)
             for kind in ("retrained", "embeddings"):
                 if stopping.get(kind, {}).get("value") and val is None and not tail:
-                    raise ConfigError(
-                        stopping[kind]["key"],
+                    problem = (
                         f"early stopping needs validation data, but {key} trains on {train} without any "
-                        f"(give the direction a val sequence or set {key}.val_fraction > 0)",
+                        f"(give the direction a val sequence or set {key}.val_fraction > 0)"
                     )
+                    problems.append((stopping[kind]["key"], problem))
         if name == "paper" and spec.get("epochs", "all") != "all":
-            raise ConfigError(f"{key}.epochs", "the paper protocol chooses by LNK over every epoch: use all")
+            problems.append((f"{key}.epochs", "the paper protocol chooses by LNK over every epoch: use all"))
+    return list(dict.fromkeys(problems))
+
+
+def check_protocols(config: dict[str, Any]) -> None:
+    """Raise one ConfigError listing every protocol problem (:func:`protocol_problems`), each with its key.
+
+    A single problem is raised as ``ConfigError(key, problem)``; several as one error on
+    ``protocols`` whose lines are ``key: problem``.
+    """
+    problems = protocol_problems(config)
+    if len(problems) == 1:
+        raise ConfigError(*problems[0])
+    if problems:
+        lines = "\n".join(f"  {key}: {problem}" for key, problem in problems)
+        raise ConfigError("protocols", f"{len(problems)} protocol problems:\n{lines}")
 
 
 def preflight(config: dict[str, Any], workdir: Path, missing: list[str] | None = None) -> dict[str, Path]:

@@ -10,8 +10,12 @@ scoring on arrays; up to ``MODELS_PER_PASS`` checkpoints share one pass over the
 their weight-independent inputs (:mod:`denselink.tracking.associations`). The metrics JSON's top
 level holds the checkpoint chosen by the protocol: ``clean`` picks the lowest val_loss (known
 before scoring), ``paper`` the best LNK of this seed (the authors' per-epoch-mean choice over
-seeds is made by the table step). The CTC result of the chosen checkpoint is kept in
-``--res-dir``. ``--pretrained`` scores trackastra's published model instead; when its folder is
+seeds is made by the table step). The protocol must be true of each run: ``clean`` refuses a run
+whose config.json shows no validation data, or training or validation on the scored sequence
+(:mod:`denselink.tracking.provenance`); ``--train-seq`` / ``--eval-seq`` must name the data the run
+trained on and is scored on; the metrics JSON records the run's ``val_seq`` and ``val_fraction``.
+The CTC result of the chosen checkpoint is kept in ``--res-dir``. ``--pretrained`` scores
+trackastra's published model instead; when its folder is
 absent the metrics JSON says ``"status": "skipped"`` with the reason.
 """
 
@@ -51,6 +55,7 @@ from denselink.tracking.predict import (
     write_ctc,
 )
 from denselink.tracking.prepare import check_manifest
+from denselink.tracking.provenance import RunProvenance, check_protocol, run_provenance
 from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
 from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
@@ -171,7 +176,7 @@ def evaluate_runs(
     if epochs == "chosen" and protocol == "paper":
         log.info("protocol 'paper' chooses by LNK, so every epoch is scored")
         epochs = "all"
-    plans = [plan_scoring(run, table, protocol, epochs) for run in runs]
+    plans = [plan_scoring(run, table, protocol, epochs, manifest) for run in runs]
     if score_cache is not None:
         cache = load_score_cache(score_cache, manifest, settings.ndim)
     else:
@@ -196,13 +201,17 @@ class ScoringPlan:
     summaries: list[dict[str, Any]]
     rows: list[dict[str, Any]]
     targets: list[int]
+    provenance: RunProvenance | None  # None for a run without config.json (paper only)
 
 
-def plan_scoring(run: RunOutputs, table: FeatureTable | None, protocol: str, epochs: str) -> ScoringPlan:
+def plan_scoring(
+    run: RunOutputs, table: FeatureTable | None, protocol: str, epochs: str, manifest: SequenceManifest
+) -> ScoringPlan:
     """Read a run's checkpoint summaries and check them against the features and the protocol."""
     checkpoints = list_checkpoints(run.model_dir)
     config_path = run.model_dir / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    provenance = check_provenance(run, config, protocol, manifest)
     summaries = [_summary(path) for path in checkpoints]
     fused = bool(summaries[0]["fusion_config"])
     if fused != (table is not None):
@@ -218,7 +227,30 @@ def plan_scoring(run: RunOutputs, table: FeatureTable | None, protocol: str, epo
     targets = list(range(len(rows)))
     if epochs == "chosen":
         targets = [rows.index(choose_epoch(rows, protocol))]
-    return ScoringPlan(run, checkpoints, config, summaries, rows, targets)
+    return ScoringPlan(run, checkpoints, config, summaries, rows, targets, provenance)
+
+
+def check_provenance(
+    run: RunOutputs, config: dict[str, Any], protocol: str, manifest: SequenceManifest
+) -> RunProvenance | None:
+    """The run's provenance, checked against ``protocol`` and the sequence labels given for its metrics.
+
+    ``clean`` needs the run's config.json (how it was validated); ``paper`` takes any run.
+    """
+    if not config:
+        if protocol == "clean":
+            raise ConfigError(run.model_dir / "config.json", "missing: cannot tell how the run was validated")
+        return None
+    provenance = run_provenance(run.model_dir, config)
+    labels = {
+        "--train-seq": ("train_seq", provenance.train_seq),
+        "--eval-seq": ("eval_seq", manifest.sequence),
+    }
+    for flag, (key, actual) in labels.items():
+        if run.meta.get(key) is not None and str(run.meta[key]) != actual:
+            raise ConfigError(flag, f"{run.model_dir}: labelled {run.meta[key]}, but the data is {actual}")
+    check_protocol(protocol, provenance, manifest.dataset, manifest.sequence)
+    return provenance
 
 
 def score_run(
@@ -250,6 +282,9 @@ def score_run(
     with atomic_path(plan.run.res_dir, COMMAND, force) as tmp_res:
         write_ctc(best_graph, sequence.masks, tmp_res)
     meta = {**_default_meta(plan.config, sequence.manifest), **plan.run.meta}
+    if plan.provenance is not None:  # how the run was validated, beside the protocol it is scored under
+        val = plan.provenance.val
+        meta |= {"val_seq": None if val is None else val[1], "val_fraction": plan.provenance.val_fraction}
     record = metrics_record(
         **meta,
         protocol=protocol,
@@ -366,7 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="score cache of the eval sequence (`tracking score-cache`); built here when omitted",
     )
-    parser.add_argument("--protocol", choices=("clean", "paper"), default="clean", help="checkpoint choice")
+    parser.add_argument(
+        "--protocol",
+        choices=("clean", "paper"),
+        default="clean",
+        help="checkpoint choice; clean only for a run validated on held-out data, scored on another sequence",
+    )
     parser.add_argument(
         "--epochs", choices=("all", "chosen"), default="all", help="score all or the chosen one"
     )

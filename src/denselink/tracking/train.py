@@ -245,9 +245,10 @@ def train(
     table = FeatureTable(features) if features is not None else None
     recipe = describe_table(features) if features is not None else None
     train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
-    val_table = table
+    val_table, val_prepared = table, None
     if val_data is not None:
-        val_split = load_prepared(val_data, settings).data
+        val_prepared = load_prepared(val_data, settings)
+        val_split = val_prepared.data
         val_table = FeatureTable(val_features) if val_features is not None else None
         if (val_table is None) != (table is None):
             raise ConfigError("--val-features", "fused training with --val-data needs --val-features")
@@ -307,6 +308,8 @@ def train(
         "features": None if features is None else str(features),
         "val_data": None if val_data is None else str(val_data),
         "val_features": None if val_features is None else str(val_features),
+        "val_dataset": None if val_prepared is None else val_prepared.dataset,
+        "val_seq": None if val_prepared is None else val_prepared.sequence,
         "dataset": prepared.dataset,
         "train_seq": prepared.sequence,
         "n_frames": prepared.n_frames,
