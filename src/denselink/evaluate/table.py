@@ -259,7 +259,8 @@ def render_markdown(table: pd.DataFrame, settings: TableSettings) -> str:
             ["dataset", "train_seq", "eval_seq"], sort=False, dropna=False
         ):
             trained = f"train on {train_seq}, " if train_seq else ""
-            lines += [f"### {dataset}: {trained}evaluate on {eval_seq}", ""]
+            role = " (positive control)" if settings.dataset_roles.get(dataset) == "positive_control" else ""
+            lines += [f"### {dataset}{role}: {trained}evaluate on {eval_seq}", ""]
             lines += _main_table(section) + [""] + _comparison_table(section, settings) + [""]
     return "\n".join(lines)
 
