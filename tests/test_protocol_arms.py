@@ -67,7 +67,8 @@ def test_early_stopping_without_validation_data_names_the_protocols_key() -> Non
         check_protocols(config)
     # clean without validation data is a second problem of the same config: both are listed
     assert err.value.path == "protocols"
-    assert "  protocols.clean.early_stopping.embeddings: early stopping needs validation data" in str(err.value)
+    listed = "  protocols.clean.early_stopping.embeddings: early stopping needs validation data"
+    assert listed in str(err.value)
 
 
 def test_runs_on_generated_data_are_named_for_the_figures(full: dict, mini: dict) -> None:

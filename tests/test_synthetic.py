@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -259,3 +260,38 @@ def test_texture_mode_swaps_throughout_the_sequence() -> None:
         # each partner now stands where the other stood: nearest-neighbour linking swaps them
         for a, b in ((first, second), (second, first)):
             assert np.linalg.norm(now[a][0] - before[b][0]) < np.linalg.norm(now[a][0] - before[a][0])
+
+
+def test_keep_pairs_a_daughter_takes_its_mothers_place_and_the_pair_goes_on_swapping() -> None:
+    common = {**TEXTURE, "division_prob": 0.1, "n_frames": 32}
+    kept = generate_sequence(SynthSettings(**common, keep_pairs=True), 0)
+    broken = generate_sequence(SynthSettings(**common), 0)
+    pairs, period = TEXTURE["n_cells"] // 2, 4 + 1  # swap_every 4 (default), swap_frames 1
+    tracks = kept.tracks.set_index("label")
+    daughters_in_pairs = 0
+    for t, first, second in kept.swaps.itertuples(index=False):
+        # partners stay orthogonal (a daughter keeps its mother's stripes) and are alive at the swap
+        # (a daughter born in the frame of a swap takes part in it)
+        assert (kept.textures[first] - kept.textures[second]) % 4 == 2
+        for label in (first, second):
+            assert tracks.at[label, "start"] <= t <= tracks.at[label, "end"]
+        daughters_in_pairs += int(tracks.at[first, "parent"] > 0) + int(tracks.at[second, "parent"] > 0)
+    assert (tracks["parent"] > 0).sum() >= 6 and daughters_in_pairs >= 3
+    # every pair still swaps in the last period; without keep_pairs divisions break pairs up for good
+    assert (kept.swaps["frame"] > 31 - period).sum() == pairs
+    assert (broken.swaps["frame"] > 31 - period).sum() < pairs
+
+
+def test_demo_positive_control_holds_swaps_in_its_validation_frames() -> None:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/configs/mini.yaml").read_text())
+    settings = SynthSettings(**config["datasets"]["Synth-HeLa"]["synth"])
+    clean = config["protocols"]["clean"]
+    window = config["tracking"]["settings"]["window"]
+    for direction in clean["directions"]:
+        sequence = generate_sequence(settings, settings.sequences.index(direction["train"]))
+        # the first validation frame, as tracking.train.split_tail holds out the tail
+        start = settings.n_frames - max(window, math.ceil(clean["val_fraction"] * settings.n_frames))
+        # a swap at frame t changes the link t-1 -> t: inside the validation frames when t-1 >= start
+        assert (sequence.swaps["frame"] > start).sum() >= 4

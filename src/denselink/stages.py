@@ -84,6 +84,12 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(("features", "aggregate"), "denselink.features.aggregate", "per-cell feature table"),
     Stage(
+        ("features", "handcrafted"),
+        "denselink.features.handcrafted",
+        "hand-crafted appearance feature per cell",
+        Settings("denselink.features.handcrafted.HandcraftedSettings", ("features.handcrafted",)),
+    ),
+    Stage(
         ("tracking", "prepare"),
         "denselink.tracking.prepare",
         "cache trackastra's per-sequence data",

@@ -8,8 +8,9 @@ Adding a fusion mode means adding it to :data:`FUSIONS` (and its label) plus its
 
 A variant is ``retrained``, ``pretrained`` or ``{embedding}-{agg}-{fusion}``. The embedding is
 ``sam`` or ``musam`` (optionally ``-{upsampler}``, e.g. ``sam-anyup``) or ``maester-{run}-epoch{N}``.
-Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``. :func:`parse_variant` and
-:func:`variant_name` are the one grammar of these names.
+Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``. Controls: ``maester-{run}-init`` (the
+run's seeded initial weights, before any step) and ``handcrafted`` (no weights; agg ``mma``).
+:func:`parse_variant` and :func:`variant_name` are the one grammar of these names.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ FOUNDATION_BACKBONES = ("sam", "musam")
 BACKBONES = (*FOUNDATION_BACKBONES, "maester")
 PROTOCOLS = ("clean", "paper")
 STUDIES = ("compute_scaling", "transfer", "data_scaling")
+HANDCRAFTED = "handcrafted"
+"""The hand-crafted appearance feature (no weights): variants ``handcrafted-mma-{fusion}``."""
+MAESTER_INIT = "init"
+"""The epoch field of a MAESTER run's seeded initial weights, before any step: ``maester-{run}-init``."""
 MITOCHECK = "mitocheck"
 """The data-source name of the Mitocheck plates (``mitocheck/plateN``, ``mitocheck/SIZE``)."""
 
@@ -41,6 +46,7 @@ FUSION_LABELS = {
     "concat": "features concatenated to the token input",
 }
 BACKBONE_LABELS = {"sam": "SAM (vit_b)", "musam": "μSAM (vit_b_lm)", "maester": "MAESTER"}
+BACKBONE_LABELS[HANDCRAFTED] = "Hand-crafted (histogram + gradient energies)"
 BASELINE_LABELS = {"retrained": "Trackastra (re-trained)", "pretrained": "Trackastra (pretrained)"}
 
 RUN_PATTERN = r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*?"
@@ -54,6 +60,7 @@ def one_of(names: object) -> str:
 
 _NAME = re.compile(rf"^(?P<embedding>.+)-(?P<agg>{one_of(AGGREGATIONS)})-(?P<fusion>{one_of(FUSIONS)})$")
 _MAESTER = re.compile(rf"^maester-(?P<run>{RUN_PATTERN})-epoch(?P<epoch>\d+)$")
+_MAESTER_INIT = re.compile(rf"^maester-(?P<run>{RUN_PATTERN})-{MAESTER_INIT}$")
 _FOUNDATION = re.compile(
     rf"^(?P<backbone>{one_of(FOUNDATION_BACKBONES)})(?:-(?P<upsampler>[A-Za-z0-9_.]+))?$"
 )
@@ -90,6 +97,8 @@ class Variant:
     @property
     def long_label(self) -> str:
         """Label that also names the MAESTER run and epoch (e.g. ``MAESTER (fluo, epoch 18249)``)."""
+        if self.backbone == "maester" and self.epoch is None:
+            return f"MAESTER ({self.run}, random initial weights)"
         if self.backbone == "maester":
             return f"MAESTER ({self.run}, epoch {self.epoch})"
         return self.label
@@ -151,6 +160,12 @@ def parse_variant(name: str) -> Variant:
             agg=agg,
             fusion=fusion,
         )
+    initial = _MAESTER_INIT.match(embedding)
+    if initial:
+        fields = dict(kind="embedding", embedding=embedding, agg=agg, fusion=fusion)
+        return Variant(**fields, backbone="maester", run=initial["run"])
+    if embedding == HANDCRAFTED:
+        return Variant(kind="embedding", embedding=embedding, backbone=HANDCRAFTED, agg=agg, fusion=fusion)
     foundation = _FOUNDATION.match(embedding)
     if foundation:
         return Variant(
@@ -161,4 +176,8 @@ def parse_variant(name: str) -> Variant:
             fusion=fusion,
             upsampler=foundation["upsampler"],
         )
-    raise ConfigError(name, f"embedding {embedding!r} is not sam[-UPS], musam[-UPS] or maester-RUN-epochN")
+    raise ConfigError(
+        name,
+        f"embedding {embedding!r} is not sam[-UPS], musam[-UPS], maester-RUN-epochN, maester-RUN-init "
+        "or handcrafted",
+    )

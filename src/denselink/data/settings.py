@@ -39,6 +39,12 @@ class SynthSettings(StageSettings):
     swap_every: int = Field(4, ge=1, description="Ambiguous mode: frames between two swaps of a pair.")
     swap_frames: int = Field(1, ge=1, description="Ambiguous mode: frames one swap (a half turn) takes.")
     pair_gap: float = Field(1.0, ge=0, description="Ambiguous mode: pixels between the two cells of a pair.")
+    keep_pairs: bool = Field(
+        False,
+        description="Ambiguous and texture modes: when a paired cell divides, one daughter takes its place "
+        "in the pair, which goes on swapping, and the other moves alone; false: the pair breaks up (pairs "
+        "then thin out, and a long sequence's last frames may hold no swap).",
+    )
     intensity: tuple[float, float] = Field(
         (0.3, 0.9), description="Range of cell mean intensities (fraction of full scale)."
     )

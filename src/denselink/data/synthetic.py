@@ -222,6 +222,9 @@ class _Simulation:
                     continue
                 alive += 1
                 cell.end = t - 1
+                if s.keep_pairs and len(agent.members) == 2:
+                    self.divide_in_pair(t, agent, cell)
+                    break
                 self.agents.remove(agent)
                 for partner in agent.members:
                     if partner is not cell:
@@ -233,6 +236,15 @@ class _Simulation:
                     velocity = agent.velocity + sign * offset / GROWTH_FRAMES
                     self.agents.append(_Agent([child], cell.position + sign * offset / 2, velocity))
                 break
+
+    def divide_in_pair(self, t: int, agent: _Agent, cell: _Cell) -> None:
+        """``cell`` divides: one daughter takes its place in the pair, the other moves off alone."""
+        axis = self.rng.uniform(0, np.pi)
+        offset = CHILD_SCALE * float(cell.axes.max()) * np.array([math.sin(axis), math.cos(axis)])
+        stays, leaves = self.new_cell(t, parent=cell), self.new_cell(t, parent=cell)
+        agent.members[agent.members.index(cell)] = stays
+        velocity = agent.velocity + offset / GROWTH_FRAMES
+        self.agents.append(_Agent([leaves], cell.position + offset, velocity))
 
     def move(self, t: int) -> None:
         s = self.s

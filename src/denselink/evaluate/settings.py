@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from denselink.settings import StageSettings
@@ -19,6 +21,11 @@ class TableSettings(StageSettings):
         default=FUSIONS[0],
         description="fusion mode of the main rows (other fusions get extra rows); a section without runs of "
         "it takes the fusion its embedding rows share",
+    )
+    dataset_roles: dict[str, Literal["study", "positive_control"]] = Field(
+        default_factory=dict,
+        description="role of each dataset (config datasets.NAME.role); a positive control's sections are "
+        "marked as such",
     )
     confidence: float = Field(
         default=0.95,

@@ -297,10 +297,13 @@ def _p(value: float, adjusted: float) -> str:
     return "–" if math.isnan(value) else f"{value:.3g} ({adjusted:.3g})"
 
 
-def _section_heading(dataset: str, train_seq: str, eval_seq: str, origin: str) -> str:
+def _section_heading(
+    dataset: str, train_seq: str, eval_seq: str, origin: str, settings: TableSettings
+) -> str:
     trained = f"train on {train_seq}, " if train_seq else ""
     source = "" if origin == OWN_ORIGIN else f" — {ORIGIN_TEXT.get(origin, f'runs of origin {origin!r}')}"
-    return f"### {dataset}: {trained}evaluate on {eval_seq}{source}"
+    role = " (positive control)" if settings.dataset_roles.get(dataset) == "positive_control" else ""
+    return f"### {dataset}{role}: {trained}evaluate on {eval_seq}{source}"
 
 
 def render_markdown(table: pd.DataFrame, settings: TableSettings) -> str:
@@ -326,7 +329,7 @@ def render_markdown(table: pd.DataFrame, settings: TableSettings) -> str:
         for (origin, dataset, train_seq, eval_seq), section in part.groupby(
             ["origin", "dataset", "train_seq", "eval_seq"], sort=False, dropna=False
         ):
-            lines += [_section_heading(dataset, train_seq, eval_seq, origin), ""]
+            lines += [_section_heading(dataset, train_seq, eval_seq, origin, settings), ""]
             lines += _main_table(section, protocol) + [""]
             lines += _comparison_table(section, protocol) + [""]
     return "\n".join(lines)

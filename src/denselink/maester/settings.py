@@ -94,6 +94,11 @@ class MaesterTrainSettings(StageSettings):
         default_factory=lambda: list(PAPER_SAVE_EPOCHS),
         description="0-based epochs after which checkpoints/epoch{N}.pt is kept (paper Appendix C).",
     )
+    save_initial: bool = Field(
+        False,
+        description="Also keep the seeded initial weights, before any step, as checkpoints/init.pt "
+        "(the random-weight control, variant maester-RUN-init).",
+    )
     sampling: Literal["frame", "axis"] = Field(
         "frame",
         description="'frame': a crop is one time frame (fork); 'axis': random volume axis (original).",

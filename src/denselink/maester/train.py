@@ -5,7 +5,8 @@
 
 Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
 the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
-``{out}/loss.csv`` (per-epoch loss averaged over all ranks) and, when finished, ``{out}/done.json``.
+``{out}/loss.csv`` (per-epoch loss averaged over all ranks) and, when finished, ``{out}/done.json``;
+with ``save_initial`` also ``{out}/checkpoints/init.pt``, the seeded weights before any step.
 Before the first epoch the frames are decoded once into ``{out}/frames`` (uncompressed, memory-mapped;
 reused on ``--resume``, removed at the end unless ``keep_frame_store``).
 """
@@ -38,7 +39,7 @@ from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_vo
 from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
-from denselink.pipeline.layout import MAESTER_CHECKPOINT, fill
+from denselink.pipeline.layout import MAESTER_CHECKPOINT, MAESTER_INITIAL, fill
 from denselink.settings import load_settings
 
 
@@ -121,6 +122,9 @@ def train(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
     )  # fmt: skip
+    if cfg.save_initial and start == 0 and rank == 0:
+        initial = {"model_settings": settings.model.model_dump(), "train_settings": cfg.model_dump()}
+        save_checkpoint(out / MAESTER_INITIAL, {**initial, "state_dict": model.state_dict(), "epoch": None})
     save_epochs = set(cfg.save_epochs)
     epochs = tqdm(range(start, cfg.epochs), "maester epochs", cfg.epochs, disable=rank != 0, initial=start)
     for epoch in epochs:
@@ -173,6 +177,7 @@ def train(
     done = {
         "checkpoints": {str(e): fill(MAESTER_CHECKPOINT, epoch=e) for e in sorted(save_epochs) if kept(e)},
         "last": "checkpoints/last.pt",
+        **({"initial": MAESTER_INITIAL} if cfg.save_initial else {}),
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,
         "world_size": world,

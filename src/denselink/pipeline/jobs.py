@@ -57,8 +57,9 @@ def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
 
 
 def table_settings(cfg: Config) -> str:
-    """Settings of ``evaluate table``: ``table1.settings`` plus the protocols and the main fusion."""
+    """Settings of ``evaluate table``: ``table1.settings``, the protocols, main fusion, datasets' roles."""
     job = {"protocols": cfg["table1"]["protocols"], "main_fusion": cfg["tracking"]["fusion"]}
+    job["dataset_roles"] = {name: spec.get("role", "study") for name, spec in cfg["datasets"].items()}
     return settings_json({**cfg["table1"]["settings"], **job})
 
 
