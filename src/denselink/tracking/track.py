@@ -37,6 +37,7 @@ from denselink.data.ctc import tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import replay
+from denselink.filenames import list_checkpoints, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
 from denselink.tracking.predict import link, load_checkpoint, load_trackastra_folder, write_ctc
 from denselink.tracking.settings import TrackastraSettings
@@ -101,16 +102,14 @@ def user_sequence(images: str | Path, masks: str | Path, name: str | None = None
 
 def chosen_checkpoint(run_dir: Path) -> Path:
     """The run's checkpoint with the lowest finite val_loss (earliest on ties), else its last one."""
-    checkpoints = sorted((run_dir / "checkpoints").glob("epoch*.pt"))
-    if not checkpoints:
-        raise CheckpointError(run_dir, "no checkpoints/epoch*.pt (run `denselink tracking train`)")
+    checkpoints = list_checkpoints(run_dir)
     log_path = run_dir / "train_log.csv"
     if log_path.is_file():
         rows = pd.read_csv(log_path)
         rows = rows[np.isfinite(rows["val_loss"])]
         if len(rows):
             epoch = int(rows.sort_values(["val_loss", "epoch"]).iloc[0]["epoch"])
-            path = run_dir / "checkpoints" / f"epoch{epoch:03d}.pt"
+            path = run_dir / trackastra_checkpoint(epoch)
             if path.is_file():
                 return path
     return checkpoints[-1]
