@@ -21,6 +21,7 @@ from denselink.pipeline.checks import (
 from denselink.pipeline.layout import Layout
 from denselink.vocabulary import (
     AGGREGATIONS,
+    EPOCH,
     FOUNDATION_BACKBONES,
     MITOCHECK,
     STUDIES,
@@ -125,7 +126,7 @@ def validate_inputs(w):
 def maester_checkpoint(w):
     """The checkpoint a MAESTER inference reads, listed once its training run is done."""
     done = checkpoints.maester_train.get(run=w.run).output[0]
-    return L.maester_checkpoint(Path(done).parent, int(w.epoch))
+    return L.maester_checkpoint(Path(done).parent, w.epoch)
 
 
 @job_function

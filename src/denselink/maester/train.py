@@ -33,12 +33,12 @@ from denselink.atomic import add_force_flag, atomic_path, check_output, claim_di
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DenselinkError, DivergenceError
+from denselink.filenames import DONE, MAESTER_LAST, maester_checkpoint
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
 from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
-from denselink.pipeline.layout import MAESTER_CHECKPOINT, fill
 from denselink.settings import load_settings
 
 
@@ -104,8 +104,7 @@ def train(
     )
     model = build_model(settings.model, cfg.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.pt"
+    last = out / MAESTER_LAST
     start, history = 0, []
     if resume and last.is_file():
         state = read_checkpoint(last)
@@ -163,16 +162,16 @@ def train(
                 "denselink_version": __version__,
             }
             if epoch in save_epochs:
-                save_checkpoint(out / fill(MAESTER_CHECKPOINT, epoch=epoch), payload)
+                save_checkpoint(out / maester_checkpoint(epoch), payload)
             save_checkpoint(last, payload)
             _write_loss_csv(out / "loss.csv", history)
 
     def kept(e: int) -> bool:
-        return (out / fill(MAESTER_CHECKPOINT, epoch=e)).is_file()
+        return (out / maester_checkpoint(e)).is_file()
 
     done = {
-        "checkpoints": {str(e): fill(MAESTER_CHECKPOINT, epoch=e) for e in sorted(save_epochs) if kept(e)},
-        "last": "checkpoints/last.pt",
+        "checkpoints": {str(e): maester_checkpoint(e) for e in sorted(save_epochs) if kept(e)},
+        "last": MAESTER_LAST,
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,
         "world_size": world,
@@ -181,7 +180,7 @@ def train(
         "denselink_version": __version__,
     }
     if rank == 0:
-        write_json(out / "done.json", done)
+        write_json(out / DONE, done)
     if world > 1:
         dist.barrier()
     if rank == 0 and not cfg.keep_frame_store:

@@ -1,0 +1,110 @@
+"""One grammar for the names in paths: runs, embeddings, variants, checkpoints; the schema derives from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from denselink import filenames
+from denselink.errors import CheckpointError, ConfigError
+from denselink.pipeline import layout as L
+from denselink.pipeline.checks import load_config
+from denselink.tracking.evaluate import default_variant
+from denselink.vocabulary import (
+    MAESTER_EMBEDDING,
+    NAME_PATTERNS,
+    embedding_name,
+    fill,
+    parse_variant,
+    template_regex,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+MINI = REPO / "workflow" / "configs" / "mini.yaml"
+
+
+def test_a_template_fills_and_parses_back() -> None:
+    assert fill(MAESTER_EMBEDDING, run="fluo", epoch=49) == "maester-fluo-epoch49"
+    assert fill(MAESTER_EMBEDDING, run="fluo") == "maester-fluo-epoch{epoch}"
+    match = template_regex(MAESTER_EMBEDDING, run=r"[a-z]+", epoch=r"\d+").match("maester-fluo-epoch49")
+    assert match is not None and match.groupdict() == {"run": "fluo", "epoch": "49"}
+    assert template_regex("a.{x}", x="b").match("a.b") and not template_regex("a.{x}", x="b").match("axb")
+
+
+def test_embedding_names_follow_the_one_template() -> None:
+    assert embedding_name("maester", "mitocheck100", 18249) == "maester-mitocheck100-epoch18249"
+    assert parse_variant("maester-mitocheck100-epoch0-mma-concat").epoch == 0
+    with pytest.raises(ConfigError, match="MAESTER needs a run name and an epoch, got 'mito-100', 3"):
+        embedding_name("maester", "mito-100", 3)
+
+
+def test_checkpoint_file_names() -> None:
+    assert filenames.maester_checkpoint(49) == "checkpoints/epoch49.pt"
+    assert filenames.maester_checkpoint("49") == "checkpoints/epoch49.pt"  # a wildcard's value
+    assert filenames.trackastra_checkpoint(7) == "checkpoints/epoch007.pt"
+    assert filenames.trackastra_checkpoint(1234) == "checkpoints/epoch1234.pt"
+    assert filenames.checkpoint_epoch("run/checkpoints/epoch007.pt") == 7
+    assert filenames.checkpoint_epoch(filenames.maester_checkpoint(18249)) == 18249
+    assert filenames.checkpoint_epoch("maester-fluo-epoch3.zarr") is None
+    assert filenames.checkpoint_epoch("checkpoints/last.pt") is None
+
+
+def test_checkpoints_are_listed_in_epoch_order(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no checkpoints/epoch\*\.pt"):
+        filenames.list_checkpoints(tmp_path)
+    for epoch in (1000, 2, 999):
+        path = tmp_path / filenames.trackastra_checkpoint(epoch)
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+    (tmp_path / "checkpoints" / "epochs.pt").touch()  # not a checkpoint name
+    names = [p.name for p in filenames.list_checkpoints(tmp_path)]
+    assert names == ["epoch002.pt", "epoch999.pt", "epoch1000.pt"]
+
+
+def test_layout_patterns_are_built_from_the_bottom_layer() -> None:
+    assert L.MAESTER_DONE == "maester/{run}/done.json" and L.MODEL.endswith("/seed{seed}/done.json")
+    assert L.MANIFEST == "data/{source}/manifest.json"
+    assert L.MAESTER_EMBEDDING_VOLUME == "embeddings/{dataset}/{seq}/maester-{run}-epoch{epoch}.zarr"
+    assert L.maester_checkpoint("results/maester/fluo", "49") == "results/maester/fluo/checkpoints/epoch49.pt"
+
+
+def test_schema_name_patterns_are_the_vocabulary() -> None:
+    defs = json.loads((SCHEMA.parent / "stages.schema.json").read_text())["$defs"]
+    for name, (pattern, _) in NAME_PATTERNS.items():
+        assert defs[name]["pattern"] == f"^(?:{pattern})$"
+
+
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [
+        (("maester", "runs"), "mito-100"),
+        (("datasets",), "-Fluo"),
+    ],
+)
+def test_a_name_outside_the_grammar_is_refused_naming_it(tmp_path: Path, where, name) -> None:
+    config = yaml.safe_load(MINI.read_text())
+    section = config
+    for key in where:
+        section = section[key]
+    section[name] = next(iter(section.values()))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as err:
+        load_config([tmp_path / "bad.yaml"], SCHEMA)
+    assert f"'{name}' does not match" in err.value.problem
+
+
+def test_default_variant_of_a_scored_run() -> None:
+    assert default_variant({"fusion_config": None}) == "retrained"
+    recipe = {"embedding": "/r/embeddings/D/02/maester-fluo-epoch49.zarr", "agg": "mma"}
+    config = {"fusion_config": {"fusion": "concat"}, "features_recipe": recipe}
+    assert default_variant(config) == "maester-fluo-epoch49-mma-concat"
+    assert parse_variant(default_variant(config)).fusion == "concat"
+    with pytest.raises(ConfigError, match="--variant: the run's feature table records no embedding"):
+        default_variant({"fusion_config": {"fusion": "concat"}, "features_recipe": None})
+    recipe["embedding"] = "/r/my-volume.zarr"
+    with pytest.raises(ConfigError, match="--variant: no variant name follows from the run's features"):
+        default_variant(config)
