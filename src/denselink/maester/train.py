@@ -1,7 +1,7 @@
 """``denselink maester train``: MAESTER pretraining, single process or DDP under torchrun.
 
     denselink maester train --manifest M [M ...] --out results/maester/RUN --settings JSON [--resume]
-    torchrun --standalone --nproc_per_node N -m denselink.maester.train --manifest ... --out ...
+    torchrun --standalone --nproc_per_node N -m denselink.cli maester train --manifest ... --out ...
 
 Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
 the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
@@ -16,7 +16,6 @@ import argparse
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, DenselinkError, DivergenceError
+from denselink.errors import ConfigError, DivergenceError
 from denselink.filenames import DONE, MAESTER_LAST, maester_checkpoint
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
@@ -194,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="denselink maester train",
         description="Pretrain MAESTER (masked autoencoder) on random FOV crops. Runs as one process, or "
-        "data-parallel under 'torchrun --nproc_per_node N -m denselink.maester.train' (nccl on GPU, "
+        "data-parallel under 'torchrun --nproc_per_node N -m denselink.cli maester train' (nccl on GPU, "
         "gloo on CPU; batch_size is per process, samples_per_epoch is split over processes).",
     )
     parser.add_argument(
@@ -226,11 +225,3 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(MaesterSettings, args.settings)
     train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)
