@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -108,3 +109,25 @@ def test_default_variant_of_a_scored_run() -> None:
     recipe["embedding"] = "/r/my-volume.zarr"
     with pytest.raises(ConfigError, match="--variant: no variant name follows from the run's features"):
         default_variant(config)
+
+
+STAGE_PACKAGES = ("data", "maester", "foundation", "features", "tracking", "evaluate", "figures")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    return names
+
+
+def test_no_stage_and_no_bottom_module_imports_the_pipeline_layer() -> None:
+    src = REPO / "src" / "denselink"
+    modules = [p for package in STAGE_PACKAGES for p in sorted((src / package).glob("*.py"))]
+    modules += [src / name for name in ("vocabulary.py", "filenames.py", "stages.py", "errors.py")]
+    upward = {}
+    for path in modules:
+        found = sorted(m for m in _imports(path) if m.startswith("denselink.pipeline"))
+        if found:
+            upward[str(path.relative_to(src))] = found
+    assert len(modules) > 40 and upward == {}

@@ -4,7 +4,7 @@
         --out movie_RES --table movie_tracks.csv
 
 No ground truth is needed. ``--model`` is a run directory of ``tracking train`` (its checkpoint
-with the lowest val_loss, else its last one), one ``checkpoints/epoch{N}.pt``, or a trackastra
+with the lowest val_loss, else its last one), one ``checkpoints/epoch{N:03d}.pt``, or a trackastra
 model folder (``config.yaml`` + ``model.pt``). A fused model gets the movie's per-cell features
 computed exactly as its training features were (embedding backbone, weights, settings and
 aggregation recorded in the checkpoint at training time, weights hash-checked), or from
