@@ -49,6 +49,7 @@ from denselink.atomic import atomic_path, write_json
 from denselink.data.ctc import validate_sequence, write_manifest
 from denselink.data.synthetic import SynthSettings, generate_sequence, write_dataset
 from denselink.features.aggregate import aggregate_sequence
+from denselink.filenames import maester_checkpoint
 from denselink.foundation.embed import FoundationSettings, embed_sequence
 from denselink.machine import machine_info
 from denselink.maester.infer import MaesterInferSettings, infer_sequence
@@ -180,7 +181,7 @@ def embedding_tables(root: Path, manifests: dict[str, Path], arms: list[str]) ->
         start = time.perf_counter()
         train_maester([manifests["02"]], root / "maester", MaesterSettings(**MAESTER))
         seconds["maester_pretrain"] = time.perf_counter() - start
-        checkpoint = root / "maester" / "checkpoints" / f"epoch{MAESTER['train']['save_epochs'][-1]}.pt"
+        checkpoint = root / "maester" / maester_checkpoint(MAESTER["train"]["save_epochs"][-1])
         start = time.perf_counter()
         for seq, manifest in manifests.items():
             infer_sequence(

@@ -106,9 +106,11 @@ def test_default_variant_of_a_scored_run() -> None:
     assert parse_variant(default_variant(config)).fusion == "concat"
     with pytest.raises(ConfigError, match="--variant: the run's feature table records no embedding"):
         default_variant({"fusion_config": {"fusion": "concat"}, "features_recipe": None})
-    recipe["embedding"] = "/r/my-volume.zarr"
+    recipe["embedding"] = "/r/my-volume.zarr"  # named outside the workflow
     with pytest.raises(ConfigError, match="--variant: no variant name follows from the run's features"):
         default_variant(config)
+    recipe["backbone"] = "musam"
+    assert default_variant(config) == "musam-mma-concat"
 
 
 STAGE_PACKAGES = ("data", "maester", "foundation", "features", "tracking", "evaluate", "figures")

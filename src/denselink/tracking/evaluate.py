@@ -53,7 +53,7 @@ from denselink.tracking.prepare import check_manifest
 from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
 from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
-from denselink.vocabulary import variant_name
+from denselink.vocabulary import FOUNDATION_BACKBONES, variant_name
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking evaluate"
@@ -283,7 +283,8 @@ def default_variant(config: dict[str, Any]) -> str:
     """The variant name of a run scored without ``--variant`` (one :func:`parse_variant` reads).
 
     ``retrained`` for a plain run; for a fused run ``{embedding}-{agg}-{fusion}`` from its feature
-    table's recipe (the embedding volume's name and the aggregation) and its fusion mode.
+    table's recipe (the embedding volume's name, else its SAM/μSAM backbone, and the aggregation) and
+    its fusion mode.
     """
     fusion = (config.get("fusion_config") or {}).get("fusion")
     if not fusion:
@@ -294,6 +295,8 @@ def default_variant(config: dict[str, Any]) -> str:
     try:
         return variant_name(Path(recipe["embedding"]).stem, recipe["agg"], fusion)
     except ConfigError as err:
+        if recipe.get("backbone") in FOUNDATION_BACKBONES:  # a volume named otherwise: its backbone names it
+            return variant_name(recipe["backbone"], recipe["agg"], fusion)
         problem = f"no variant name follows from the run's features: {err.problem}"
         raise ConfigError("--variant", problem) from err
 

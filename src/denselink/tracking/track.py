@@ -37,7 +37,7 @@ from denselink.data.ctc import tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import replay
-from denselink.filenames import list_checkpoints, trackastra_checkpoint
+from denselink.filenames import MANIFEST, list_checkpoints, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
 from denselink.tracking.predict import link, load_checkpoint, load_trackastra_folder, write_ctc
 from denselink.tracking.settings import TrackastraSettings
@@ -214,7 +214,7 @@ def track(
         work = Path(work_dir) if work_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         if fused and features is None:
-            manifest_path = work / "manifest.json"
+            manifest_path = work / MANIFEST
             write_json(manifest_path, sequence.to_dict(), COMMAND)
             features = replay(tracker.features_recipe, manifest_path, work)
         feature_table = FeatureTable(features) if fused else None
