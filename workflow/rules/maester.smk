@@ -29,7 +29,7 @@ checkpoint maester_train:
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 
-MAESTER_INFER = Job("maester_infer", "{dataset}/{seq}/" + L.MAESTER_EMBEDDING)
+MAESTER_INFER = Job("maester_infer", f"{{dataset}}/{{seq}}/{L.MAESTER_EMBEDDING}")
 
 
 rule maester_infer:
