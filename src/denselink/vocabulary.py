@@ -10,10 +10,10 @@ A variant is ``retrained``, ``pretrained`` or ``{embedding}-{agg}-{fusion}``. Th
 ``sam`` or ``musam`` (optionally ``-{upsampler}``, e.g. ``sam-anyup``) or ``maester-{run}-epoch{N}``.
 Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``. A run name (:data:`RUN_NAME`) has no dash,
 so every dash of a variant name separates its parts. :func:`parse_variant` and :func:`variant_name`
-are the one grammar of these names; the name templates (:data:`MAESTER_EMBEDDING`, the file names of
+are the one grammar of these names. Name templates (:data:`MAESTER_EMBEDDING`, the file names of
 :mod:`denselink.filenames`, the output paths of :mod:`denselink.pipeline.layout`) are filled by
-:func:`fill` and parsed by :func:`template_regex`, and the config schema's name patterns are
-:data:`NAME_PATTERNS`.
+:func:`fill`; :func:`template_regex` parses the embedding and checkpoint names back. The config
+schema's name patterns are :data:`NAME_PATTERNS`.
 """
 
 from __future__ import annotations
