@@ -11,6 +11,8 @@ import yaml
 
 from denselink import filenames
 from denselink.errors import CheckpointError, ConfigError
+from denselink.evaluate.metrics import MetricsFormatError, load_metrics, metrics_record, write_metrics
+from denselink.evaluate.table import TableSettings, build_table
 from denselink.pipeline import layout as L
 from denselink.pipeline.checks import load_config
 from denselink.tracking.evaluate import default_variant
@@ -104,13 +106,22 @@ def test_default_variant_of_a_scored_run() -> None:
     config = {"fusion_config": {"fusion": "concat"}, "features_recipe": recipe}
     assert default_variant(config) == "maester-fluo-epoch49-mma-concat"
     assert parse_variant(default_variant(config)).fusion == "concat"
-    with pytest.raises(ConfigError, match="--variant: the run's feature table records no embedding"):
-        default_variant({"fusion_config": {"fusion": "concat"}, "features_recipe": None})
+    assert default_variant({"fusion_config": {"fusion": "concat"}, "features_recipe": None}) is None
     recipe["embedding"] = "/r/my-volume.zarr"  # named outside the workflow
-    with pytest.raises(ConfigError, match="--variant: no variant name follows from the run's features"):
-        default_variant(config)
+    assert default_variant(config) is None
     recipe["backbone"] = "musam"
     assert default_variant(config) == "musam-mma-concat"
+
+
+def test_a_record_without_variant_name_is_refused_by_the_table_naming_the_file(tmp_path: Path) -> None:
+    scores = {"LNK": 0.9, "TRA": 0.9, "DET": 0.9}
+    run = {"dataset": "D", "seed": 0, "protocol": "clean", "train_seq": "02", "eval_seq": "01"}
+    for name, variant in (("named", "retrained"), ("unnamed", None)):
+        record = metrics_record(**run, variant=variant, checkpoint=None, scores=scores)
+        write_metrics(tmp_path / f"{name}.json", record)
+    runs, epochs = load_metrics([tmp_path / "named.json", tmp_path / "unnamed.json"])
+    with pytest.raises(MetricsFormatError, match=r"unnamed\.json: variant .*: variant must be retrained"):
+        build_table(runs, epochs, TableSettings())
 
 
 STAGE_PACKAGES = ("data", "maester", "foundation", "features", "tracking", "evaluate", "figures")

@@ -163,10 +163,10 @@ def variant_name(
 
 
 def parse_variant(name: str) -> Variant:
-    """Parse a variant name; raises ``ConfigError`` naming the problem."""
+    """Parse a variant name; raises ``ConfigError`` naming the problem (also for no name at all)."""
     if name in BASELINES:
         return Variant(kind=name)
-    match = _NAME.match(name)
+    match = _NAME.match(name) if isinstance(name, str) else None
     if not match:
         raise ConfigError(
             name,

@@ -201,8 +201,11 @@ def plan_scoring(run: RunOutputs, table: FeatureTable | None, protocol: str, epo
         raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     if table is not None:
         check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
-    if "variant" not in run.meta:  # named before any scoring
-        run = replace(run, meta={**run.meta, "variant": default_variant({**summaries[0], **config})})
+    if "variant" not in run.meta:
+        variant = default_variant({**summaries[0], **config})
+        if variant is None:
+            log.warning("%s: its features name no embedding: no variant recorded (--variant)", run.model_dir)
+        run = replace(run, meta={**run.meta, "variant": variant})
     rows = [
         {"epoch": info["epoch"], "val_loss": info["val_loss"], "LNK": None, "TRA": None, "DET": None}
         for info in summaries
@@ -279,26 +282,26 @@ def _passes(summaries: list[dict[str, Any]], targets: Iterable[int]) -> list[lis
     return groups
 
 
-def default_variant(config: dict[str, Any]) -> str:
-    """The variant name of a run scored without ``--variant`` (one :func:`parse_variant` reads).
+def default_variant(config: dict[str, Any]) -> str | None:
+    """The variant name of a run scored without ``--variant`` (one :func:`parse_variant` reads), or None.
 
     ``retrained`` for a plain run; for a fused run ``{embedding}-{agg}-{fusion}`` from its feature
     table's recipe (the embedding volume's name, else its SAM/μSAM backbone, and the aggregation) and
-    its fusion mode.
+    its fusion mode. None when the features name no embedding (a table made outside the workflow):
+    the metrics then record no variant, and Table 1 refuses them naming the file.
     """
     fusion = (config.get("fusion_config") or {}).get("fusion")
     if not fusion:
         return "retrained"
     recipe = config.get("features_recipe") or {}
     if not recipe.get("embedding") or not recipe.get("agg"):
-        raise ConfigError("--variant", "the run's feature table records no embedding or aggregation: name it")
+        return None
     try:
         return variant_name(Path(recipe["embedding"]).stem, recipe["agg"], fusion)
-    except ConfigError as err:
+    except ConfigError:
         if recipe.get("backbone") in FOUNDATION_BACKBONES:  # a volume named otherwise: its backbone names it
             return variant_name(recipe["backbone"], recipe["agg"], fusion)
-        problem = f"no variant name follows from the run's features: {err.problem}"
-        raise ConfigError("--variant", problem) from err
+        return None
 
 
 def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
