@@ -70,7 +70,7 @@ wildcard_constraints:
     train_seq=r"[^/-]+",
     eval_seq=r"[^/-]+",
     run=one_of(config["maester"]["runs"]),
-    epoch=r"\d+",
+    epoch=EPOCH,
     agg=one_of(AGGREGATIONS),
     study=one_of(STUDIES),
     variant=r"[^/]+",

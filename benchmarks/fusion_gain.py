@@ -63,12 +63,12 @@ from denselink.data.synthetic import SynthSettings, generate_sequence, write_dat
 from denselink.errors import ConfigError
 from denselink.features.aggregate import aggregate_sequence
 from denselink.features.handcrafted import HandcraftedSettings, handcrafted_sequence
+from denselink.filenames import MAESTER_INITIAL, maester_checkpoint
 from denselink.foundation.embed import FoundationSettings, embed_sequence
 from denselink.machine import machine_info
 from denselink.maester.infer import MaesterInferSettings, infer_sequence
 from denselink.maester.train import MaesterSettings
 from denselink.maester.train import train as train_maester
-from denselink.pipeline.layout import MAESTER_INITIAL
 from denselink.tracking.evaluate import evaluate_run
 from denselink.tracking.prepare import load_prepared, prepare
 from denselink.tracking.settings import TrackastraSettings
@@ -212,7 +212,7 @@ def embedding_tables(root: Path, manifests: dict[str, Path], arms: list[str]) ->
         train_maester([manifests["02"]], root / "maester", MaesterSettings(**MAESTER))
         seconds["maester_pretrain"] = time.perf_counter() - start
     checkpoints = {
-        "maester": root / "maester" / "checkpoints" / f"epoch{MAESTER['train']['save_epochs'][-1]}.pt",
+        "maester": root / "maester" / maester_checkpoint(MAESTER["train"]["save_epochs"][-1]),
         "maester_untrained": root / "maester" / MAESTER_INITIAL,
     }
     for backbone in sorted(backbones & set(checkpoints)):

@@ -112,10 +112,10 @@ def test_compute_scaling_points_and_missing(tmp_path: Path, scaling_metrics) -> 
 
 def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
     metrics = write(tmp_path, "maester-fluo-epoch18249-centroid-add_wrfeat", 0.0)
-    metrics += write(tmp_path, "maester-mitocheck-100-epoch18249-centroid-add_wrfeat", 0.01)
+    metrics += write(tmp_path, "maester-mitocheck100-epoch18249-centroid-add_wrfeat", 0.01)
     baseline = write(tmp_path, "retrained", -0.01)
     out = tmp_path / "figures"
-    settings = json.dumps({"run_labels": {"mitocheck-100": "Mitocheck plate 1"}})
+    settings = json.dumps({"run_labels": {"mitocheck100": "Mitocheck plate 1"}})
     assert (
         main(
             [
@@ -126,7 +126,7 @@ def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
                 "--baseline",
                 *map(str, baseline),
                 "--expect",
-                "maester-mitocheck-200-epoch18249-centroid-add_wrfeat",
+                "maester-mitocheck200-epoch18249-centroid-add_wrfeat",
                 "--out-dir",
                 str(out),
                 "--settings",
@@ -138,7 +138,7 @@ def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
     data = json.loads((out / "transfer.json").read_text())
     panels = {p["variant"]: p for p in data["panels"]}
     assert {p["protocol"] for p in data["panels"]} == {"paper"}
-    mito = panels["maester-mitocheck-100-epoch18249-centroid-add_wrfeat"]
+    mito = panels["maester-mitocheck100-epoch18249-centroid-add_wrfeat"]
     assert mito["title"] == "paper: MAESTER pretrained on Mitocheck plate 1 (epoch 18249)"
     for epoch in range(3):
         expected = np.mean([lnk_curve(0.01, s)[epoch] for s in SEEDS])
@@ -146,14 +146,14 @@ def test_transfer_curves_equal_per_epoch_means(tmp_path: Path) -> None:
     assert mito["baseline"]["points"][1]["mean"] == pytest.approx(
         np.mean([lnk_curve(-0.01, s)[1] for s in SEEDS])
     )
-    assert data["missing"] == ["maester-mitocheck-200-epoch18249-centroid-add_wrfeat"]
+    assert data["missing"] == ["maester-mitocheck200-epoch18249-centroid-add_wrfeat"]
     assert (out / "transfer.png").is_file() and (out / "transfer.svg").is_file()
 
 
 def test_data_scaling_one_series_per_dataset(tmp_path: Path) -> None:
-    metrics = write(tmp_path, "maester-mitocheck-100-epoch49-centroid-add_wrfeat", 0.0)
-    metrics += write(tmp_path, "maester-mitocheck-200-epoch49-centroid-add_wrfeat", 0.01)
-    metrics += write(tmp_path, "maester-mitocheck-200-epoch449-centroid-add_wrfeat", 0.015)
+    metrics = write(tmp_path, "maester-mitocheck100-epoch49-centroid-add_wrfeat", 0.0)
+    metrics += write(tmp_path, "maester-mitocheck200-epoch49-centroid-add_wrfeat", 0.01)
+    metrics += write(tmp_path, "maester-mitocheck200-epoch449-centroid-add_wrfeat", 0.015)
     out = tmp_path / "figures"
     assert (
         main(
@@ -165,23 +165,23 @@ def test_data_scaling_one_series_per_dataset(tmp_path: Path) -> None:
                 "--out-dir",
                 str(out),
                 "--expect",
-                "maester-mitocheck-100-epoch449-centroid-add_wrfeat",
+                "maester-mitocheck100-epoch449-centroid-add_wrfeat",
             ]
         )
         == 0
     )
     data = json.loads((out / "data_scaling.json").read_text())
-    assert sorted(data["series"]) == ["mitocheck-100", "mitocheck-200"]
+    assert sorted(data["series"]) == ["mitocheck100", "mitocheck200"]
     assert list(data["protocols"]) == ["paper"]  # no clean runs, no clean panel
     points = {(p["series"], p["x"]): p["mean"] for p in data["protocols"]["paper"]["points"]}
     assert points == pytest.approx(
         {
-            ("mitocheck-100", 49): authors_mean(0.0),
-            ("mitocheck-200", 49): authors_mean(0.01),
-            ("mitocheck-200", 449): authors_mean(0.015),
+            ("mitocheck100", 49): authors_mean(0.0),
+            ("mitocheck200", 49): authors_mean(0.01),
+            ("mitocheck200", 449): authors_mean(0.015),
         }
     )
-    assert data["missing"] == ["maester-mitocheck-100-epoch449-centroid-add_wrfeat"]
+    assert data["missing"] == ["maester-mitocheck100-epoch449-centroid-add_wrfeat"]
 
 
 def run_figure(study: str, metrics: list[Path], out: Path, *extra: str) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,15 @@ import torch
 from trackastra.model import TrackingTransformer
 
 from denselink.errors import FeatureTableError
-from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows
+from denselink.tracking.fusion import (
+    FUSION_IMPLEMENTATIONS,
+    FeatureTable,
+    FusedTrackingTransformer,
+    FusedWindows,
+    check_implemented,
+)
 from denselink.tracking.settings import TrackastraSettings
+from denselink.vocabulary import FUSIONS
 
 SETTINGS = TrackastraSettings(
     window=4,
@@ -156,3 +165,23 @@ def test_fused_windows_append_the_rows_of_each_token(tmp_path: Path) -> None:
     item = FusedWindows(_Windows(), table)[0]
     assert item["features"].shape == (3, 9)
     np.testing.assert_array_equal(item["features"][:, 7:].numpy(), [[2, -2], [1, -1], [11, -1]])
+
+
+def test_every_fusion_mode_has_an_implementation() -> None:
+    assert sorted(FUSION_IMPLEMENTATIONS) == sorted(FUSIONS)
+
+
+def test_a_mode_without_implementation_is_named() -> None:
+    with pytest.raises(NotImplementedError, match=r"fusion modes \['gated'\] of .*; \[\] are implemented"):
+        check_implemented(FUSION_IMPLEMENTATIONS, (*FUSIONS, "gated"))
+    with pytest.raises(NotImplementedError, match=r"fusion modes \[\] of .*; \['concat'\] are implemented"):
+        check_implemented(FUSION_IMPLEMENTATIONS, ("add_wrfeat", "add_token"))
+
+
+def test_a_fusion_mode_added_to_the_vocabulary_alone_fails_at_import() -> None:
+    """A new mode in FUSIONS without an implementation cannot silently become another mode."""
+    code = "import denselink.vocabulary as v; v.FUSIONS += ('gated',); import denselink.tracking.fusion"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("NotImplementedError: denselink.tracking.fusion: fusion modes ['gated'] of")

@@ -63,7 +63,7 @@ def test_two_process_gloo_training_lowers_the_loss(manifest: Path, tmp_path: Pat
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "denselink.maester.train", "--manifest", str(manifest), "--out", str(out),
+           "-m", "denselink.cli", "maester", "train", "--manifest", str(manifest), "--out", str(out),
            "--settings", json.dumps(mini_settings())]  # fmt: skip
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

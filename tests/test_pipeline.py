@@ -42,7 +42,7 @@ def mini() -> dict:
     ("backbone", "agg", "fusion"), list(itertools.product(BACKBONES, AGGREGATIONS, FUSIONS))
 )
 def test_variant_names_round_trip(backbone, agg, fusion):
-    run, epoch = ("fluo-a.b", 18249) if backbone == "maester" else (None, None)
+    run, epoch = ("fluo_a.b", 18249) if backbone == "maester" else (None, None)
     name = variant_name(backbone, agg, fusion, run=run, epoch=epoch)
     parsed = parse_variant(name)
     assert (parsed.backbone, parsed.agg, parsed.fusion, parsed.run, parsed.epoch) == (

@@ -31,7 +31,7 @@ def test_variant_names_roundtrip() -> None:
         "add_wrfeat",
     )
     assert v.label == "MAESTER" and v.long_label == "MAESTER (fluo, epoch 18249)"
-    assert parse_variant("maester-mitocheck-100-epoch49-mma-concat").run == "mitocheck-100"
+    assert parse_variant("maester-mitocheck100-epoch49-mma-concat").run == "mitocheck100"
     assert parse_variant("musam-anyup-mma-add_token") == Variant(
         "embedding", "musam-anyup", "musam", None, None, "mma", "add_token", "anyup"
     )
@@ -42,7 +42,15 @@ def test_variant_names_roundtrip() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["sam-mean-add_wrfeat", "sam-mma-sum", "dino-mma-concat", "maester-mma-concat"]
+    "bad",
+    [
+        "sam-mean-add_wrfeat",
+        "sam-mma-sum",
+        "dino-mma-concat",
+        "maester-mma-concat",
+        "maester-mitocheck-100-epoch49-mma-concat",  # a run name has no dash
+        "maester-fluo-epoch049-mma-concat",  # an epoch has one spelling
+    ],
 )
 def test_bad_variant_names_raise(bad: str) -> None:
     with pytest.raises(ConfigError):

@@ -29,16 +29,16 @@ from typing import Any
 
 from denselink.atomic import add_force_flag, check_output, write_json
 from denselink.data.scan import SequenceScan, frame_files, scan_sequence
-from denselink.errors import ConfigError, DenselinkError
+from denselink.data.settings import DATASETS, PLATES
+from denselink.errors import ConfigError
 from denselink.maester.settings import PAPER_SAVE_EPOCHS
+from denselink.pipeline.layout import Layout
 
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
 MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
-MITOCHECK_PLATES = {100: 1, 200: 2, 300: 3, 400: 4}
-MITOCHECK_SEQUENCES = (318, 384, 384, 318)  # paper Table 3
 MASK_RATIO = 67.0
 """Raw uint16 over LZW-compressed size of CTC label masks, the lowest of three datasets' TRA masks
 (10 frames each: Fluo-N2DH-SIM+ 67x, Fluo-N2DH-GOWT1 162x, Fluo-C2DL-MSC 190x); result masks are
@@ -142,9 +142,7 @@ def _value(section: dict[str, Any], key: str) -> float:
 def sequence_info(config: dict[str, Any], costs: dict[str, Any], dataset: str, seq: str) -> Sequence:
     """Frames, shape and cells of a sequence: its manifest, its data folder, the generator settings,
     or costs.json."""
-    from denselink.pipeline.layout import Layout
-
-    manifest = Path(config["results_root"]) / "data" / dataset / seq / "manifest.json"
+    manifest = Path(Layout.of(config).manifest(f"{dataset}/{seq}"))
     known = costs["sequences"].get(f"{dataset}/{seq}", {})
     cells = float(known.get("cells_per_frame", 50))
     folder = Path(Layout.of(config).dataset_dir(dataset))
@@ -214,13 +212,13 @@ def _mitocheck_frames(config: dict[str, Any], costs: dict[str, Any], sources: li
     plates: set[int] = set()
     for source in sources:
         name = source.split("/", 1)[1]
-        plates |= set(range(1, MITOCHECK_PLATES[int(name)] + 1)) if name.isdigit() else {int(name[5:])}
+        plates |= set(DATASETS[int(name)]) if name.isdigit() else {int(name[5:])}
     if config["mitocheck"]["source"] == "synthetic":
         synth = config["mitocheck"]["synth"]
         frames = len(plates) * synth["sequences_per_plate"] * synth["n_frames"]
         return frames, synth["shape"][0] * synth["shape"][1] / 1e6
     plate = costs["sequences"]["mitocheck/plate"]
-    frames = sum(MITOCHECK_SEQUENCES[p - 1] for p in plates) * int(plate["frames_per_sequence"])
+    frames = sum(PLATES[p].n_sequences for p in plates) * int(plate["frames_per_sequence"])
     return frames, plate["shape"][0] * plate["shape"][1] / 1e6
 
 
@@ -451,11 +449,3 @@ def main(argv: list[str] | None = None) -> int:
         record = {"rules": rows, "dense": dense, "studies": studies(config)}
         write_json(args.json, record, COMMAND, args.force)
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)

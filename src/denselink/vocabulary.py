@@ -3,21 +3,26 @@
 Fusion modes, aggregations, backbones, baselines, protocols and Appendix C studies are declared
 here; the config schema's enums (workflow/schemas/build_stage_schemas.py), the settings models'
 ``Literal`` types, the workflow's wildcard constraints and the table labels derive from them.
-Adding a fusion mode means adding it to :data:`FUSIONS` (and its label) plus its implementation in
-:mod:`denselink.tracking.fusion`.
+Adding a fusion mode means adding it to :data:`FUSIONS` plus its implementation in
+:data:`denselink.tracking.fusion.FUSION_IMPLEMENTATIONS` (importing that module fails while one is missing).
 
 A variant is ``retrained``, ``pretrained`` or ``{embedding}-{agg}-{fusion}``. The embedding is
 ``sam`` or ``musam`` (optionally ``-{upsampler}``, e.g. ``sam-anyup``) or ``maester-{run}-epoch{N}``.
 Example: ``maester-fluo-epoch18249-centroid-add_wrfeat``. Controls: ``maester-{run}-init`` (the
 run's seeded initial weights, before any step) and ``handcrafted`` (no weights; agg ``mma``).
-:func:`parse_variant` and :func:`variant_name` are the one grammar of these names.
+A run name (:data:`RUN_NAME`) has no dash,
+so every dash of a variant name separates its parts. :func:`parse_variant` and :func:`variant_name`
+are the one grammar of these names. Name templates (:data:`MAESTER_EMBEDDING`, the file names of
+:mod:`denselink.filenames`, the output paths of :mod:`denselink.pipeline.layout`) are filled by
+:func:`fill`; :func:`template_regex` parses the embedding and checkpoint names back. The config
+schema's name patterns are :data:`NAME_PATTERNS`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from denselink.errors import ConfigError
 
@@ -39,18 +44,48 @@ FusionMode = Literal[FUSIONS]  # type: ignore[valid-type]
 Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
 Protocol = Literal[PROTOCOLS]  # type: ignore[valid-type]
 
+AUTHORS_FUSION: FusionMode = "add_token"
+"""The fusion mode of the authors' code (their published Table 1 runs)."""
+
 AGG_LABELS = {"centroid": "Centroid", "mma": "MMA", "mask_centroid": "Centroid (mask)"}
-FUSION_LABELS = {
-    "add_wrfeat": "Linear(D -> 7) added to the wrfeat features (paper text)",
-    "add_token": "Linear(D -> d_model) added to the token (authors' code)",
-    "concat": "features concatenated to the token input",
-}
 BACKBONE_LABELS = {"sam": "SAM (vit_b)", "musam": "μSAM (vit_b_lm)", "maester": "MAESTER"}
 BACKBONE_LABELS[HANDCRAFTED] = "Hand-crafted (histogram + gradient energies)"
 BASELINE_LABELS = {"retrained": "Trackastra (re-trained)", "pretrained": "Trackastra (pretrained)"}
 
-RUN_PATTERN = r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*?"
-"""A MAESTER run name: dot, underscore and alphanumeric words joined by single dashes."""
+RUN_NAME = r"[A-Za-z0-9_.]+"
+"""A MAESTER run name (a key of ``maester.runs``): letters, digits, dot and underscore, no dash."""
+EPOCH = r"0|[1-9][0-9]*"
+"""An epoch number as names spell it: decimal, no leading zero (so each epoch has one spelling)."""
+DATASET_NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+"""A dataset name (a key of ``datasets``, a folder of the data root), e.g. ``Fluo-N2DH-SIM+``."""
+SEQUENCE_NAME = r"[A-Za-z0-9_.]+"
+"""A sequence id of a dataset, e.g. ``01`` (no dash: ``{train}-{eval}`` joins two in a path)."""
+MAESTER_EMBEDDING = "maester-{run}-epoch{epoch}"
+"""The embedding name of a MAESTER checkpoint (and the wildcards of ``maester_infer``'s output)."""
+
+NAME_PATTERNS = {
+    "RunName": (RUN_NAME, "a MAESTER run name: letters, digits, dot and underscore (no dash)"),
+    "DatasetName": (DATASET_NAME, "a dataset name: letters, digits and _ . + - (e.g. Fluo-N2DH-SIM+)"),
+    "SequenceName": (SEQUENCE_NAME, "a sequence id: letters, digits, dot and underscore (no dash)"),
+}
+"""The config schema's name patterns (workflow/schemas/build_stage_schemas.py anchors them)."""
+
+_FIELD = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
+"""A template field: ``{name}`` or, with a format spec, ``{name:03d}``."""
+
+
+def fill(template: str, **fields: Any) -> str:
+    """``template`` with the given fields filled in (format specs applied); the others stay ``{field}``."""
+    return _FIELD.sub(lambda m: format(fields[m[1]], m[2] or "") if m[1] in fields else m[0], template)
+
+
+def template_regex(template: str, **patterns: str) -> re.Pattern[str]:
+    """A regex matching exactly what ``template`` spells, each field a named group of its pattern."""
+    parts, end = [], 0
+    for match in _FIELD.finditer(template):
+        parts += [re.escape(template[end : match.start()]), f"(?P<{match[1]}>{patterns[match[1]]})"]
+        end = match.end()
+    return re.compile("^" + "".join(parts) + re.escape(template[end:]) + "$")
 
 
 def one_of(names: object) -> str:
@@ -59,12 +94,12 @@ def one_of(names: object) -> str:
 
 
 _NAME = re.compile(rf"^(?P<embedding>.+)-(?P<agg>{one_of(AGGREGATIONS)})-(?P<fusion>{one_of(FUSIONS)})$")
-_MAESTER = re.compile(rf"^maester-(?P<run>{RUN_PATTERN})-epoch(?P<epoch>\d+)$")
-_MAESTER_INIT = re.compile(rf"^maester-(?P<run>{RUN_PATTERN})-{MAESTER_INIT}$")
+_MAESTER = template_regex(MAESTER_EMBEDDING, run=RUN_NAME, epoch=EPOCH)
+_MAESTER_INIT = re.compile(rf"^maester-(?P<run>{RUN_NAME})-{MAESTER_INIT}$")
 _FOUNDATION = re.compile(
     rf"^(?P<backbone>{one_of(FOUNDATION_BACKBONES)})(?:-(?P<upsampler>[A-Za-z0-9_.]+))?$"
 )
-_RUN = re.compile(rf"^{RUN_PATTERN}$")
+_RUN = re.compile(rf"^(?:{RUN_NAME})$")
 
 
 @dataclass(frozen=True)
@@ -105,14 +140,14 @@ class Variant:
 
 
 def embedding_name(backbone: str, run: str | None = None, epoch: int | None = None) -> str:
-    """Embedding name: ``sam``, ``musam`` or ``maester-{run}-epoch{epoch}``."""
+    """Embedding name: ``sam``, ``musam`` or :data:`MAESTER_EMBEDDING` (``maester-{run}-epoch{epoch}``)."""
     if backbone in FOUNDATION_BACKBONES:
         return backbone
     if backbone != "maester":
         raise ConfigError("variant", f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
-    if run is None or epoch is None or not _RUN.match(run) or "-epoch" in run:
+    if run is None or epoch is None or not _RUN.match(run):
         raise ConfigError("variant", f"MAESTER needs a run name and an epoch, got {run!r}, {epoch!r}")
-    return f"maester-{run}-epoch{int(epoch)}"
+    return fill(MAESTER_EMBEDDING, run=run, epoch=int(epoch))
 
 
 def variant_name(
@@ -138,10 +173,10 @@ def variant_name(
 
 
 def parse_variant(name: str) -> Variant:
-    """Parse a variant name; raises ``ConfigError`` naming the problem."""
+    """Parse a variant name; raises ``ConfigError`` naming the problem (also for no name at all)."""
     if name in BASELINES:
         return Variant(kind=name)
-    match = _NAME.match(name)
+    match = _NAME.match(name) if isinstance(name, str) else None
     if not match:
         raise ConfigError(
             name,

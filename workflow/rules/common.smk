@@ -23,6 +23,7 @@ from denselink.pipeline.layout import Layout
 from denselink.pipeline.versions import version_notes
 from denselink.vocabulary import (
     AGGREGATIONS,
+    EPOCH,
     FOUNDATION_BACKBONES,
     MITOCHECK,
     STUDIES,
@@ -135,7 +136,7 @@ def validate_inputs(w):
 def maester_checkpoint(w):
     """The checkpoint a MAESTER inference reads, listed once its training run is done."""
     done = checkpoints.maester_train.get(run=w.run).output[0]
-    return L.maester_checkpoint(Path(done).parent, int(w.epoch))
+    return L.maester_checkpoint(Path(done).parent, w.epoch)
 
 
 @job_function

@@ -29,7 +29,7 @@ checkpoint maester_train:
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 
-MAESTER_INFER = Job("maester_infer", "{dataset}/{seq}/maester-{run}-epoch{epoch}")
+MAESTER_INFER = Job("maester_infer", f"{{dataset}}/{{seq}}/{L.MAESTER_EMBEDDING}")
 
 
 rule maester_infer:
@@ -37,9 +37,7 @@ rule maester_infer:
         checkpoint=maester_checkpoint,
         manifest=manifest("{dataset}/{seq}"),
     output:
-        dense_output(
-            results(L.EMBEDDING, embedding="maester-{run}-epoch{epoch}"), "maester"
-        ),
+        dense_output(results(L.MAESTER_EMBEDDING_VOLUME), "maester"),
     log:
         MAESTER_INFER.log,
     benchmark:

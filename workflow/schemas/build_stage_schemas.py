@@ -2,7 +2,8 @@
 
 The config sections passed to a command as ``--settings`` are checked against the very model
 that command parses (denselink.stages), so keys, types, ranges, defaults and descriptions cannot
-drift apart; the config's enums (fusion modes, aggregations, ...) come from denselink.vocabulary.
+drift apart; the config's enums (fusion modes, aggregations, ...) and name patterns (run, dataset and
+sequence names) come from denselink.vocabulary.
 Run after changing a settings model: ``.venv/bin/python workflow/schemas/build_stage_schemas.py``
 (tests/test_config.py fails while the file is stale).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from denselink.stages import registered_settings
-from denselink.vocabulary import AGGREGATIONS, BACKBONES, FUSIONS, PROTOCOLS
+from denselink.vocabulary import AGGREGATIONS, BACKBONES, FUSIONS, NAME_PATTERNS, PROTOCOLS
 
 OUT = Path(__file__).with_name("stages.schema.json")
 
@@ -47,11 +48,17 @@ def _describe_refs(defs: dict[str, Any]) -> None:
 
 
 def build() -> dict[str, Any]:
-    """The stages schema: the vocabulary's enums and one ``$defs`` entry per registered settings model."""
+    """The stages schema: the vocabulary's enums and name patterns, one ``$defs`` entry per settings model."""
     defs: dict[str, Any] = {
         name: {"enum": list(values), "description": f"denselink.vocabulary: one of {', '.join(values)}"}
         for name, values in VOCABULARY.items()
     }
+    for name, (pattern, description) in NAME_PATTERNS.items():
+        defs[name] = {
+            "type": "string",
+            "pattern": f"^(?:{pattern})$",
+            "description": f"denselink.vocabulary: {description}",
+        }
     for entry in registered_settings():
         schema = entry.load().model_json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))

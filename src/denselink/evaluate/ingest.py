@@ -26,10 +26,9 @@ from denselink import arg_types
 from denselink.atomic import add_force_flag, check_output
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
-from denselink.vocabulary import parse_variant, variant_name
+from denselink.vocabulary import AUTHORS_FUSION, parse_variant, variant_name
 
 ORIGIN = "authors"
-AUTHORS_FUSION = "add_token"
 DATASET_FOLDERS = {"fluo": "Fluo-N2DL-HeLa", "dic": "DIC-C2DH-HeLa"}
 MAESTER_EPOCH = 18249
 """The MAESTER checkpoint of the authors' Table 1 runs (each dataset's run ``fluo`` / ``dic``)."""

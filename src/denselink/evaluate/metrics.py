@@ -154,7 +154,7 @@ def _finite_or_none(value: Any) -> float | None:
 def metrics_record(
     *,
     dataset: str,
-    variant: str,
+    variant: str | None,
     seed: int,
     protocol: str,
     train_seq: str,

@@ -21,17 +21,16 @@ Summaries give the mean and the variance over seeds, population (ddof=0, as the 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
 from denselink.evaluate.metrics import SCORES, MetricsFormatError
+from denselink.filenames import checkpoint_epoch
 from denselink.vocabulary import PROTOCOLS
 
 GROUP = ["dataset", "variant", "train_seq", "eval_seq"]
 SELECTED_COLUMNS = ["protocol", *GROUP, "seed", "epoch", *SCORES, "outcome", "path"]
-OUTCOMES = ("ok", "failed", "dropped")
 
 
 def valid_lnk(values: pd.Series) -> pd.Series:
@@ -41,8 +40,8 @@ def valid_lnk(values: pd.Series) -> pd.Series:
 
 def _checkpoint_epoch(checkpoint: object) -> float:
     """The epoch of a checkpoint file ``.../epoch{N}.pt`` (not a MAESTER ``epoch`` in a variant name)."""
-    match = re.search(r"epoch(\d+)\.pt$", str(checkpoint or ""))
-    return float(match[1]) if match else math.nan
+    epoch = checkpoint_epoch(str(checkpoint or ""))
+    return math.nan if epoch is None else float(epoch)
 
 
 def paper_epoch_means(epochs: pd.DataFrame) -> pd.Series:

@@ -8,7 +8,6 @@ a single deterministic run (the pretrained Trackastra model). Keys: ``(dataset, 
 from __future__ import annotations
 
 DATASETS = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
-ROWS = ("retrained", "pretrained", "sam", "musam", "maester")
 
 TABLE1_LNK: dict[tuple[str, str, str | None], tuple[float, float | None]] = {
     ("Fluo-N2DL-HeLa", "retrained", None): (0.9922, 3.19e-07),

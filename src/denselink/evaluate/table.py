@@ -86,7 +86,7 @@ def _dataset_order(dataset: str) -> tuple:
 
 def _parse_variants(runs: pd.DataFrame) -> dict[str, Variant]:
     parsed = {}
-    for name, path in runs.groupby("variant")["path"].first().items():
+    for name, path in runs.groupby("variant", dropna=False)["path"].first().items():
         try:
             parsed[name] = parse_variant(name)
         except ConfigError as err:

@@ -12,7 +12,7 @@ class FigureSettings(StageSettings):
 
     run_labels: dict[str, str] = Field(
         default={},
-        description="display names of MAESTER runs, e.g. {'mitocheck-100': 'Mitocheck 100 %'}; "
+        description="display names of MAESTER runs, e.g. {'mitocheck100': 'Mitocheck 100 %'}; "
         "runs not listed are shown by name",
     )
     synthetic_runs: list[str] = Field(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.compression import compressors
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, CTCFormatError, DenselinkError
+from denselink.errors import ConfigError, CTCFormatError
 from denselink.maester.checkpoint import load_model
 from denselink.maester.cover import (
     CoverGeometry,
@@ -154,11 +153,3 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(MaesterInferSettings, args.settings)
     infer_sequence(args.checkpoint, args.manifest, args.out, settings, args.force)
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)

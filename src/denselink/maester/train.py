@@ -1,7 +1,7 @@
 """``denselink maester train``: MAESTER pretraining, single process or DDP under torchrun.
 
     denselink maester train --manifest M [M ...] --out results/maester/RUN --settings JSON [--resume]
-    torchrun --standalone --nproc_per_node N -m denselink.maester.train --manifest ... --out ...
+    torchrun --standalone --nproc_per_node N -m denselink.cli maester train --manifest ... --out ...
 
 Writes ``{out}/checkpoints/epoch{N}.pt`` at the configured epochs (N counts from 0, so ``epoch49.pt`` is
 the state after 50 epochs, the authors' ``model_49.pt``), a rolling ``{out}/checkpoints/last.pt``,
@@ -17,7 +17,6 @@ import argparse
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,13 @@ from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, DenselinkError, DivergenceError
+from denselink.errors import ConfigError, DivergenceError
+from denselink.filenames import DONE, MAESTER_INITIAL, MAESTER_LAST, maester_checkpoint
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
 from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
-from denselink.pipeline.layout import MAESTER_CHECKPOINT, MAESTER_INITIAL, fill
 from denselink.settings import load_settings
 
 
@@ -105,8 +104,7 @@ def train(
     )
     model = build_model(settings.model, cfg.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.pt"
+    last = out / MAESTER_LAST
     start, history = 0, []
     if resume and last.is_file():
         state = read_checkpoint(last)
@@ -167,16 +165,16 @@ def train(
                 "denselink_version": __version__,
             }
             if epoch in save_epochs:
-                save_checkpoint(out / fill(MAESTER_CHECKPOINT, epoch=epoch), payload)
+                save_checkpoint(out / maester_checkpoint(epoch), payload)
             save_checkpoint(last, payload)
             _write_loss_csv(out / "loss.csv", history)
 
     def kept(e: int) -> bool:
-        return (out / fill(MAESTER_CHECKPOINT, epoch=e)).is_file()
+        return (out / maester_checkpoint(e)).is_file()
 
     done = {
-        "checkpoints": {str(e): fill(MAESTER_CHECKPOINT, epoch=e) for e in sorted(save_epochs) if kept(e)},
-        "last": "checkpoints/last.pt",
+        "checkpoints": {str(e): maester_checkpoint(e) for e in sorted(save_epochs) if kept(e)},
+        "last": MAESTER_LAST,
         **({"initial": MAESTER_INITIAL} if cfg.save_initial else {}),
         "epochs": cfg.epochs,
         "final_loss": history[-1][1] if history else None,
@@ -186,7 +184,7 @@ def train(
         "denselink_version": __version__,
     }
     if rank == 0:
-        write_json(out / "done.json", done)
+        write_json(out / DONE, done)
     if world > 1:
         dist.barrier()
     if rank == 0 and not cfg.keep_frame_store:
@@ -200,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="denselink maester train",
         description="Pretrain MAESTER (masked autoencoder) on random FOV crops. Runs as one process, or "
-        "data-parallel under 'torchrun --nproc_per_node N -m denselink.maester.train' (nccl on GPU, "
+        "data-parallel under 'torchrun --nproc_per_node N -m denselink.cli maester train' (nccl on GPU, "
         "gloo on CPU; batch_size is per process, samples_per_epoch is split over processes).",
     )
     parser.add_argument(
@@ -232,11 +230,3 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(MaesterSettings, args.settings)
     train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)

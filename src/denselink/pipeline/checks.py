@@ -125,7 +125,6 @@ def check_references(cfg: Config) -> None:
     for name in datasets:
         _require(name != MITOCHECK and "/" not in name, f"datasets.{name}", "reserved or invalid name")
     for run, sources in runs.items():
-        _require("-epoch" not in run, f"maester.runs.{run}", "a run name must not contain '-epoch'")
         for source in sources:
             head, _, tail = source.partition("/")
             _require(

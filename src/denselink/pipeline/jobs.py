@@ -101,7 +101,7 @@ def maester_launcher(cfg: Config) -> str:
     """``denselink maester train``, or torchrun with one process per GPU when ``maester.procs`` > 1."""
     procs = cfg["maester"]["procs"]
     if procs > 1:
-        return f"torchrun --standalone --nproc_per_node {procs} -m denselink.maester.train"
+        return f"torchrun --standalone --nproc_per_node {procs} -m denselink.cli maester train"
     return "denselink maester train"
 
 

@@ -3,28 +3,33 @@
 Patterns are relative to the results root and use Snakemake's ``{wildcard}`` syntax, so a rule
 takes ``layout.pattern(METRICS)`` as its output and an input function or a stage fills the same
 pattern with :meth:`Layout.path`. The stages write inside the folders the workflow gives them; the
-MAESTER checkpoint names are the one exception shared with the stage code (:data:`MAESTER_CHECKPOINT`).
+names of the files they write there (``done.json``, checkpoints, manifests) and the embedding names
+come from the bottom layer (:mod:`denselink.filenames`, :mod:`denselink.vocabulary`), which these
+patterns are built from.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-MANIFEST = "data/{source}/manifest.json"
+from denselink import filenames
+from denselink.vocabulary import MAESTER_EMBEDDING, fill
+
+MANIFEST = f"data/{{source}}/{filenames.MANIFEST}"
 """A checked data source: ``DATASET/SEQ``, ``mitocheck/plateN`` or ``mitocheck/SIZE``."""
 MAESTER_RUN = "maester/{run}"
-MAESTER_DONE = f"{MAESTER_RUN}/done.json"
-MAESTER_CHECKPOINT = "checkpoints/epoch{epoch}.pt"
+MAESTER_DONE = f"{MAESTER_RUN}/{filenames.DONE}"
+MAESTER_CHECKPOINT = filenames.MAESTER_CHECKPOINT
 """A MAESTER checkpoint inside its run folder (``maester train`` writes it; N counts from 0)."""
-MAESTER_INITIAL = "checkpoints/init.pt"
-"""A MAESTER run's seeded initial weights, before any step (``maester.train.save_initial``)."""
+MAESTER_INITIAL = filenames.MAESTER_INITIAL
 EMBEDDING = "embeddings/{dataset}/{seq}/{embedding}.zarr"
+MAESTER_EMBEDDING_VOLUME = fill(EMBEDDING, embedding=MAESTER_EMBEDDING)
+"""The volume ``maester infer`` writes: wildcards ``dataset``, ``seq``, ``run``, ``epoch``."""
 FEATURES = "features/{dataset}/{seq}/{embedding}-{agg}.parquet"
 TRACKASTRA_DATA = "trackastra_data/{dataset}/{seq}.pt"
 SCORE_CACHE = "trackastra_eval/{dataset}/{seq}.pt"
-MODEL = "models/{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}/done.json"
+MODEL = f"models/{{dataset}}/{{protocol}}/train{{train_seq}}/{{variant}}/seed{{seed}}/{filenames.DONE}"
 CELL = "{dataset}/{protocol}/{train_seq}-{eval_seq}/{variant}"
 """One Table 1 cell: a variant trained and scored in one direction under one protocol, over the seeds."""
 RUN = CELL + "/seed{seed}"
@@ -36,17 +41,10 @@ FUSION_GAIN_REPORT = "report/fusion_gain.png"
 LOG = "logs/{rule}/{job}.log"
 BENCHMARK = "benchmarks/{rule}/{job}.tsv"
 
-_FIELD = re.compile(r"\{(\w+)\}")
 
-
-def fill(pattern: str, **fields: Any) -> str:
-    """``pattern`` with the given fields filled in; the others stay ``{wildcards}``."""
-    return _FIELD.sub(lambda m: str(fields[m[1]]) if m[1] in fields else m[0], pattern)
-
-
-def maester_checkpoint(run_dir: Any, epoch: int) -> str:
-    """The checkpoint of ``epoch`` inside a MAESTER run folder."""
-    return f"{run_dir}/{fill(MAESTER_CHECKPOINT, epoch=int(epoch))}"
+def maester_checkpoint(run_dir: Any, epoch: int | str) -> str:
+    """The checkpoint of ``epoch`` (a number, or the ``{epoch}`` wildcard's value) in a MAESTER run folder."""
+    return f"{run_dir}/{filenames.maester_checkpoint(epoch)}"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -43,6 +43,7 @@ from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
+from denselink.filenames import list_checkpoints
 from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
 from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
@@ -59,19 +60,12 @@ from denselink.tracking.provenance import RunProvenance, check_protocol, run_pro
 from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
 from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
+from denselink.vocabulary import FOUNDATION_BACKBONES, variant_name
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking evaluate"
 PRETRAINED_NAMES = ("general_2d", "ctc")
 MODELS_PER_PASS = 16  # checkpoints predicted together in one pass over the windows
-
-
-def list_checkpoints(model_dir: Path) -> list[Path]:
-    """The run's per-epoch checkpoints in epoch order."""
-    checkpoints = sorted((Path(model_dir) / "checkpoints").glob("epoch*.pt"))
-    if not checkpoints:
-        raise CheckpointError(model_dir, "no checkpoints/epoch*.pt (run `denselink tracking train`)")
-    return checkpoints
 
 
 def choose_epoch(rows: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
@@ -218,6 +212,11 @@ def plan_scoring(
         raise ConfigError("--features", "a fused run needs --features of the eval sequence; a plain run none")
     if table is not None:
         check_same_columns(table, config.get("features"), summaries[0]["fusion_config"].get("embed_dim"))
+    if "variant" not in run.meta:
+        variant = default_variant({**summaries[0], **config})
+        if variant is None:
+            log.warning("%s: its features name no embedding: no variant recorded (--variant)", run.model_dir)
+        run = replace(run, meta={**run.meta, "variant": variant})
     rows = [
         {"epoch": info["epoch"], "val_loss": info["val_loss"], "LNK": None, "TRA": None, "DET": None}
         for info in summaries
@@ -323,11 +322,31 @@ def _passes(summaries: list[dict[str, Any]], targets: Iterable[int]) -> list[lis
     return groups
 
 
-def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
+def default_variant(config: dict[str, Any]) -> str | None:
+    """The variant name of a run scored without ``--variant`` (one :func:`parse_variant` reads), or None.
+
+    ``retrained`` for a plain run; for a fused run ``{embedding}-{agg}-{fusion}`` from its feature
+    table's recipe (the embedding volume's name, else its SAM/μSAM backbone, and the aggregation) and
+    its fusion mode. None when the features name no embedding (a table made outside the workflow):
+    the metrics then record no variant, and Table 1 refuses them naming the file.
+    """
     fusion = (config.get("fusion_config") or {}).get("fusion")
+    if not fusion:
+        return "retrained"
+    recipe = config.get("features_recipe") or {}
+    if not recipe.get("embedding") or not recipe.get("agg"):
+        return None
+    try:
+        return variant_name(Path(recipe["embedding"]).stem, recipe["agg"], fusion)
+    except ConfigError:
+        if recipe.get("backbone") in FOUNDATION_BACKBONES:  # a volume named otherwise: its backbone names it
+            return variant_name(recipe["backbone"], recipe["agg"], fusion)
+        return None
+
+
+def _default_meta(config: dict[str, Any], manifest) -> dict[str, Any]:
     return {
         "dataset": config.get("dataset", manifest.dataset),
-        "variant": f"fused-{fusion}" if fusion else "retrained",
         "seed": int(config.get("seed", 0)),
         "train_seq": config.get("train_seq", ""),
         "eval_seq": manifest.sequence,
@@ -421,7 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="CTC result folder of the chosen checkpoint, one per --model-dir",
     )
     parser.add_argument("--dataset", default=None, help="dataset name in the metrics (default: from the run)")
-    parser.add_argument("--variant", default=None, help="variant name (default: retrained / fused-<mode>)")
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="variant name (default: retrained, or EMBEDDING-AGG-FUSION of the run's features)",
+    )
     parser.add_argument(
         "--seed",
         type=arg_types.seed,

@@ -3,7 +3,8 @@
 Learned features ride along as extra columns of trackastra's ``features`` tensor (wrfeat first,
 then the D learned columns), so trackastra's windows, crops, augmentation, token clipping,
 padding and prediction code carry them unchanged. :class:`FusedTrackingTransformer` splits the
-columns again and fuses them in one of three ways:
+columns again and fuses them as :data:`FUSION_IMPLEMENTATIONS` says for its mode (one entry per mode
+of :data:`denselink.vocabulary.FUSIONS`; importing this module fails while a mode has none):
 
 - ``add_wrfeat`` (paper text): ``wrfeat + Linear(D -> 7)(f)`` before trackastra's feature embedding;
 - ``add_token`` (authors' code): ``LayerNorm(proj(...)) + Linear(D -> d_model)(f)``, feeding encoder
@@ -16,8 +17,9 @@ Everything else is trackastra's own ``TrackingTransformer.forward``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +124,6 @@ class FusedWindows(Dataset):
         return item
 
 
-def feature_statistics(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and standard deviation (for ``normalize="zscore"``)."""
-    return table.values.mean(axis=0), table.values.std(axis=0)
-
-
 class FusedTrackingTransformer(TrackingTransformer):
     """trackastra's ``TrackingTransformer`` whose tokens also carry learned per-cell features."""
 
@@ -153,18 +150,7 @@ class FusedTrackingTransformer(TrackingTransformer):
             concat_dim=concat_dim,
             concat_hidden=concat_hidden,
         )
-        d_model = self.config["d_model"]
-        if fusion == "add_wrfeat":
-            self.fusion_proj = nn.Linear(embed_dim, self.base_feat_dim)
-        elif fusion == "add_token":
-            self.fusion_proj = nn.Linear(embed_dim, d_model)
-            self.norm.register_forward_hook(self._add_to_tokens)
-        else:
-            self.fusion_proj = nn.Sequential(
-                nn.Linear(embed_dim, concat_hidden), nn.GELU(), nn.Linear(concat_hidden, concat_dim)
-            )
-            self.proj = nn.Linear(self.proj.in_features + concat_dim, d_model)
-            self.proj.register_forward_pre_hook(self._concat_to_input)
+        self.fusion_proj = FUSION_IMPLEMENTATIONS[fusion].build(self)
         self.register_buffer("feature_mean", torch.zeros(embed_dim))
         self.register_buffer("feature_std", torch.ones(embed_dim))
         self._fused: torch.Tensor | None = None
@@ -209,7 +195,7 @@ class FusedTrackingTransformer(TrackingTransformer):
             raise ValueError(f"expected {expected} feature columns (wrfeat + learned), got {got}")
         base, extra = features[..., : self.base_feat_dim], features[..., self.base_feat_dim :]
         projected = self.fusion_proj(self.normalize_features(extra))
-        if self.fusion_config["fusion"] == "add_wrfeat":
+        if FUSION_IMPLEMENTATIONS[self.fusion_config["fusion"]].into_wrfeat:
             return base + projected, None
         return base, projected
 
@@ -220,6 +206,55 @@ class FusedTrackingTransformer(TrackingTransformer):
             return super().forward(coords, features, padding_mask=padding_mask)
         with self.fusing(fused):
             return super().forward(coords, features, padding_mask=padding_mask)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How one fusion mode joins the learned features to trackastra's input."""
+
+    build: Callable[[FusedTrackingTransformer], nn.Module]
+    """Makes the projection of the learned features (and installs the mode's hooks on the model)."""
+    into_wrfeat: bool
+    """The projection is added to the wrfeat columns (else the model's hooks fuse it into the tokens)."""
+
+
+def _add_wrfeat(model: FusedTrackingTransformer) -> nn.Module:
+    return nn.Linear(model.fusion_config["embed_dim"], model.base_feat_dim)
+
+
+def _add_token(model: FusedTrackingTransformer) -> nn.Module:
+    model.norm.register_forward_hook(model._add_to_tokens)
+    return nn.Linear(model.fusion_config["embed_dim"], model.config["d_model"])
+
+
+def _concat(model: FusedTrackingTransformer) -> nn.Module:
+    embed_dim, hidden, width = (model.fusion_config[k] for k in ("embed_dim", "concat_hidden", "concat_dim"))
+    projection = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(), nn.Linear(hidden, width))
+    model.proj = nn.Linear(model.proj.in_features + width, model.config["d_model"])
+    model.proj.register_forward_pre_hook(model._concat_to_input)
+    return projection
+
+
+FUSION_IMPLEMENTATIONS: dict[str, Fusion] = {
+    "add_wrfeat": Fusion(_add_wrfeat, into_wrfeat=True),
+    "add_token": Fusion(_add_token, into_wrfeat=False),
+    "concat": Fusion(_concat, into_wrfeat=False),
+}
+"""The implementation of each fusion mode of :data:`denselink.vocabulary.FUSIONS`."""
+
+
+def check_implemented(implementations: Mapping[str, Fusion], modes: Sequence[str]) -> None:
+    """NotImplementedError naming every mode without an implementation (or implementation without a mode)."""
+    missing = [mode for mode in modes if mode not in implementations]
+    unknown = [mode for mode in implementations if mode not in modes]
+    if missing or unknown:
+        raise NotImplementedError(
+            f"denselink.tracking.fusion: fusion modes {missing} of denselink.vocabulary.FUSIONS have no "
+            f"implementation in FUSION_IMPLEMENTATIONS; {unknown} are implemented but not in FUSIONS"
+        )
+
+
+check_implemented(FUSION_IMPLEMENTATIONS, FUSIONS)
 
 
 def build_model(model_config: dict[str, Any], fusion_config: dict[str, Any] | None) -> TrackingTransformer:

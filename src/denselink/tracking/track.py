@@ -4,7 +4,7 @@
         --out movie_RES --table movie_tracks.csv
 
 No ground truth is needed. ``--model`` is a run directory of ``tracking train`` (its checkpoint
-with the lowest val_loss, else its last one), one ``checkpoints/epoch{N}.pt``, or a trackastra
+with the lowest val_loss, else its last one), one ``checkpoints/epoch{N:03d}.pt``, or a trackastra
 model folder (``config.yaml`` + ``model.pt``). A fused model gets the movie's per-cell features
 computed exactly as its training features were (embedding backbone, weights, settings and
 aggregation recorded in the checkpoint at training time, weights hash-checked), or from
@@ -40,6 +40,7 @@ from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import find_weights, replay
+from denselink.filenames import MANIFEST, list_checkpoints, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
 from denselink.tracking.model_files import (
     check_run_config,
@@ -121,16 +122,14 @@ def read_movie(sequence: SequenceManifest, masks: str | Path) -> tuple[np.ndarra
 
 def chosen_checkpoint(run_dir: Path) -> Path:
     """The run's checkpoint with the lowest finite val_loss (earliest on ties), else its last one."""
-    checkpoints = sorted((run_dir / "checkpoints").glob("epoch*.pt"))
-    if not checkpoints:
-        raise CheckpointError(run_dir, "no checkpoints/epoch*.pt (run `denselink tracking train`)")
+    checkpoints = list_checkpoints(run_dir)
     log_path = run_dir / "train_log.csv"
     if log_path.is_file():
         rows = pd.read_csv(log_path)
         rows = rows[np.isfinite(rows["val_loss"])]
         if len(rows):
             epoch = int(rows.sort_values(["val_loss", "epoch"]).iloc[0]["epoch"])
-            path = run_dir / "checkpoints" / f"epoch{epoch:03d}.pt"
+            path = run_dir / trackastra_checkpoint(epoch)
             if path.is_file():
                 return path
     return checkpoints[-1]
@@ -270,7 +269,7 @@ def track(
         work = Path(work_dir) if work_dir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         if replayed:
-            manifest_path = work / "manifest.json"
+            manifest_path = work / MANIFEST
             write_json(manifest_path, sequence.to_dict(), COMMAND)
             backbone = tracker.features_recipe["backbone"]
             log.info("recomputing the movie's %s features as at training", backbone)

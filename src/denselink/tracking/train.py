@@ -35,6 +35,7 @@ from denselink.atomic import add_force_flag, atomic_path, check_output, claim_di
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
 from denselink.features.recipe import describe_table
+from denselink.filenames import CHECKPOINT_DIR, DONE, trackastra_checkpoint
 from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
@@ -324,8 +325,8 @@ def train(
     }
     claim_directory(out, COMMAND, force)
     # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    (out / "done.json").unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    (out / DONE).unlink(missing_ok=True)
     write_json(out / "config.json", config)
 
     rows: list[dict[str, Any]] = []
@@ -365,7 +366,7 @@ def train(
         rows.append(row)
         _stop_if_diverged(out, row, model, val_loader is not None)
         _save_checkpoint(
-            out / "checkpoints" / f"epoch{epoch:03d}.pt",
+            out / trackastra_checkpoint(epoch),
             model,
             {**row, "seed": seed, "features_recipe": recipe},
         )
@@ -384,10 +385,10 @@ def train(
         "epochs_run": len(rows),
         "stopped_early": stopped_early,
         "best_val_epoch": best_epoch,
-        "checkpoints": [f"checkpoints/epoch{row['epoch']:03d}.pt" for row in rows],
+        "checkpoints": [trackastra_checkpoint(row["epoch"]) for row in rows],
         **device_record(device),
     }
-    write_json(out / "done.json", done)
+    write_json(out / DONE, done)
     return done
 
 
