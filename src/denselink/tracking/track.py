@@ -38,6 +38,7 @@ from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import replay
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
+from denselink.tracking.geff_out import write_geff
 from denselink.tracking.predict import link, load_checkpoint, load_trackastra_folder, write_ctc
 from denselink.tracking.settings import TrackastraSettings
 
@@ -179,6 +180,7 @@ def track(
     work_dir: str | Path | None = None,
     edge_threshold: float | None = None,
     force: bool = False,
+    geff: str | Path | None = None,
 ) -> pd.DataFrame:
     """Link the movie ``images`` (raw TIFFs) segmented by ``masks`` (label TIFFs) with ``model``.
 
@@ -191,6 +193,7 @@ def track(
         work_dir: keep the movie's manifest, embedding and features here (default: a temporary folder).
         edge_threshold: smallest association kept as an edge (default: the model's training setting).
         force: replace an existing ``out`` or ``table`` that this command did not write.
+        geff: also write the linking as a geff zarr group here (:mod:`denselink.tracking.geff_out`).
 
     Returns:
         The tracks table (``frame, label, track_id, parent_track_id, y, x``).
@@ -198,7 +201,7 @@ def track(
     out, table = Path(out), None if table is None else Path(table)
     if table is not None and table.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(table, "the tracks table must end in .csv or .parquet")
-    for path in (out, table):
+    for path in (out, table, geff):
         if path is not None:
             check_output(path, COMMAND, force)
     sequence = user_sequence(images, masks)
@@ -236,6 +239,8 @@ def track(
     log.info("%d of %d cells linked into %d tracks -> %s", len(tracks), n_cells, res_track.shape[0], out)
     if table is not None:
         write_table(tracks, table, force)
+    if geff is not None:
+        write_geff(graph, labels, geff, COMMAND, force)
     return tracks
 
 
@@ -266,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--edge-threshold", type=float, default=None, help="smallest association kept (default: the model's)"
     )
+    parser.add_argument("--geff", type=Path, default=None, help="also write the linking as geff (.zarr)")
     add_force_flag(parser)
     return parser
 
@@ -284,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir,
         args.edge_threshold,
         args.force,
+        args.geff,
     )
 
     return 0
