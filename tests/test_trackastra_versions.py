@@ -26,6 +26,7 @@ def test_training_and_scoring_match_the_trackastra_041_reference():
 
 
 def test_tracking_commands_do_not_import_lightning():
-    code = "import sys, denselink.tracking.train, denselink.tracking.evaluate; print('lightning' in sys.modules)"
+    modules = "denselink.tracking.train, denselink.tracking.evaluate"
+    code = f"import sys, {modules}; print('lightning' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -53,12 +53,13 @@ def reference_numbers() -> dict:
         cache, run, metrics, res = (root / name for name in ("02.pt", "run", "metrics.json", "RES"))
         _run("tracking", "prepare", "--manifest", root / "02.json", "--out", cache, "--settings", settings)
         _run("tracking", "train", "--data", cache, "--out", run, "--seed", SEED, "--settings", settings)
-        _run("tracking", "evaluate", "--model-dir", run, "--manifest", root / "01.json", "--protocol", "paper",
-             "--out", metrics, "--res-dir", res, "--settings", settings)  # fmt: skip
+        _run("tracking", "evaluate", "--model-dir", run, "--manifest", root / "01.json",
+             "--protocol", "paper", "--out", metrics, "--res-dir", res, "--settings", settings)  # fmt: skip
         with (run / "train_log.csv").open() as handle:
             train_loss = [float(row["train_loss"]) for row in csv.DictReader(handle)]
         record = json.loads(metrics.read_text())
-        per_epoch = [{key: entry[key] for key in ("epoch", "LNK", "TRA", "DET")} for entry in record["per_epoch"]]
+        keys = ("epoch", "LNK", "TRA", "DET")
+        per_epoch = [{key: entry[key] for key in keys} for entry in record["per_epoch"]]
         tracks = hashlib.sha256((res / "res_track.txt").read_bytes()).hexdigest()
     chosen = {key: record[key] for key in ("LNK", "TRA", "DET")}
     return {"train_loss": train_loss, "per_epoch": per_epoch, "chosen": chosen, "res_track_sha256": tracks}
