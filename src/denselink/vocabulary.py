@@ -22,7 +22,7 @@ from denselink.errors import ConfigError
 
 BASELINES = ("retrained", "pretrained")
 AGGREGATIONS = ("centroid", "mma", "mask_centroid")
-FUSIONS = ("add_wrfeat", "add_token", "concat")
+FUSIONS = ("add_wrfeat", "add_token", "concat", "etultra")
 FOUNDATION_BACKBONES = ("sam", "musam")
 BACKBONES = (*FOUNDATION_BACKBONES, "maester")
 PROTOCOLS = ("clean", "paper")
@@ -39,6 +39,7 @@ FUSION_LABELS = {
     "add_wrfeat": "Linear(D -> 7) added to the wrfeat features (paper text)",
     "add_token": "Linear(D -> d_model) added to the token (authors' code)",
     "concat": "features concatenated to the token input",
+    "etultra": "Trackastra's pretrained-feature model (trackastra-pretrained-feats)",
 }
 BACKBONE_LABELS = {"sam": "SAM (vit_b)", "musam": "μSAM (vit_b_lm)", "maester": "MAESTER"}
 BASELINE_LABELS = {"retrained": "Trackastra (re-trained)", "pretrained": "Trackastra (pretrained)"}

@@ -9,7 +9,11 @@ columns again and fuses them in one of three ways:
 - ``add_token`` (authors' code): ``LayerNorm(proj(...)) + Linear(D -> d_model)(f)``, feeding encoder
   and decoder;
 - ``concat`` (as trackastra-pretrained-feats): ``MLP(D -> k)(f)`` concatenated to the embedded
-  features before the input projection (which grows by k inputs).
+  features before the input projection (which grows by k inputs);
+- ``etultra`` (trackastra's own pretrained-feature model, ``TrackingTransformerwPretrainedFeats`` of
+  trackastra-pretrained-feats): ``LayerNorm(Linear(D -> 128)(f))`` concatenated to the embedded
+  features, the input projection in float32 and clamped to float16's range, as that class computes it
+  (``tests/test_etultra.py`` checks equal outputs against the class).
 
 Everything else is trackastra's own ``TrackingTransformer.forward``.
 """
@@ -127,6 +131,22 @@ def feature_statistics(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
     return table.values.mean(axis=0), table.values.std(axis=0)
 
 
+class Float32(nn.Module):
+    """``module`` run in float32 with autocast off, optionally clamped to float16's range (``etultra``)."""
+
+    def __init__(self, module: nn.Module, clamp_to_half: bool = False) -> None:
+        super().__init__()
+        self.module = module
+        self.clamp_to_half = clamp_to_half
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = self.module(x.float())
+        if self.clamp_to_half:
+            out = out.clamp(torch.finfo(torch.float16).min, torch.finfo(torch.float16).max)
+        return out
+
+
 class FusedTrackingTransformer(TrackingTransformer):
     """trackastra's ``TrackingTransformer`` whose tokens also carry learned per-cell features."""
 
@@ -138,6 +158,7 @@ class FusedTrackingTransformer(TrackingTransformer):
         normalize: str = "none",
         concat_dim: int = 16,
         concat_hidden: int = 64,
+        etultra_dim: int = 128,
         **config: Any,
     ) -> None:
         if fusion not in FUSIONS:
@@ -153,12 +174,19 @@ class FusedTrackingTransformer(TrackingTransformer):
             concat_dim=concat_dim,
             concat_hidden=concat_hidden,
         )
+        if fusion == "etultra":
+            self.fusion_config["etultra_dim"] = etultra_dim
         d_model = self.config["d_model"]
         if fusion == "add_wrfeat":
             self.fusion_proj = nn.Linear(embed_dim, self.base_feat_dim)
         elif fusion == "add_token":
             self.fusion_proj = nn.Linear(embed_dim, d_model)
             self.norm.register_forward_hook(self._add_to_tokens)
+        elif fusion == "etultra":
+            reduce = nn.Sequential(nn.Linear(embed_dim, etultra_dim), nn.LayerNorm(etultra_dim))
+            self.fusion_proj = Float32(reduce)
+            self.proj = Float32(nn.Linear(self.proj.in_features + etultra_dim, d_model), clamp_to_half=True)
+            self.proj.register_forward_pre_hook(self._concat_to_input)
         else:
             self.fusion_proj = nn.Sequential(
                 nn.Linear(embed_dim, concat_hidden), nn.GELU(), nn.Linear(concat_hidden, concat_dim)
