@@ -110,6 +110,6 @@ def test_evaluate_geff_with_pretrained_is_refused(
     code = cli.main([str(a) for a in argv])
     assert code == 2
     assert capsys.readouterr().err.strip() == (
-        "denselink: --geff: is written for trained runs (--model-dir), not --pretrained"
+        "denselink: config error: --geff: is written for trained runs (--model-dir), not --pretrained"
     )
     assert not (tmp_path / "m.json").exists()
