@@ -124,9 +124,10 @@ def test_full_dry_run_scores_exactly_the_grid(tmp_path):
     expected.update(p for study in STUDIES for p in grid.appc_targets(config, study))
     assert {p for p in outputs if p.startswith("results/metrics/")} == expected
     counts = job_counts(result.stdout)
-    assert counts["tracking_train"] == 2096 and counts["tracking_evaluate"] == 2096 // 8
+    # 2,096 runs of the paper's grid and ablations + 288 of the etultra arm (2 datasets x 3 directions x 48)
+    assert counts["tracking_train"] == 2384 and counts["tracking_evaluate"] == 2384 // 8
     pretrained = {p for p in expected if "/pretrained/" in p}
-    assert counts["tracking_evaluate_pretrained"] == len(pretrained) == len(expected) - 2096
+    assert counts["tracking_evaluate_pretrained"] == len(pretrained) == len(expected) - 2384
     checkpoints = {p for p in outputs if p.startswith("results/maester/")}
     runs = ["fluo", "dic", *(f"mitocheck{size}" for size in (100, 200, 300, 400))]
     assert checkpoints == {f"results/maester/{run}/done.json" for run in runs}

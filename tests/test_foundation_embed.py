@@ -12,7 +12,7 @@ import tifffile
 import torch
 import zarr
 from test_foundation_sam import TINY, save_sam_checkpoint
-from test_foundation_upsample import anyup_clone, anyup_dir, needs_anyup  # noqa: F401 (fixture)
+from test_foundation_upsample import anyup_clone, anyup_repo  # noqa: F401 (fixtures)
 
 from denselink.cli import main as cli_main
 from denselink.data.manifest import SequenceManifest
@@ -43,7 +43,6 @@ def settings(**overrides) -> FoundationSettings:
     return FoundationSettings.model_validate({"encoder": TINY_ENCODER, "chunk": 16, **overrides})
 
 
-@needs_anyup
 def test_embedding_zarr_holds_encoder_plus_anyup(tmp_path, anyup_clone):  # noqa: F811 (fixture)
     clone, commit = anyup_clone
     manifest_path, manifest = write_sequence(tmp_path)

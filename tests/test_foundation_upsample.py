@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import denselink.foundation.anyup
 from denselink.errors import CheckpointError
 from denselink.foundation.upsample import (
     ANYUP_COMMIT,
@@ -25,23 +25,77 @@ from denselink.foundation.upsample import (
     local_commit,
 )
 
-
-def anyup_dir() -> Path:
-    """The local AnyUp source: $DENSELINK_ANYUP_DIR or ../shared/third_party/anyup beside the repo."""
-    env = os.environ.get("DENSELINK_ANYUP_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "third_party" / "anyup"
+VENDORED = Path(denselink.foundation.anyup.__file__).parent
 
 
-needs_anyup = pytest.mark.skipif(
-    not (anyup_dir() / "hubconf.py").is_file(),
-    reason=f"AnyUp source not found at {anyup_dir()} (set DENSELINK_ANYUP_DIR)",
-)
+@pytest.fixture(scope="module")
+def anyup_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """AnyUp's repository layout (``hubconf.py`` + ``anyup/``) rebuilt from the shipped copy."""
+    root = tmp_path_factory.mktemp("anyup_repo") / "anyup"
+    ignore = shutil.ignore_patterns("__pycache__", "hubconf.py", "LICENSE", "README.md", "SHA256SUMS")
+    shutil.copytree(VENDORED, root / "anyup", ignore=ignore)
+    shutil.copy(VENDORED / "hubconf.py", root / "hubconf.py")
+    return root
 
 
 @pytest.fixture(scope="module")
 def anyup_model():
     torch.manual_seed(0)
-    return load_anyup(str(anyup_dir()), "local", pretrained=False)[0]
+    return load_anyup(pretrained=False)[0]
+
+
+def test_shipped_anyup_is_upstream_byte_for_byte():
+    lines = (VENDORED / "SHA256SUMS").read_text().splitlines()
+    expected = {name.removeprefix("./"): digest for digest, name in (line.split() for line in lines)}
+    found = {str(p.relative_to(VENDORED)): p for p in VENDORED.rglob("*.py")}
+    assert sorted(found) == sorted(expected)
+    assert {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in found.items()} == expected
+    assert "Attribution 4.0 International" in (VENDORED / "LICENSE").read_text()
+    assert ANYUP_COMMIT in (VENDORED / "README.md").read_text()
+
+
+def test_shipped_anyup_needs_no_torch_hub(monkeypatch):
+    def no_hub(*args, **kwargs):
+        raise AssertionError("torch.hub.load was called")
+
+    monkeypatch.setattr(torch.hub, "load", no_hub)
+    model, provenance = load_anyup(pretrained=False)
+    assert type(model).__module__ == "denselink.foundation.anyup.model"
+    assert provenance["anyup_commit"] == ANYUP_COMMIT
+    with pytest.raises(CheckpointError, match="is not the shipped AnyUp"):
+        load_anyup(pretrained=False, commit="1" * 40)
+
+
+def test_shipped_anyup_equals_the_hub_loaded_clone(anyup_repo):
+    torch.manual_seed(5)
+    hub, _ = load_anyup(str(anyup_repo), "local", pretrained=False, commit=None)
+    shipped, _ = load_anyup(pretrained=False)
+    shipped.load_state_dict(hub.state_dict())
+    assert type(hub).__module__ == "anyup.model" and hub.state_dict().keys() == shipped.state_dict().keys()
+    frames = np.random.default_rng(1).random((1, 20, 16)).astype(np.float32)
+    features = torch.randn(1, 4, 5, 4, generator=torch.Generator().manual_seed(1))
+    image = guidance_rgb(frames, (20, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(shipped(image, features), hub(image, features), atol=0, rtol=0)
+    ours = AnyUpUpsampler(shipped, tile_pixels=64).forward_tiled(image, features)
+    torch.testing.assert_close(ours, AnyUpUpsampler(hub, tile_pixels=64).forward_tiled(image, features))
+
+
+def test_local_weights_path_is_hash_checked_and_recorded(tmp_path):
+    torch.manual_seed(2)
+    weights = tmp_path / "my_anyup.pth"
+    torch.save(load_anyup(pretrained=False)[0].state_dict(), weights)
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    url = "https://example.invalid/never-downloaded.pth"
+    model, provenance = load_anyup(weights_url=url, weights_sha256=sha256, weights_path=weights)
+    assert provenance["anyup_weights_url"] == str(weights)
+    assert provenance["anyup_weights_sha256"] == sha256
+    expected = torch.load(weights, weights_only=True)
+    assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="weights_sha256"):
+        load_anyup(weights_url=url, weights_sha256="0" * 64, weights_path=weights)
+    with pytest.raises(CheckpointError, match="weights_path is not an existing file"):
+        load_anyup(weights_path=tmp_path / "absent.pth")
 
 
 def guided_reference(features, frame, extent, sigma_s, sigma_r):
@@ -80,7 +134,6 @@ def guided_reference(features, frame, extent, sigma_s, sigma_r):
     return out
 
 
-@needs_anyup
 @pytest.mark.parametrize("tile_pixels", [1, 97, 480, 10_000])
 def test_anyup_tiled_equals_untiled(anyup_model, tile_pixels):
     rng = np.random.default_rng(0)
@@ -94,7 +147,6 @@ def test_anyup_tiled_equals_untiled(anyup_model, tile_pixels):
     torch.testing.assert_close(tiled, untiled, atol=1e-5, rtol=1e-5)
 
 
-@needs_anyup
 def test_anyup_output_is_cropped_from_the_padded_extent(anyup_model):
     frames = np.random.default_rng(1).random((1, 30, 21)).astype(np.float32)
     features = torch.randn(1, 4, 4, 3)
@@ -159,10 +211,10 @@ def test_github_source_is_pinned_to_the_commit():
 
 
 @pytest.fixture(scope="module")
-def anyup_clone(tmp_path_factory) -> tuple[Path, str]:
-    """A git clone of the local AnyUp source (one commit) and that commit."""
+def anyup_clone(tmp_path_factory: pytest.TempPathFactory, anyup_repo: Path) -> tuple[Path, str]:
+    """A git clone of AnyUp's repository layout (one commit) and that commit."""
     clone = tmp_path_factory.mktemp("anyup") / "anyup"
-    shutil.copytree(anyup_dir(), clone, ignore=shutil.ignore_patterns("__pycache__", ".git"))
+    shutil.copytree(anyup_repo, clone, ignore=shutil.ignore_patterns("__pycache__", ".git"))
     git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git[:3], "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -170,7 +222,6 @@ def anyup_clone(tmp_path_factory) -> tuple[Path, str]:
     return clone, local_commit(clone)
 
 
-@needs_anyup
 def test_weights_hash_and_commit_are_checked_and_recorded(anyup_clone, tmp_path):
     clone, commit = anyup_clone
     torch.manual_seed(1)
@@ -191,3 +242,22 @@ def test_weights_hash_and_commit_are_checked_and_recorded(anyup_clone, tmp_path)
         load_anyup(str(clone), "local", True, "cpu", commit, url, "0" * 64, tmp_path / "cache2")
     with pytest.raises(CheckpointError, match="checked out at"):
         load_anyup(str(clone), "local", False, "cpu", "1" * 40)
+
+
+def test_config_weights_path_must_exist_before_any_job(tmp_path):
+    from test_paths import mini_config
+
+    from denselink.errors import ConfigError
+    from denselink.pipeline.paths import check_config_paths
+
+    config = mini_config()
+    config["table1"]["embeddings"] = ["sam", "maester"]
+    config["foundation"]["sam"] = {"upsampler": "anyup", "anyup": {"weights_path": "weights/anyup.pth"}}
+    with pytest.raises(
+        ConfigError, match="foundation.sam.anyup.weights_path: .* is not an existing weights file"
+    ):
+        check_config_paths(config, tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "anyup.pth").write_bytes(b"x")
+    paths = check_config_paths(config, tmp_path)
+    assert paths["foundation.sam.anyup.weights_path"] == tmp_path / "weights" / "anyup.pth"

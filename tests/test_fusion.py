@@ -175,7 +175,7 @@ def test_a_mode_without_implementation_is_named() -> None:
     with pytest.raises(NotImplementedError, match=r"fusion modes \['gated'\] of .*; \[\] are implemented"):
         check_implemented(FUSION_IMPLEMENTATIONS, (*FUSIONS, "gated"))
     with pytest.raises(NotImplementedError, match=r"fusion modes \[\] of .*; \['concat'\] are implemented"):
-        check_implemented(FUSION_IMPLEMENTATIONS, ("add_wrfeat", "add_token"))
+        check_implemented(FUSION_IMPLEMENTATIONS, ("add_wrfeat", "add_token", "etultra"))
 
 
 def test_a_fusion_mode_added_to_the_vocabulary_alone_fails_at_import() -> None:

@@ -113,7 +113,7 @@ def test_full_config_runs_every_table1_cell_with_8_seeds(full):
         "DIC-C2DH-HeLa": ["sam-anyup", "musam-anyup", "maester-dic-epoch18249"],
     }
     targets = grid.table1_targets(full)
-    assert len(targets) == len(set(targets)) == 2 * 3 * (1 + 19 * 8)
+    assert len(targets) == len(set(targets)) == 2 * 3 * (1 + (1 + 3 * 2 * len(FUSIONS)) * 8)
     directions = {"clean": ["02-01", "01-02"], "paper": ["02-02"]}
     for dataset, protocol in itertools.product(embeddings, directions):
         for direction in directions[protocol]:

@@ -28,7 +28,7 @@ from denselink.errors import ConfigError
 
 BASELINES = ("retrained", "pretrained")
 AGGREGATIONS = ("centroid", "mma", "mask_centroid")
-FUSIONS = ("add_wrfeat", "add_token", "concat")
+FUSIONS = ("add_wrfeat", "add_token", "concat", "etultra")
 FOUNDATION_BACKBONES = ("sam", "musam")
 BACKBONES = (*FOUNDATION_BACKBONES, "maester")
 PROTOCOLS = ("clean", "paper")

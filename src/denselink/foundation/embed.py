@@ -53,6 +53,7 @@ def make_upsampler(settings: FoundationSettings, device: torch.device) -> Upsamp
             a.weights_url,
             a.weights_sha256,
             settings.cache_dir,
+            a.weights_path,
         )
         return AnyUpUpsampler(model, tile_pixels=a.tile_pixels, provenance=provenance)
     log.warning(
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="FoundationSettings as inline JSON or a YAML/JSON file (keys: model_type, checkpoint, "
         "cache_dir, random_init, seed, encoder{img_size,embed_dim,depth,num_heads}, upsampler, "
-        "anyup{repo,source,commit,pretrained,weights_url,weights_sha256,tile_pixels}, "
+        "anyup{repo,source,commit,pretrained,weights_url,weights_path,weights_sha256,tile_pixels}, "
         "guided{sigma_spatial,sigma_range}, batch_size, device, chunk, "
         "compression, compression_level); omitted keys take the paper's values",
     )

@@ -1,11 +1,12 @@
 """SAM / muSAM image embeddings: micro_sam's preprocessing, the ViT-B image encoder, grid geometry.
 
-When micro_sam is importable (the GPU environment installs it from conda-forge), the encoder is
-micro_sam's own: ``micro_sam.util.get_sam_model`` loads the weights and
-``micro_sam.util.precompute_image_embeddings`` preprocesses and encodes each frame. Otherwise (the
-CPU environment: PyPI's micro_sam needs napari, Qt and a newer trackastra) denselink's copy of the
-same steps runs: :func:`preprocess` is micro_sam's ``_to_image`` plus SAM's ``ResizeLongestSide``
-and ``Sam.preprocess``. The setting ``implementation`` chooses explicitly.
+When micro_sam is importable (the GPU environment installs it from conda-forge; elsewhere the
+``microsam`` extra), the encoder is micro_sam's own: ``micro_sam.util.get_sam_model`` loads the
+weights and ``micro_sam.util.precompute_image_embeddings`` preprocesses and encodes each frame.
+Otherwise (the CPU ``.venv``: micro_sam is not installed, or cannot import beside CPU torch without
+a matching torchvision) denselink's copy of the same steps runs: :func:`preprocess` is micro_sam's
+``_to_image`` plus SAM's ``ResizeLongestSide`` and ``Sam.preprocess``. The setting ``implementation``
+chooses explicitly.
 
 ``segment_anything``'s package ``__init__`` imports torchvision (for its predictor); only the
 modeling code is needed here, so :func:`sam_modeling` registers the package without running its

@@ -47,16 +47,24 @@ class EncoderOverrides(StageSettings):
 class AnyUpSettings(StageSettings):
     """Where AnyUp comes from (pinned commit, hash-checked weights) and how its output is tiled."""
 
-    repo: str = pydantic.Field("wimmerth/anyup", description="GitHub owner/name, or a local clone directory")
-    source: Literal["github", "local"] = pydantic.Field("github", description="torch.hub source")
+    repo: str = pydantic.Field(
+        "wimmerth/anyup", description="GitHub owner/name (source github), or a local clone directory (local)"
+    )
+    source: Literal["vendored", "github", "local"] = pydantic.Field(
+        "vendored",
+        description="vendored: the AnyUp code shipped with denselink (no network); github, local: torch.hub",
+    )
     commit: str | None = pydantic.Field(
         ANYUP_COMMIT,
         pattern="^[0-9a-f]{40}$",
-        description="full commit of the AnyUp repository (a local git clone must be checked out at it); "
-        "null: the default branch, unpinned",
+        description="full commit of the AnyUp repository (vendored: the shipped copy's; a local git clone "
+        "must be checked out at it); null: the default branch, unpinned (github) or unchecked (local)",
     )
     pretrained: bool = pydantic.Field(True, description="load AnyUp's released weights (paper checkpoint)")
     weights_url: str = pydantic.Field(ANYUP_WEIGHTS_URL, description="URL of the weights (paper checkpoint)")
+    weights_path: str | None = pydantic.Field(
+        None, description="local weights file used instead of downloading weights_url (sha256 still checked)"
+    )
     weights_sha256: str | None = pydantic.Field(
         ANYUP_WEIGHTS_SHA256,
         pattern="^[0-9a-f]{64}$",

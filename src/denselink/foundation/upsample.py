@@ -4,8 +4,9 @@ Each upsampler maps features ``(B, C, h, w)`` covering ``extent`` pixels (the im
 one grid cell of padding, see :class:`denselink.foundation.sam.GridGeometry`) to ``(B, C, H, W)``
 on the image, guided by the raw frames ``(B, H, W)``.
 
-AnyUp is loaded through ``torch.hub`` (GitHub at a pinned commit, or a local clone), its weights
-checked against a pinned sha256, and run query tile by query tile:
+AnyUp's model code ships with denselink (``denselink.foundation.anyup``, the upstream files at
+``ANYUP_COMMIT``, CC BY 4.0); ``torch.hub`` (GitHub at a pinned commit, or a local clone) is the
+alternative source. Its weights are checked against a pinned sha256, and it runs query tile by query tile:
 its cross-attention is per output pixel, so tiling the queries bounds memory without changing the
 result (the full image and key encoders, whose GroupNorm statistics are global, run untiled).
 """
@@ -156,11 +157,19 @@ def local_commit(folder: str | Path) -> str | None:
 
 
 def fetch_anyup_weights(
-    url: str, sha256: str | None, cache_dir: str | Path | None = None
+    url: str, sha256: str | None, cache_dir: str | Path | None = None, local_path: str | Path | None = None
 ) -> tuple[Path, str]:
-    """The AnyUp weights file (downloaded once into the cache) and its sha256, checked when given."""
-    cache = Path(cache_dir).expanduser() if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
-    target = cache / Path(urllib.parse.urlparse(url).path).name
+    """The AnyUp weights file and its sha256, checked when given.
+
+    ``local_path`` is used as it is; otherwise ``url`` is downloaded once into the cache.
+    """
+    if local_path is not None:
+        target = Path(local_path).expanduser()
+        if not target.is_file():
+            raise CheckpointError(target, "anyup.weights_path is not an existing file")
+    else:
+        cache = Path(cache_dir).expanduser() if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+        target = cache / Path(urllib.parse.urlparse(url).path).name
     if not target.is_file():
         log.info("downloading AnyUp weights %s", url)
         try:
@@ -177,39 +186,62 @@ def fetch_anyup_weights(
     return target, actual
 
 
+def vendored_anyup(commit: str | None) -> torch.nn.Module:
+    """AnyUp built from the copy shipped with denselink (upstream ``hubconf.anyup(pretrained=False)``)."""
+    if commit is not None and commit != ANYUP_COMMIT:
+        raise CheckpointError(
+            "anyup.commit", f"{commit} is not the shipped AnyUp ({ANYUP_COMMIT}); use source github or local"
+        )
+    from denselink.foundation.anyup.model import AnyUp
+
+    return AnyUp()
+
+
+def hub_anyup(repo: str, source: str, commit: str | None) -> torch.nn.Module:
+    """AnyUp through ``torch.hub`` from GitHub at ``commit`` or from a local clone."""
+    try:
+        return torch.hub.load(
+            hub_spec(repo, source, commit), "anyup", source=source, pretrained=False, trust_repo=True,
+            **({"skip_validation": True} if source == "github" else {}),
+        )  # fmt: skip
+    except Exception as err:  # hub raises many types (network, missing dir, bad hubconf)
+        raise CheckpointError(repo, f"cannot load AnyUp via torch.hub ({type(err).__name__}: {err})") from err
+
+
 def load_anyup(
     repo: str = "wimmerth/anyup",
-    source: str = "github",
+    source: str = "vendored",
     pretrained: bool = True,
     device: str | torch.device = "cpu",
     commit: str | None = ANYUP_COMMIT,
     weights_url: str = ANYUP_WEIGHTS_URL,
     weights_sha256: str | None = ANYUP_WEIGHTS_SHA256,
     cache_dir: str | Path | None = None,
+    weights_path: str | Path | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """AnyUp through ``torch.hub`` at ``commit``, with hash-checked weights, and its provenance.
+    """AnyUp at ``commit``, with hash-checked weights, and its provenance.
 
-    ``source`` "github" downloads the repository at ``commit`` (the default branch when None);
-    "local" uses a clone, whose checked-out commit must equal ``commit`` when it is a git checkout.
-    Provenance: ``anyup_repo``, ``anyup_commit`` (None when unknown), ``anyup_weights_url`` and
-    ``anyup_weights_sha256`` (None without pretrained weights). Any failure is a CheckpointError.
+    ``source`` "vendored" builds the copy shipped with denselink (``commit`` must be its commit or
+    None); "github" downloads the repository at ``commit`` through ``torch.hub`` (the default branch
+    when None); "local" uses a clone, whose checked-out commit must equal ``commit`` when it is a git
+    checkout. Weights come from ``weights_path`` when given, else from ``weights_url`` (cached).
+    Provenance: ``anyup_repo``, ``anyup_commit`` (None when unknown), ``anyup_weights_url`` (the
+    local path when given) and ``anyup_weights_sha256`` (None without pretrained weights). Any failure
+    is a CheckpointError.
     """
-    if source == "local":
-        checked_out = local_commit(repo)
-        if commit and checked_out and checked_out != commit:
-            raise CheckpointError(repo, f"checked out at {checked_out}, but anyup.commit is {commit}")
-        if checked_out is None:
-            log.warning("AnyUp folder %s is no git checkout: its commit is not verified", repo)
-        commit = checked_out
-    elif commit is None:
-        log.warning("AnyUp is loaded from the default branch of %s (anyup.commit is null): unpinned", repo)
-    try:
-        model = torch.hub.load(
-            hub_spec(repo, source, commit), "anyup", source=source, pretrained=False, trust_repo=True,
-            **({"skip_validation": True} if source == "github" else {}),
-        )  # fmt: skip
-    except Exception as err:  # hub raises many types (network, missing dir, bad hubconf)
-        raise CheckpointError(repo, f"cannot load AnyUp via torch.hub ({type(err).__name__}: {err})") from err
+    if source == "vendored":
+        model, commit = vendored_anyup(commit), ANYUP_COMMIT
+    else:
+        if source == "local":
+            checked_out = local_commit(repo)
+            if commit and checked_out and checked_out != commit:
+                raise CheckpointError(repo, f"checked out at {checked_out}, but anyup.commit is {commit}")
+            if checked_out is None:
+                log.warning("AnyUp folder %s is no git checkout: its commit is not verified", repo)
+            commit = checked_out
+        elif commit is None:
+            log.warning("AnyUp is loaded from the default branch of %s (anyup.commit null): unpinned", repo)
+        model = hub_anyup(repo, source, commit)
     block = getattr(model, "cross_decode", None)
     if not all(hasattr(block, name) for name in ("conv2d", "cross_attn", "window_ratio")):
         raise CheckpointError(repo, "AnyUp's standard cross-attention block is required for query tiling")
@@ -220,19 +252,20 @@ def load_anyup(
         "anyup_weights_sha256": None,
     }
     if pretrained:
-        path, sha256 = fetch_anyup_weights(weights_url, weights_sha256, cache_dir)
+        path, sha256 = fetch_anyup_weights(weights_url, weights_sha256, cache_dir, weights_path)
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except (RuntimeError, EOFError, ValueError) as err:
             raise CheckpointError(path, f"not AnyUp's weights ({type(err).__name__}: {err})") from err
-        provenance.update(anyup_weights_url=weights_url, anyup_weights_sha256=sha256)
+        source_of_weights = str(path) if weights_path is not None else weights_url
+        provenance.update(anyup_weights_url=source_of_weights, anyup_weights_sha256=sha256)
     log.info("AnyUp loaded: %s", provenance)
     return model.to(device).eval(), provenance
 
 
 def _anyup_helpers(model: torch.nn.Module) -> tuple[object, object]:
     """AnyUp's own coordinate and attention-window functions, from the package the model came from."""
-    package = type(model).__module__.split(".")[0]
+    package = type(model).__module__.rsplit(".", 1)[0]  # "anyup" (hub) or "denselink.foundation.anyup"
     img = importlib.import_module(f"{package}.utils.img")
     masking = importlib.import_module(f"{package}.layers.attention.attention_masking")
     return img.create_coordinate, masking.window2d

@@ -142,6 +142,11 @@ def _check_foundation(config: dict[str, Any], workdir: Path, missing: list[str] 
             if backbone in used and not path.is_file():
                 _missing(f"{prefix}.checkpoint", f"{path} is not an existing checkpoint file", missing)
         anyup = spec.get("anyup") or {}
+        if anyup.get("weights_path"):
+            path = resolve_path(anyup["weights_path"], workdir)
+            paths[f"{prefix}.anyup.weights_path"] = path
+            if backbone in used and not path.is_file():
+                _missing(f"{prefix}.anyup.weights_path", f"{path} is not an existing weights file", missing)
         if anyup.get("source") == "local":
             path = resolve_path(anyup.get("repo", ""), workdir)
             paths[f"{prefix}.anyup.repo"] = path

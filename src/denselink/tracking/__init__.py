@@ -1,5 +1,1 @@
-"""tracking stage of denselink (trackastra; its data package is loaded without lightning)."""
-
-from denselink.tracking.trackastra_data import install
-
-install()
+"""tracking stage of denselink (trackastra training, linking and CTC scoring)."""

@@ -48,6 +48,7 @@ from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
 from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
 from denselink.tracking.fusion import FeatureTable, check_same_columns
+from denselink.tracking.geff_out import geff_beside, write_geff
 from denselink.tracking.predict import (
     check_fusion,
     load_checkpoint,
@@ -103,6 +104,7 @@ class RunOutputs:
     out: Path  # metrics JSON
     res_dir: Path  # CTC result of the chosen checkpoint
     meta: dict[str, Any] = field(default_factory=dict)  # dataset, variant, seed, ... of the record
+    geff: bool = False  # also write the chosen result as geff beside res_dir (geff_out.geff_beside)
 
 
 @dataclass
@@ -280,6 +282,8 @@ def score_run(
     chosen = choose_epoch([rows[i] for i in targets], protocol)
     with atomic_path(plan.run.res_dir, COMMAND, force) as tmp_res:
         write_ctc(best_graph, sequence.masks, tmp_res)
+    if plan.run.geff:
+        write_geff(best_graph, sequence.masks, geff_beside(plan.run.res_dir), COMMAND, force)
     meta = {**_default_meta(plan.config, sequence.manifest), **plan.run.meta}
     if plan.provenance is not None:  # how the run was validated, beside the protocol it is scored under
         val = plan.provenance.val
@@ -457,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings", default=None, help="TrackastraSettings (link_mode, edge_threshold used)"
     )
+    parser.add_argument(
+        "--geff", action="store_true", help="also write each chosen result as geff: {res-dir}.geff.zarr"
+    )
     add_force_flag(parser)
     return parser
 
@@ -486,12 +493,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(
                 "--features", "the pretrained model is scored alone (no --features, --score-cache)"
             )
+        if args.geff:
+            raise ConfigError("--geff", "is written for trained runs (--model-dir), not --pretrained")
         meta |= {"seed": seeds[0]} if seeds[0] is not None else {}
         evaluate_pretrained(args.pretrained, args.manifest, args.out[0], args.res_dir[0], args.protocol,
                             settings, meta, args.force)  # fmt: skip
         return 0
     outputs = [
-        RunOutputs(model_dir, out, res_dir, meta | ({"seed": seed} if seed is not None else {}))
+        RunOutputs(model_dir, out, res_dir, meta | ({"seed": seed} if seed is not None else {}), args.geff)
         for model_dir, out, res_dir, seed in zip(args.model_dir, args.out, args.res_dir, seeds, strict=True)
     ]
     evaluate_runs(outputs, args.manifest, args.protocol, settings, args.features, args.epochs,

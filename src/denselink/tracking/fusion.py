@@ -10,7 +10,11 @@ of :data:`denselink.vocabulary.FUSIONS`; importing this module fails while a mod
 - ``add_token`` (authors' code): ``LayerNorm(proj(...)) + Linear(D -> d_model)(f)``, feeding encoder
   and decoder;
 - ``concat`` (as trackastra-pretrained-feats): ``MLP(D -> k)(f)`` concatenated to the embedded
-  features before the input projection (which grows by k inputs).
+  features before the input projection (which grows by k inputs);
+- ``etultra`` (trackastra's own pretrained-feature model, ``TrackingTransformerwPretrainedFeats`` of
+  trackastra-pretrained-feats): ``LayerNorm(Linear(D -> 128)(f))`` concatenated to the embedded
+  features, the input projection in float32 and clamped to float16's range, as that class computes it
+  (``tests/test_etultra.py`` checks equal outputs against the class).
 
 Everything else is trackastra's own ``TrackingTransformer.forward``.
 """
@@ -124,6 +128,22 @@ class FusedWindows(Dataset):
         return item
 
 
+class Float32(nn.Module):
+    """``module`` run in float32 with autocast off, optionally clamped to float16's range (``etultra``)."""
+
+    def __init__(self, module: nn.Module, clamp_to_half: bool = False) -> None:
+        super().__init__()
+        self.module = module
+        self.clamp_to_half = clamp_to_half
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = self.module(x.float())
+        if self.clamp_to_half:
+            out = out.clamp(torch.finfo(torch.float16).min, torch.finfo(torch.float16).max)
+        return out
+
+
 class FusedTrackingTransformer(TrackingTransformer):
     """trackastra's ``TrackingTransformer`` whose tokens also carry learned per-cell features."""
 
@@ -135,6 +155,7 @@ class FusedTrackingTransformer(TrackingTransformer):
         normalize: str = "none",
         concat_dim: int = 16,
         concat_hidden: int = 64,
+        etultra_dim: int = 128,
         **config: Any,
     ) -> None:
         if fusion not in FUSIONS:
@@ -150,6 +171,8 @@ class FusedTrackingTransformer(TrackingTransformer):
             concat_dim=concat_dim,
             concat_hidden=concat_hidden,
         )
+        if fusion == "etultra":
+            self.fusion_config["etultra_dim"] = etultra_dim
         self.fusion_proj = FUSION_IMPLEMENTATIONS[fusion].build(self)
         self.register_buffer("feature_mean", torch.zeros(embed_dim))
         self.register_buffer("feature_std", torch.ones(embed_dim))
@@ -235,10 +258,21 @@ def _concat(model: FusedTrackingTransformer) -> nn.Module:
     return projection
 
 
+def _etultra(model: FusedTrackingTransformer) -> nn.Module:
+    embed_dim, width = model.fusion_config["embed_dim"], model.fusion_config["etultra_dim"]
+    projection = Float32(nn.Sequential(nn.Linear(embed_dim, width), nn.LayerNorm(width)))
+    model.proj = Float32(
+        nn.Linear(model.proj.in_features + width, model.config["d_model"]), clamp_to_half=True
+    )
+    model.proj.register_forward_pre_hook(model._concat_to_input)
+    return projection
+
+
 FUSION_IMPLEMENTATIONS: dict[str, Fusion] = {
     "add_wrfeat": Fusion(_add_wrfeat, into_wrfeat=True),
     "add_token": Fusion(_add_token, into_wrfeat=False),
     "concat": Fusion(_concat, into_wrfeat=False),
+    "etultra": Fusion(_etultra, into_wrfeat=False),
 }
 """The implementation of each fusion mode of :data:`denselink.vocabulary.FUSIONS`."""
 

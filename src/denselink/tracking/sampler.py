@@ -1,9 +1,10 @@
-"""trackastra's ``BalancedBatchSampler``, copied so that training does not import lightning.
+"""trackastra's ``BalancedBatchSampler``, copied so that training does not need lightning.
 
-From trackastra 0.4.1, ``trackastra/data/distributed.py``, unchanged but for its imports and two
-debug log lines (that module imports ``lightning`` at its top; see
-:mod:`denselink.tracking.trackastra_data`). BSD 3-Clause License,
-Copyright (c) 2024, Benjamin Gallusser, Martin Weigert.
+From ``trackastra/data/distributed.py`` (identical in trackastra 0.4.1 and 0.5.6), unchanged but for
+its imports, two debug log lines and its comments. That module imports ``lightning`` at its top for a
+``LightningDataModule`` denselink does not use; lightning is only in trackastra's ``train`` extra,
+which denselink does not install. BSD 3-Clause License, Copyright (c) 2024, Benjamin Gallusser,
+Martin Weigert.
 """
 
 from __future__ import annotations

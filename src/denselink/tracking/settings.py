@@ -90,7 +90,8 @@ class TrackastraSettings(StageSettings):
         "none",
         description="none; add_wrfeat (paper: Linear(D->7) added to the wrfeat features); "
         "add_token (authors' code: Linear(D->d_model) added after the input projection + LayerNorm); "
-        "concat (MLP-reduced features concatenated before the input projection).",
+        "concat (MLP-reduced features concatenated before the input projection); etultra (trackastra's "
+        "own pretrained-feature model: Linear + LayerNorm, concatenated, float32 input projection).",
     )
     normalize: Literal["none", "zscore", "l2"] = Field(
         "none",
@@ -99,6 +100,9 @@ class TrackastraSettings(StageSettings):
     )
     concat_dim: int = Field(16, ge=1, description="Width the concat MLP reduces learned features to.")
     concat_hidden: int = Field(64, ge=1, description="Hidden width of the concat MLP.")
+    etultra_dim: int = Field(
+        128, ge=1, description="Width etultra reduces learned features to (reduced_pretrained_feat_dim)."
+    )
     # linking
     link_mode: Literal["greedy", "greedy_nodiv"] = Field("greedy", description="trackastra linking mode.")
     edge_threshold: float = Field(0.05, ge=0, le=1, description="Smallest association kept as an edge.")

@@ -42,6 +42,7 @@ from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import find_weights, replay
 from denselink.filenames import MANIFEST, list_checkpoints, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
+from denselink.tracking.geff_out import write_geff
 from denselink.tracking.model_files import (
     check_run_config,
     read_run_config,
@@ -224,6 +225,7 @@ def track(
     edge_threshold: float | None = None,
     force: bool = False,
     embedding_checkpoint: str | Path | None = None,
+    geff: str | Path | None = None,
 ) -> pd.DataFrame:
     """Link the movie ``images`` (raw TIFFs) segmented by ``masks`` (label TIFFs) with ``model``.
 
@@ -238,6 +240,7 @@ def track(
         force: replace an existing ``out`` or ``table`` that this command did not write.
         embedding_checkpoint: the embedding weights a fused model's recipe records, where they have moved
             (default: found by their recorded sha256 near the model); their sha256 must match.
+        geff: also write the linking as a geff zarr group here (:mod:`denselink.tracking.geff_out`).
 
     Returns:
         The tracks table (``frame, label, track_id, parent_track_id, y, x``).
@@ -245,7 +248,7 @@ def track(
     out, table = Path(out), None if table is None else Path(table)
     if table is not None and table.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(table, "the tracks table must end in .csv or .parquet")
-    for path in (out, table):
+    for path in (out, table, geff):
         if path is not None:
             check_output(path, COMMAND, force)
     sequence = user_sequence(images, masks)
@@ -292,6 +295,8 @@ def track(
     log.info("%s -> %s", link_summary(graph, res_track), out)
     if table is not None:
         write_table(tracks, table, force)
+    if geff is not None:
+        write_geff(graph, labels, geff, COMMAND, force)
     return tracks
 
 
@@ -330,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the MAESTER/SAM weights file a fused model was trained with, where it has moved "
         "(default: found by the sha256 its recipe records); its sha256 must match",
     )  # fmt: skip
+    parser.add_argument("--geff", type=Path, default=None, help="also write the linking as geff (.zarr)")
     add_force_flag(parser)
     return parser
 
@@ -349,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         args.edge_threshold,
         args.force,
         args.embedding_checkpoint,
+        args.geff,
     )
 
     return 0

@@ -272,6 +272,8 @@ def train(
             concat_dim=settings.concat_dim,
             concat_hidden=settings.concat_hidden,
         )
+        if settings.fusion == "etultra":
+            fusion_config["etultra_dim"] = settings.etultra_dim
     model = build_model(model_config, fusion_config).to(device)
     if isinstance(model, FusedTrackingTransformer):
         rows = np.array([t < val_start for t, _ in table.index], dtype=bool)
