@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
+from denselink.command import start
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DenselinkError, DivergenceError
@@ -40,7 +41,6 @@ from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
 from denselink.pipeline.layout import MAESTER_CHECKPOINT, MAESTER_INITIAL, fill
-from denselink.settings import load_settings
 
 
 def _derived_seed(*key: int) -> int:
@@ -227,9 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(MaesterSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, MaesterSettings)
     train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0
 
