@@ -1,20 +1,23 @@
-"""The start every command's ``main`` shares: parse the arguments, set up logging, refuse outputs
-the command may not write (before any expensive work) and read the stage settings."""
+"""What every command shares: the start of its ``main`` (parse the arguments, set up logging, refuse
+outputs the command may not write, before any expensive work, and read the stage settings) and the
+way its bad input ends it (one line, exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pydantic
+from denselink.atomic import check_output, describe_os_error, free_space
+from denselink.errors import DenselinkError, StorageError
 
-from denselink.atomic import check_output
-from denselink.settings import load_settings
+if TYPE_CHECKING:
+    import pydantic
 
-SettingsT = TypeVar("SettingsT", bound=pydantic.BaseModel)
+SettingsT = TypeVar("SettingsT", bound="pydantic.BaseModel")
 Outputs = Callable[[argparse.Namespace], Iterable[Path | None]]
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -56,5 +59,24 @@ def start(
     logs: bool = False,
 ) -> tuple[argparse.Namespace, SettingsT]:
     """:func:`parse`, then the ``--settings`` of the command read into ``model``."""
+    from denselink.settings import load_settings  # pydantic: not for `denselink --help`
+
     args = parse(parser, argv, command, outputs, logs)
     return args, load_settings(model, args.settings)
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """``main(argv)``'s exit status; a DenselinkError, or an OSError no writer turned into one (a full
+    disk, a permission, with its file and the free space there), printed as one line and exit 2."""
+    try:
+        return int(main(argv) or 0)
+    except DenselinkError as err:
+        print(f"denselink: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        path = err.filename if err.filename is not None else "(no file named)"
+        print(
+            f"denselink: {StorageError(path, f'{describe_os_error(err)}; {free_space(path)}')}",
+            file=sys.stderr,
+        )
+        return 2

@@ -2,8 +2,9 @@
 
     denselink plan [--configfile config.yaml ...] [--target table1] [--all-jobs]
 
-The jobs come from Snakemake's own dry run (``snakemake -n``: rule and wildcards of every job that
-would run; ``--all-jobs`` adds ``--forceall``), so the plan counts exactly what a run would submit.
+The jobs come from Snakemake's own DAG, built in this process as ``snakemake -n`` builds it (rule
+and wildcards of every job that would run; ``--all-jobs`` adds ``--forceall``;
+:mod:`denselink.dry_run`), so the plan counts exactly what a run would submit.
 Each job's cost follows from its wildcards, the config, the sequence sizes (manifests when present,
 else workflow/costs.json) and per-step costs recorded per machine kind in workflow/costs.json: CPU
 costs are measured (benchmarks/calibrate_costs.py), GPU costs are estimates whose derivation the file
@@ -19,23 +20,27 @@ import argparse
 import functools
 import json
 import math
-import re
-import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.atomic import add_force_flag, write_json
+from denselink.command import parse, run
 from denselink.data.scan import SequenceScan, frame_files, scan_sequence
-from denselink.errors import ConfigError, DenselinkError
+from denselink.dry_run import Job, dry_run
+from denselink.errors import ConfigError
 from denselink.maester.settings import PAPER_SAVE_EPOCHS
 
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
-GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
+PRICED_RULES = (
+    "maester_train", "maester_infer", "foundation_embed", "features_aggregate", "tracking_prepare",
+    "tracking_train", "tracking_evaluate", "tracking_evaluate_pretrained", "tracking_score_cache",
+)  # fmt: skip
+"""The rules :func:`job_cost` prices (the others: seconds and megabytes); each must be a workflow rule."""
 MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
 MITOCHECK_PLATES = {100: 1, 200: 2, 300: 3, 400: 4}
 MITOCHECK_SEQUENCES = (318, 384, 384, 318)  # paper Table 3
@@ -43,14 +48,6 @@ MASK_RATIO = 67.0
 """Raw uint16 over LZW-compressed size of CTC label masks, the lowest of three datasets' TRA masks
 (10 frames each: Fluo-N2DH-SIM+ 67x, Fluo-N2DH-GOWT1 162x, Fluo-C2DL-MSC 190x); result masks are
 these masks relabelled by track (denselink.tracking.predict.MASK_COMPRESSION)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job of a dry run: its rule and wildcards."""
-
-    rule: str
-    wildcards: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,35 +77,6 @@ class Sequence:
     @property
     def megapixels(self) -> float:
         return self.height * self.width / 1e6
-
-
-def parse_dry_run(text: str) -> list[Job]:
-    """Jobs of ``snakemake -n`` output (``rule`` / ``localrule`` / ``checkpoint NAME:`` blocks)."""
-    jobs: list[Job] = []
-    for block in re.split(r"\n(?=(?:localrule|rule|checkpoint) \w+:)", "\n" + text):
-        head = re.match(r"\s*(?:localrule|rule|checkpoint) (\w+):", block)
-        if not head:
-            continue
-        wildcards = {}
-        found = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
-        if found:
-            wildcards = dict(pair.split("=", 1) for pair in found.group(1).split(", "))
-        jobs.append(Job(head.group(1), wildcards))
-    return jobs
-
-
-def dry_run(configfiles: list[Path], target: str | None, all_jobs: bool) -> str:
-    """The text of ``snakemake -n`` for these config files and target (the snakemake beside this Python)."""
-    snakemake = Path(sys.executable).with_name("snakemake")
-    cmd = [str(snakemake if snakemake.exists() else "snakemake"), "-n", *([target] if target else [])]
-    cmd += ["--forceall"] * all_jobs + ["--configfile", *map(str, configfiles)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ConfigError(
-            " ".join(map(str, configfiles)),
-            f"snakemake -n failed:\n{(result.stdout + result.stderr)[-2000:]}",
-        )
-    return result.stdout
 
 
 def load_config(configfiles: list[Path]) -> dict[str, Any]:
@@ -404,10 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-jobs", action="store_true",
         help="plan every job of the grid (snakemake --forceall), not only those whose outputs are missing",
     )  # fmt: skip
-    parser.add_argument(
-        "--dry-run-output", type=Path, default=None,
-        help="read the jobs from a saved 'snakemake -n' output instead of running it",
-    )  # fmt: skip
     parser.add_argument("--costs", type=Path, default=COSTS, help="cost file (default: workflow/costs.json)")
     parser.add_argument("--cpu", default="cpu", help="machine kind of the CPU costs in the cost file")
     parser.add_argument("--gpu", default="a100", help="machine kind of the GPU costs in the cost file")
@@ -423,24 +387,29 @@ def plan_configs(
     gpu: str = "a100",
     target: str | None = None,
     all_jobs: bool = False,
-    dry_run_text: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any], dict[str, Any]]:
     """The plan of config files: per-rule rows, dense-volume disk, the config and the costs used."""
     config = load_config(configfiles)
     costs = load_costs(costs_path, cpu, gpu)
-    text = dry_run(configfiles, target, all_jobs) if dry_run_text is None else dry_run_text
-    jobs = parse_dry_run(text)
-    return plan(jobs, config, costs), dense_disk(jobs, config, costs), config, costs
+    found = dry_run(configfiles, target, all_jobs)
+    check_priced_rules(found.rules)
+    return plan(found.jobs, config, costs), dense_disk(found.jobs, config, costs), config, costs
+
+
+def check_priced_rules(rules: frozenset[str]) -> None:
+    """Every rule the plan prices is a rule of the workflow (else a renamed rule would cost nothing)."""
+    missing = sorted(set(PRICED_RULES) - rules)
+    if missing:
+        raise ConfigError(
+            "Snakefile", f"no rule {', '.join(missing)} in the workflow; denselink plan prices it"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
-    if args.json is not None:
-        check_output(args.json, COMMAND, args.force)
-    text = None if args.dry_run_output is None else args.dry_run_output.read_text()
+    args = parse(build_parser(), argv, COMMAND, lambda a: [a.json])
     rows, dense, config, costs = plan_configs(
-        args.configfile, args.costs, args.cpu, args.gpu, args.target, args.all_jobs, text
+        args.configfile, args.costs, args.cpu, args.gpu, args.target, args.all_jobs
     )
     print(render(rows, dense, costs))
     print()
@@ -454,8 +423,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run(main))

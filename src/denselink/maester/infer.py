@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import run, start
 from denselink.compression import compressors
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, CTCFormatError, DenselinkError
+from denselink.errors import ConfigError, CTCFormatError
 from denselink.maester.checkpoint import load_model
 from denselink.maester.cover import (
     CoverGeometry,
@@ -155,8 +155,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run(main))

@@ -31,10 +31,10 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
-from denselink.command import start
+from denselink.command import run, start
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
-from denselink.errors import ConfigError, DenselinkError, DivergenceError
+from denselink.errors import ConfigError, DivergenceError
 from denselink.maester.checkpoint import read_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_volume_fits
 from denselink.maester.frame_store import build_frame_store
@@ -233,8 +233,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run(main))
