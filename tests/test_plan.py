@@ -71,6 +71,13 @@ def test_dag_jobs_carry_rule_and_wildcards_and_every_priced_rule_is_the_workflow
     )
 
 
+def test_a_target_snakemake_cannot_make_is_one_config_error(monkeypatch_module: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as err:
+        dry_run([Path("config.yaml")], "results/no_such_file.txt")
+    assert err.value.path == "config.yaml"
+    assert err.value.problem.startswith("Snakemake's DAG failed: No rule to produce results/no_such_file.txt")
+
+
 def test_full_grid_counts_are_snakemakes_and_dense_disk_is_under_ten_percent(full, full_dag) -> None:
     text, config, costs = full
     jobs = full_dag.jobs
