@@ -16,7 +16,7 @@ from denselink.dry_run import dry_run
 from denselink.errors import ConfigError
 from denselink.plan import (
     COSTS,
-    PRICED_RULES,
+    RULE_COSTS,
     Job,
     check_priced_rules,
     cover_windows,
@@ -62,7 +62,7 @@ def monkeypatch_module():
 def test_dag_jobs_carry_rule_and_wildcards_and_every_priced_rule_is_the_workflows(full_dag) -> None:
     infer = Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "01", "run": "fluo", "epoch": "49"})
     assert infer in full_dag.jobs
-    assert set(PRICED_RULES) <= full_dag.rules and "all" in full_dag.rules
+    assert set(RULE_COSTS) <= full_dag.rules and "all" in full_dag.rules
     check_priced_rules(full_dag.rules)
     with pytest.raises(ConfigError) as err:
         check_priced_rules(full_dag.rules - {"tracking_score_cache"})

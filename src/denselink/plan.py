@@ -22,6 +22,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,7 @@ from denselink.maester.settings import PAPER_SAVE_EPOCHS
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
-PRICED_RULES = (
-    "maester_train", "maester_infer", "foundation_embed", "features_aggregate", "tracking_prepare",
-    "tracking_train", "tracking_evaluate", "tracking_evaluate_pretrained", "tracking_score_cache",
-)  # fmt: skip
-"""The rules :func:`job_cost` prices (the others: seconds and megabytes); each must be a workflow rule."""
-MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
+DENSE_CHANNELS = {"maester": 192, "foundation": 256}
 MITOCHECK_PLATES = {100: 1, 200: 2, 300: 3, 400: 4}
 MITOCHECK_SEQUENCES = (318, 384, 384, 318)  # paper Table 3
 MASK_RATIO = 67.0
@@ -58,12 +54,15 @@ class Cost:
     cpu_s: float = 0.0
     disk_kept: float = 0.0
     disk_transient: float = 0.0
+    dense_raw: float = 0.0
+    """The dense volume a job writes, as raw float16 (before compression and temp())."""
 
     def __iadd__(self, other: Cost) -> Cost:
         self.gpu_s += other.gpu_s
         self.cpu_s += other.cpu_s
         self.disk_kept += other.disk_kept
         self.disk_transient += other.disk_transient
+        self.dense_raw += other.dense_raw
         return self
 
 
@@ -207,66 +206,113 @@ def _trackastra_checkpoint_bytes(config: dict[str, Any], sizes: dict[str, Any]) 
     return _value(sizes, "trackastra_checkpoint_bytes") * (settings["d_model"] / 256) ** 2 * layers / 10
 
 
-def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
+Config = dict[str, Any]
+
+
+def _maester_train(job: Job, config: Config, costs: Config) -> Cost:
+    train, procs = config["maester"]["train"], config["maester"]["procs"]
+    steps = math.ceil(math.ceil(train["samples_per_epoch"] / procs) / train["batch_size"])
+    gpu_s = procs * train["epochs"] * steps * _value(costs["gpu"], "maester_train_step_s")
+    frames, store = 0, 0.0
+    sources = config["maester"]["runs"][job.wildcards["run"]]
+    if any(s.startswith("mitocheck/") for s in sources):
+        frames, megapixels = _mitocheck_frames(config, costs, sources)
+        store = 2 * frames * megapixels * 1e6
+    for source in (s for s in sources if not s.startswith("mitocheck/")):
+        seq = sequence_info(config, costs, *source.split("/", 1))
+        store += 2 * seq.frames * seq.megapixels * 1e6
+    saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
+    checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
+    return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
+
+
+def _dense(kind: str, seq: Sequence, gpu_s: float, config: Config) -> Cost:
+    """A dense volume of ``kind`` (kept only if configured) and the GPU time that computed it."""
+    raw = _dense_bytes(seq, DENSE_CHANNELS[kind])
+    volume = raw / _ratio(kind)
+    kept = volume if config["storage"]["keep_dense"][kind] else 0.0
+    return Cost(gpu_s=gpu_s, disk_kept=kept, disk_transient=volume, dense_raw=raw)
+
+
+def _maester_infer(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    windows = cover_windows((seq.height, seq.width), config)
+    return _dense("maester", seq, seq.frames * windows * _value(costs["gpu"], "maester_fov_s"), config)
+
+
+def _foundation_embed(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    gpu = costs["gpu"]
+    per_frame = _value(gpu, "sam_frame_s") + seq.megapixels * _value(gpu, "anyup_megapixel_s")
+    return _dense("foundation", seq, seq.frames * per_frame, config)
+
+
+def _features_aggregate(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    channels = DENSE_CHANNELS["maester" if job.wildcards["embedding"].startswith("maester") else "foundation"]
+    voxels = seq.frames * seq.height * seq.width * channels / 1e9
+    row_bytes = _value(costs["sizes"], "feature_row_bytes_per_channel")
+    table = seq.frames * seq.cells_per_frame * (channels + 5) * row_bytes
+    return Cost(cpu_s=voxels * _value(costs["cpu"], "aggregate_gvoxel_s"), disk_kept=table)
+
+
+def _tracking_prepare(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    return Cost(cpu_s=seq.frames * seq.megapixels * _value(costs["cpu"], "prepare_frame_megapixel_s"))
+
+
+def _tracking_train(job: Job, config: Config, costs: Config) -> Cost:
+    settings = config["tracking"]["settings"]
+    epochs = _tracking_epochs(config, job)
+    steps = math.ceil(settings["train_samples"] / settings["batch_size"])
+    checkpoints = epochs * _trackastra_checkpoint_bytes(config, costs["sizes"])
+    return Cost(gpu_s=epochs * steps * _value(costs["gpu"], "tracking_train_step_s"), disk_kept=checkpoints)
+
+
+def _scoring(runs: int, scored: int, job: Job, config: Config, costs: Config) -> Cost:
+    """``scored`` checkpoints scored on the evaluation sequence; ``runs`` CTC result folders kept."""
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["eval_seq"])
+    per_detection = _value(costs["cpu"], "evaluate_checkpoint_detection_s")
+    per_checkpoint = seq.frames * seq.cells_per_frame * per_detection
+    return Cost(cpu_s=scored * per_checkpoint, disk_kept=runs * _masks_bytes(seq))
+
+
+def _tracking_evaluate(job: Job, config: Config, costs: Config) -> Cost:
+    """Every seed of the cell, each at every epoch or at the chosen one."""
+    seeds = len(config["tracking"]["seeds"])
+    every = config["protocols"][job.wildcards["protocol"]].get("epochs", "all") == "all"
+    return _scoring(seeds, seeds * (_tracking_epochs(config, job) if every else 1), job, config, costs)
+
+
+def _tracking_evaluate_pretrained(job: Job, config: Config, costs: Config) -> Cost:
+    """The published model: one checkpoint, one result folder."""
+    return _scoring(1, 1, job, config, costs)
+
+
+def _tracking_score_cache(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    return Cost(cpu_s=seq.frames * seq.megapixels * _value(costs["cpu"], "score_cache_frame_megapixel_s"))
+
+
+RULE_COSTS: dict[str, Callable[[Job, Config, Config], Cost]] = {
+    "maester_train": _maester_train,
+    "maester_infer": _maester_infer,
+    "foundation_embed": _foundation_embed,
+    "features_aggregate": _features_aggregate,
+    "tracking_prepare": _tracking_prepare,
+    "tracking_train": _tracking_train,
+    "tracking_evaluate": _tracking_evaluate,
+    "tracking_evaluate_pretrained": _tracking_evaluate_pretrained,
+    "tracking_score_cache": _tracking_score_cache,
+}
+"""The cost of a job per rule of the workflow (each checked to be one); data, table and figure jobs
+take seconds and megabytes, below the plan's resolution, and cost nothing here."""
+
+
+def job_cost(job: Job, config: Config, costs: Config) -> Cost:
     """Estimated GPU/CPU seconds and bytes of one job."""
-    w, cpu, gpu, sizes = job.wildcards, costs["cpu"], costs["gpu"], costs["sizes"]
-    keep = config["storage"]["keep_dense"]
-    if job.rule == "maester_train":
-        train, procs = config["maester"]["train"], config["maester"]["procs"]
-        steps = math.ceil(math.ceil(train["samples_per_epoch"] / procs) / train["batch_size"])
-        gpu_s = procs * train["epochs"] * steps * _value(gpu, "maester_train_step_s")
-        frames, store = 0, 0.0
-        sources = config["maester"]["runs"][w["run"]]
-        if any(s.startswith("mitocheck/") for s in sources):
-            frames, megapixels = _mitocheck_frames(config, costs, sources)
-            store = 2 * frames * megapixels * 1e6
-        for source in (s for s in sources if not s.startswith("mitocheck/")):
-            seq = sequence_info(config, costs, *source.split("/", 1))
-            store += 2 * seq.frames * seq.megapixels * 1e6
-        saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
-        checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
-        return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
-    if job.rule in ("maester_infer", "foundation_embed"):
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        if job.rule == "maester_infer":
-            kind, channels = "maester", MAESTER_CHANNELS
-            gpu_s = seq.frames * cover_windows((seq.height, seq.width), config) * _value(gpu, "maester_fov_s")
-        else:
-            kind, channels = "foundation", FOUNDATION_CHANNELS
-            per_frame = _value(gpu, "sam_frame_s") + seq.megapixels * _value(gpu, "anyup_megapixel_s")
-            gpu_s = seq.frames * per_frame
-        volume = _dense_bytes(seq, channels) / _ratio(kind)
-        return Cost(gpu_s=gpu_s, disk_kept=volume if keep[kind] else 0.0, disk_transient=volume)
-    if job.rule == "features_aggregate":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        channels = MAESTER_CHANNELS if w["embedding"].startswith("maester") else FOUNDATION_CHANNELS
-        voxels = seq.frames * seq.height * seq.width * channels / 1e9
-        table = (
-            seq.frames * seq.cells_per_frame * (channels + 5) * _value(sizes, "feature_row_bytes_per_channel")
-        )
-        return Cost(cpu_s=voxels * _value(cpu, "aggregate_gvoxel_s"), disk_kept=table)
-    if job.rule == "tracking_prepare":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "prepare_frame_megapixel_s"))
-    if job.rule == "tracking_train":
-        settings = config["tracking"]["settings"]
-        epochs = _tracking_epochs(config, job)
-        steps = math.ceil(settings["train_samples"] / settings["batch_size"])
-        checkpoints = epochs * _trackastra_checkpoint_bytes(config, sizes)
-        return Cost(gpu_s=epochs * steps * _value(gpu, "tracking_train_step_s"), disk_kept=checkpoints)
-    if job.rule in ("tracking_evaluate", "tracking_evaluate_pretrained"):
-        seq = sequence_info(config, costs, w["dataset"], w["eval_seq"])
-        scored = 1  # the published model: one checkpoint
-        if job.rule == "tracking_evaluate":  # every seed of the cell, each every epoch or the chosen one
-            every = config["protocols"][w["protocol"]].get("epochs", "all") == "all"
-            scored = len(config["tracking"]["seeds"]) * (_tracking_epochs(config, job) if every else 1)
-        per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
-        runs = len(config["tracking"]["seeds"]) if job.rule == "tracking_evaluate" else 1
-        return Cost(cpu_s=scored * per_checkpoint, disk_kept=runs * _masks_bytes(seq))
-    if job.rule == "tracking_score_cache":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "score_cache_frame_megapixel_s"))
-    return Cost()  # data, table and figure jobs: seconds and megabytes, below the plan's resolution
+    price = RULE_COSTS.get(job.rule)
+    return Cost() if price is None else price(job, config, costs)
 
 
 def plan(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -285,16 +331,10 @@ def plan(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict
     return rows
 
 
-def dense_disk(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, float]:
+def dense_disk(jobs: list[Job], config: Config, costs: Config) -> dict[str, float]:
     """Disk of the dense volumes: kept raw float16 (before compression and temp()) vs as configured now."""
-    before = now = 0.0
-    for job in jobs:
-        if job.rule in ("maester_infer", "foundation_embed"):
-            seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
-            before += _dense_bytes(
-                seq, MAESTER_CHANNELS if job.rule == "maester_infer" else FOUNDATION_CHANNELS
-            )
-            now += job_cost(job, config, costs).disk_kept
+    dense = [cost for cost in (job_cost(job, config, costs) for job in jobs) if cost.dense_raw]
+    before, now = sum(cost.dense_raw for cost in dense), sum(cost.disk_kept for cost in dense)
     return {"before_bytes": before, "now_bytes": now, "fraction": now / before if before else 0.0}
 
 
@@ -398,7 +438,7 @@ def plan_configs(
 
 def check_priced_rules(rules: frozenset[str]) -> None:
     """Every rule the plan prices is a rule of the workflow (else a renamed rule would cost nothing)."""
-    missing = sorted(set(PRICED_RULES) - rules)
+    missing = sorted(set(RULE_COSTS) - rules)
     if missing:
         raise ConfigError(
             "Snakefile", f"no rule {', '.join(missing)} in the workflow; denselink plan prices it"
