@@ -6,21 +6,25 @@ import copy
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from denselink.dry_run import dry_run
+from denselink.errors import ConfigError
 from denselink.plan import (
     COSTS,
+    RULE_COSTS,
     Job,
+    check_priced_rules,
     cover_windows,
     dense_disk,
-    dry_run,
     job_cost,
     load_config,
     load_costs,
     main,
-    parse_dry_run,
     plan,
 )
 
@@ -35,8 +39,17 @@ def job_stats(text: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def full(monkeypatch_module: pytest.MonkeyPatch) -> tuple[str, dict, dict]:
-    text = dry_run([Path("config.yaml")], None, all_jobs=True)
+    """Snakemake's own dry run of the full grid (its text, for its 'Job stats'), the config, the costs."""
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    cmd = [snakemake, "-n", "--forceall", "--configfile", "config.yaml"]
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return text, load_config([Path("config.yaml")]), load_costs(COSTS, "cpu", "a100")
+
+
+@pytest.fixture(scope="module")
+def full_dag(monkeypatch_module: pytest.MonkeyPatch):
+    """The full grid's jobs read from Snakemake's DAG in this process."""
+    return dry_run([Path("config.yaml")], None, all_jobs=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,33 +59,28 @@ def monkeypatch_module():
         yield patch
 
 
-def test_parse_dry_run_reads_rules_and_wildcards() -> None:
-    text = """Building DAG of jobs...
-[Fri Nov 27 11:27:22 2026]
-rule maester_infer:
-    input: results/maester/fluo/done.json
-    jobid: 42
-    wildcards: dataset=Fluo-N2DL-HeLa, seq=02, run=fluo, epoch=49
-    resources: tmpdir=/tmp
-[Fri Nov 27 11:27:22 2026]
-checkpoint data_download:
-    output: data/Fluo-N2DL-HeLa
-    wildcards: dataset=Fluo-N2DL-HeLa
-[Fri Nov 27 11:27:22 2026]
-localrule all:
-    input: results/tables/table1.csv
-    jobid: 0
-"""
-    assert parse_dry_run(text) == [
-        Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "02", "run": "fluo", "epoch": "49"}),
-        Job("data_download", {"dataset": "Fluo-N2DL-HeLa"}),
-        Job("all", {}),
-    ]
+def test_dag_jobs_carry_rule_and_wildcards_and_every_priced_rule_is_the_workflows(full_dag) -> None:
+    infer = Job("maester_infer", {"dataset": "Fluo-N2DL-HeLa", "seq": "01", "run": "fluo", "epoch": "49"})
+    assert infer in full_dag.jobs
+    assert set(RULE_COSTS) <= full_dag.rules and "all" in full_dag.rules
+    check_priced_rules(full_dag.rules)
+    with pytest.raises(ConfigError) as err:
+        check_priced_rules(full_dag.rules - {"tracking_score_cache"})
+    assert str(err.value) == (
+        "config error: Snakefile: no rule tracking_score_cache in the workflow; denselink plan prices it"
+    )
 
 
-def test_full_grid_counts_are_snakemakes_and_dense_disk_is_under_ten_percent(full) -> None:
+def test_a_target_snakemake_cannot_make_is_one_config_error(monkeypatch_module: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as err:
+        dry_run([Path("config.yaml")], "results/no_such_file.txt")
+    assert err.value.path == "config.yaml"
+    assert err.value.problem.startswith("Snakemake's DAG failed: No rule to produce results/no_such_file.txt")
+
+
+def test_full_grid_counts_are_snakemakes_and_dense_disk_is_under_ten_percent(full, full_dag) -> None:
     text, config, costs = full
-    jobs = parse_dry_run(text)
+    jobs = full_dag.jobs
     rows = plan(jobs, config, costs)
     stats = job_stats(text)
     assert {rule: int(row["jobs"]) for rule, row in rows.items() if rule != "total"} == {
@@ -125,9 +133,7 @@ def test_command_prints_and_writes_the_plan(
     full, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch_module: pytest.MonkeyPatch
 ) -> None:
     text, _, _ = full
-    saved = tmp_path / "dry_run.txt"
-    saved.write_text(text)
-    assert main(["--dry-run-output", str(saved), "--json", str(tmp_path / "plan.json")]) == 0
+    assert main(["--all-jobs", "--json", str(tmp_path / "plan.json")]) == 0
     printed = capsys.readouterr().out
     assert "tracking_train" in printed and "ESTIMATES" in printed and "maester_train_step_s" in printed
     written = json.loads((tmp_path / "plan.json").read_text())

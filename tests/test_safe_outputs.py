@@ -47,6 +47,9 @@ COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
         "features", "aggregate", "--embedding", _absent(s, "e.zarr"), "--manifest", _absent(s, "m.json"),
         "--agg", "mma", "--out", str(t),
     ],
+    "features handcrafted": lambda t, s: [
+        "features", "handcrafted", "--manifest", _absent(s, "m.json"), "--out", str(t),
+    ],
     "tracking prepare": lambda t, s: [
         "tracking", "prepare", "--manifest", _absent(s, "m.json"), "--out", str(t),
     ],

@@ -2,8 +2,8 @@
 
 Each stage module owns its argument parser and exposes ``main(argv) -> int``; this
 dispatcher imports a stage only when it is called, so ``denselink --help`` stays fast.
-Bad input raises a :class:`~denselink.errors.DenselinkError`, printed here as one line; so is an
-OSError no writer turned into one (a full disk, a permission), with its file and the free space there.
+Bad input raises a :class:`~denselink.errors.DenselinkError`, printed as one line by
+:func:`denselink.command.run`; so is an OSError no writer turned into one (a full disk, a permission).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from denselink.atomic import describe_os_error, free_space
-from denselink.errors import DenselinkError, StorageError
+from denselink.command import run
 from denselink.stages import STAGES
 
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -38,18 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
     module_name, _ = COMMANDS[words]
     module = importlib.import_module(module_name)
-    try:
-        return int(module.main(args[len(words) :]) or 0)
-    except DenselinkError as err:
-        print(f"denselink: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        path = err.filename if err.filename is not None else "(no file named)"
-        print(
-            f"denselink: {StorageError(path, f'{describe_os_error(err)}; {free_space(path)}')}",
-            file=sys.stderr,
-        )
-        return 2
+    return run(module.main, args[len(words) :])
 
 
 if __name__ == "__main__":

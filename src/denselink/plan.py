@@ -2,8 +2,9 @@
 
     denselink plan [--configfile config.yaml ...] [--target table1] [--all-jobs]
 
-The jobs come from Snakemake's own dry run (``snakemake -n``: rule and wildcards of every job that
-would run; ``--all-jobs`` adds ``--forceall``), so the plan counts exactly what a run would submit.
+The jobs come from Snakemake's own DAG, built in this process as ``snakemake -n`` builds it (rule
+and wildcards of every job that would run; ``--all-jobs`` adds ``--forceall``;
+:mod:`denselink.dry_run`), so the plan counts exactly what a run would submit.
 Each job's cost follows from its wildcards, the config, the sequence sizes (manifests when present,
 else workflow/costs.json) and per-step costs recorded per machine kind in workflow/costs.json: CPU
 costs are measured (benchmarks/calibrate_costs.py), GPU costs are estimates whose derivation the file
@@ -19,17 +20,17 @@ import argparse
 import functools
 import json
 import math
-import re
-import subprocess
-import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.atomic import add_force_flag, write_json
+from denselink.command import parse
 from denselink.data.scan import SequenceScan, frame_files, scan_sequence
 from denselink.data.settings import DATASETS, PLATES
+from denselink.dry_run import Job, dry_run
 from denselink.errors import ConfigError
 from denselink.maester.settings import PAPER_SAVE_EPOCHS
 from denselink.pipeline.layout import Layout
@@ -37,20 +38,11 @@ from denselink.pipeline.layout import Layout
 COMMAND = "plan"
 COSTS = Path("workflow/costs.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
-GPU_RULES = ("maester_train", "maester_infer", "foundation_embed", "tracking_train")
-MAESTER_CHANNELS, FOUNDATION_CHANNELS = 192, 256
+DENSE_CHANNELS = {"maester": 192, "foundation": 256}
 MASK_RATIO = 67.0
 """Raw uint16 over LZW-compressed size of CTC label masks, the lowest of three datasets' TRA masks
 (10 frames each: Fluo-N2DH-SIM+ 67x, Fluo-N2DH-GOWT1 162x, Fluo-C2DL-MSC 190x); result masks are
 these masks relabelled by track (denselink.tracking.predict.MASK_COMPRESSION)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job of a dry run: its rule and wildcards."""
-
-    rule: str
-    wildcards: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,12 +53,15 @@ class Cost:
     cpu_s: float = 0.0
     disk_kept: float = 0.0
     disk_transient: float = 0.0
+    dense_raw: float = 0.0
+    """The dense volume a job writes, as raw float16 (before compression and temp())."""
 
     def __iadd__(self, other: Cost) -> Cost:
         self.gpu_s += other.gpu_s
         self.cpu_s += other.cpu_s
         self.disk_kept += other.disk_kept
         self.disk_transient += other.disk_transient
+        self.dense_raw += other.dense_raw
         return self
 
 
@@ -80,35 +75,6 @@ class Sequence:
     @property
     def megapixels(self) -> float:
         return self.height * self.width / 1e6
-
-
-def parse_dry_run(text: str) -> list[Job]:
-    """Jobs of ``snakemake -n`` output (``rule`` / ``localrule`` / ``checkpoint NAME:`` blocks)."""
-    jobs: list[Job] = []
-    for block in re.split(r"\n(?=(?:localrule|rule|checkpoint) \w+:)", "\n" + text):
-        head = re.match(r"\s*(?:localrule|rule|checkpoint) (\w+):", block)
-        if not head:
-            continue
-        wildcards = {}
-        found = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
-        if found:
-            wildcards = dict(pair.split("=", 1) for pair in found.group(1).split(", "))
-        jobs.append(Job(head.group(1), wildcards))
-    return jobs
-
-
-def dry_run(configfiles: list[Path], target: str | None, all_jobs: bool) -> str:
-    """The text of ``snakemake -n`` for these config files and target (the snakemake beside this Python)."""
-    snakemake = Path(sys.executable).with_name("snakemake")
-    cmd = [str(snakemake if snakemake.exists() else "snakemake"), "-n", *([target] if target else [])]
-    cmd += ["--forceall"] * all_jobs + ["--configfile", *map(str, configfiles)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ConfigError(
-            " ".join(map(str, configfiles)),
-            f"snakemake -n failed:\n{(result.stdout + result.stderr)[-2000:]}",
-        )
-    return result.stdout
 
 
 def load_config(configfiles: list[Path]) -> dict[str, Any]:
@@ -237,66 +203,113 @@ def _trackastra_checkpoint_bytes(config: dict[str, Any], sizes: dict[str, Any]) 
     return _value(sizes, "trackastra_checkpoint_bytes") * (settings["d_model"] / 256) ** 2 * layers / 10
 
 
-def job_cost(job: Job, config: dict[str, Any], costs: dict[str, Any]) -> Cost:
+Config = dict[str, Any]
+
+
+def _maester_train(job: Job, config: Config, costs: Config) -> Cost:
+    train, procs = config["maester"]["train"], config["maester"]["procs"]
+    steps = math.ceil(math.ceil(train["samples_per_epoch"] / procs) / train["batch_size"])
+    gpu_s = procs * train["epochs"] * steps * _value(costs["gpu"], "maester_train_step_s")
+    frames, store = 0, 0.0
+    sources = config["maester"]["runs"][job.wildcards["run"]]
+    if any(s.startswith("mitocheck/") for s in sources):
+        frames, megapixels = _mitocheck_frames(config, costs, sources)
+        store = 2 * frames * megapixels * 1e6
+    for source in (s for s in sources if not s.startswith("mitocheck/")):
+        seq = sequence_info(config, costs, *source.split("/", 1))
+        store += 2 * seq.frames * seq.megapixels * 1e6
+    saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
+    checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
+    return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
+
+
+def _dense(kind: str, seq: Sequence, gpu_s: float, config: Config) -> Cost:
+    """A dense volume of ``kind`` (kept only if configured) and the GPU time that computed it."""
+    raw = _dense_bytes(seq, DENSE_CHANNELS[kind])
+    volume = raw / _ratio(kind)
+    kept = volume if config["storage"]["keep_dense"][kind] else 0.0
+    return Cost(gpu_s=gpu_s, disk_kept=kept, disk_transient=volume, dense_raw=raw)
+
+
+def _maester_infer(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    windows = cover_windows((seq.height, seq.width), config)
+    return _dense("maester", seq, seq.frames * windows * _value(costs["gpu"], "maester_fov_s"), config)
+
+
+def _foundation_embed(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    gpu = costs["gpu"]
+    per_frame = _value(gpu, "sam_frame_s") + seq.megapixels * _value(gpu, "anyup_megapixel_s")
+    return _dense("foundation", seq, seq.frames * per_frame, config)
+
+
+def _features_aggregate(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    channels = DENSE_CHANNELS["maester" if job.wildcards["embedding"].startswith("maester") else "foundation"]
+    voxels = seq.frames * seq.height * seq.width * channels / 1e9
+    row_bytes = _value(costs["sizes"], "feature_row_bytes_per_channel")
+    table = seq.frames * seq.cells_per_frame * (channels + 5) * row_bytes
+    return Cost(cpu_s=voxels * _value(costs["cpu"], "aggregate_gvoxel_s"), disk_kept=table)
+
+
+def _tracking_prepare(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    return Cost(cpu_s=seq.frames * seq.megapixels * _value(costs["cpu"], "prepare_frame_megapixel_s"))
+
+
+def _tracking_train(job: Job, config: Config, costs: Config) -> Cost:
+    settings = config["tracking"]["settings"]
+    epochs = _tracking_epochs(config, job)
+    steps = math.ceil(settings["train_samples"] / settings["batch_size"])
+    checkpoints = epochs * _trackastra_checkpoint_bytes(config, costs["sizes"])
+    return Cost(gpu_s=epochs * steps * _value(costs["gpu"], "tracking_train_step_s"), disk_kept=checkpoints)
+
+
+def _scoring(runs: int, scored: int, job: Job, config: Config, costs: Config) -> Cost:
+    """``scored`` checkpoints scored on the evaluation sequence; ``runs`` CTC result folders kept."""
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["eval_seq"])
+    per_detection = _value(costs["cpu"], "evaluate_checkpoint_detection_s")
+    per_checkpoint = seq.frames * seq.cells_per_frame * per_detection
+    return Cost(cpu_s=scored * per_checkpoint, disk_kept=runs * _masks_bytes(seq))
+
+
+def _tracking_evaluate(job: Job, config: Config, costs: Config) -> Cost:
+    """Every seed of the cell, each at every epoch or at the chosen one."""
+    seeds = len(config["tracking"]["seeds"])
+    every = config["protocols"][job.wildcards["protocol"]].get("epochs", "all") == "all"
+    return _scoring(seeds, seeds * (_tracking_epochs(config, job) if every else 1), job, config, costs)
+
+
+def _tracking_evaluate_pretrained(job: Job, config: Config, costs: Config) -> Cost:
+    """The published model: one checkpoint, one result folder."""
+    return _scoring(1, 1, job, config, costs)
+
+
+def _tracking_score_cache(job: Job, config: Config, costs: Config) -> Cost:
+    seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
+    return Cost(cpu_s=seq.frames * seq.megapixels * _value(costs["cpu"], "score_cache_frame_megapixel_s"))
+
+
+RULE_COSTS: dict[str, Callable[[Job, Config, Config], Cost]] = {
+    "maester_train": _maester_train,
+    "maester_infer": _maester_infer,
+    "foundation_embed": _foundation_embed,
+    "features_aggregate": _features_aggregate,
+    "tracking_prepare": _tracking_prepare,
+    "tracking_train": _tracking_train,
+    "tracking_evaluate": _tracking_evaluate,
+    "tracking_evaluate_pretrained": _tracking_evaluate_pretrained,
+    "tracking_score_cache": _tracking_score_cache,
+}
+"""The cost of a job per rule of the workflow (each checked to be one); data, table and figure jobs
+take seconds and megabytes, below the plan's resolution, and cost nothing here."""
+
+
+def job_cost(job: Job, config: Config, costs: Config) -> Cost:
     """Estimated GPU/CPU seconds and bytes of one job."""
-    w, cpu, gpu, sizes = job.wildcards, costs["cpu"], costs["gpu"], costs["sizes"]
-    keep = config["storage"]["keep_dense"]
-    if job.rule == "maester_train":
-        train, procs = config["maester"]["train"], config["maester"]["procs"]
-        steps = math.ceil(math.ceil(train["samples_per_epoch"] / procs) / train["batch_size"])
-        gpu_s = procs * train["epochs"] * steps * _value(gpu, "maester_train_step_s")
-        frames, store = 0, 0.0
-        sources = config["maester"]["runs"][w["run"]]
-        if any(s.startswith("mitocheck/") for s in sources):
-            frames, megapixels = _mitocheck_frames(config, costs, sources)
-            store = 2 * frames * megapixels * 1e6
-        for source in (s for s in sources if not s.startswith("mitocheck/")):
-            seq = sequence_info(config, costs, *source.split("/", 1))
-            store += 2 * seq.frames * seq.megapixels * 1e6
-        saved = train.get("save_epochs", PAPER_SAVE_EPOCHS)  # absent: the settings model's default
-        checkpoints = (len(saved) + 1) * _maester_checkpoint_bytes(config)
-        return Cost(gpu_s=gpu_s, disk_kept=checkpoints, disk_transient=store)
-    if job.rule in ("maester_infer", "foundation_embed"):
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        if job.rule == "maester_infer":
-            kind, channels = "maester", MAESTER_CHANNELS
-            gpu_s = seq.frames * cover_windows((seq.height, seq.width), config) * _value(gpu, "maester_fov_s")
-        else:
-            kind, channels = "foundation", FOUNDATION_CHANNELS
-            per_frame = _value(gpu, "sam_frame_s") + seq.megapixels * _value(gpu, "anyup_megapixel_s")
-            gpu_s = seq.frames * per_frame
-        volume = _dense_bytes(seq, channels) / _ratio(kind)
-        return Cost(gpu_s=gpu_s, disk_kept=volume if keep[kind] else 0.0, disk_transient=volume)
-    if job.rule == "features_aggregate":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        channels = MAESTER_CHANNELS if w["embedding"].startswith("maester") else FOUNDATION_CHANNELS
-        voxels = seq.frames * seq.height * seq.width * channels / 1e9
-        table = (
-            seq.frames * seq.cells_per_frame * (channels + 5) * _value(sizes, "feature_row_bytes_per_channel")
-        )
-        return Cost(cpu_s=voxels * _value(cpu, "aggregate_gvoxel_s"), disk_kept=table)
-    if job.rule == "tracking_prepare":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "prepare_frame_megapixel_s"))
-    if job.rule == "tracking_train":
-        settings = config["tracking"]["settings"]
-        epochs = _tracking_epochs(config, job)
-        steps = math.ceil(settings["train_samples"] / settings["batch_size"])
-        checkpoints = epochs * _trackastra_checkpoint_bytes(config, sizes)
-        return Cost(gpu_s=epochs * steps * _value(gpu, "tracking_train_step_s"), disk_kept=checkpoints)
-    if job.rule in ("tracking_evaluate", "tracking_evaluate_pretrained"):
-        seq = sequence_info(config, costs, w["dataset"], w["eval_seq"])
-        scored = 1  # the published model: one checkpoint
-        if job.rule == "tracking_evaluate":  # every seed of the cell, each every epoch or the chosen one
-            every = config["protocols"][w["protocol"]].get("epochs", "all") == "all"
-            scored = len(config["tracking"]["seeds"]) * (_tracking_epochs(config, job) if every else 1)
-        per_checkpoint = seq.frames * seq.cells_per_frame * _value(cpu, "evaluate_checkpoint_detection_s")
-        runs = len(config["tracking"]["seeds"]) if job.rule == "tracking_evaluate" else 1
-        return Cost(cpu_s=scored * per_checkpoint, disk_kept=runs * _masks_bytes(seq))
-    if job.rule == "tracking_score_cache":
-        seq = sequence_info(config, costs, w["dataset"], w["seq"])
-        return Cost(cpu_s=seq.frames * seq.megapixels * _value(cpu, "score_cache_frame_megapixel_s"))
-    return Cost()  # data, table and figure jobs: seconds and megabytes, below the plan's resolution
+    price = RULE_COSTS.get(job.rule)
+    return Cost() if price is None else price(job, config, costs)
 
 
 def plan(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -315,16 +328,10 @@ def plan(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict
     return rows
 
 
-def dense_disk(jobs: list[Job], config: dict[str, Any], costs: dict[str, Any]) -> dict[str, float]:
+def dense_disk(jobs: list[Job], config: Config, costs: Config) -> dict[str, float]:
     """Disk of the dense volumes: kept raw float16 (before compression and temp()) vs as configured now."""
-    before = now = 0.0
-    for job in jobs:
-        if job.rule in ("maester_infer", "foundation_embed"):
-            seq = sequence_info(config, costs, job.wildcards["dataset"], job.wildcards["seq"])
-            before += _dense_bytes(
-                seq, MAESTER_CHANNELS if job.rule == "maester_infer" else FOUNDATION_CHANNELS
-            )
-            now += job_cost(job, config, costs).disk_kept
+    dense = [cost for cost in (job_cost(job, config, costs) for job in jobs) if cost.dense_raw]
+    before, now = sum(cost.dense_raw for cost in dense), sum(cost.disk_kept for cost in dense)
     return {"before_bytes": before, "now_bytes": now, "fraction": now / before if before else 0.0}
 
 
@@ -402,10 +409,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-jobs", action="store_true",
         help="plan every job of the grid (snakemake --forceall), not only those whose outputs are missing",
     )  # fmt: skip
-    parser.add_argument(
-        "--dry-run-output", type=Path, default=None,
-        help="read the jobs from a saved 'snakemake -n' output instead of running it",
-    )  # fmt: skip
     parser.add_argument("--costs", type=Path, default=COSTS, help="cost file (default: workflow/costs.json)")
     parser.add_argument("--cpu", default="cpu", help="machine kind of the CPU costs in the cost file")
     parser.add_argument("--gpu", default="a100", help="machine kind of the GPU costs in the cost file")
@@ -421,24 +424,29 @@ def plan_configs(
     gpu: str = "a100",
     target: str | None = None,
     all_jobs: bool = False,
-    dry_run_text: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any], dict[str, Any]]:
     """The plan of config files: per-rule rows, dense-volume disk, the config and the costs used."""
     config = load_config(configfiles)
     costs = load_costs(costs_path, cpu, gpu)
-    text = dry_run(configfiles, target, all_jobs) if dry_run_text is None else dry_run_text
-    jobs = parse_dry_run(text)
-    return plan(jobs, config, costs), dense_disk(jobs, config, costs), config, costs
+    found = dry_run(configfiles, target, all_jobs)
+    check_priced_rules(found.rules)
+    return plan(found.jobs, config, costs), dense_disk(found.jobs, config, costs), config, costs
+
+
+def check_priced_rules(rules: frozenset[str]) -> None:
+    """Every rule the plan prices is a rule of the workflow (else a renamed rule would cost nothing)."""
+    missing = sorted(set(RULE_COSTS) - rules)
+    if missing:
+        raise ConfigError(
+            "Snakefile", f"no rule {', '.join(missing)} in the workflow; denselink plan prices it"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
-    if args.json is not None:
-        check_output(args.json, COMMAND, args.force)
-    text = None if args.dry_run_output is None else args.dry_run_output.read_text()
+    args = parse(build_parser(), argv, COMMAND, lambda a: [a.json])
     rows, dense, config, costs = plan_configs(
-        args.configfile, args.costs, args.cpu, args.gpu, args.target, args.all_jobs, text
+        args.configfile, args.costs, args.cpu, args.gpu, args.target, args.all_jobs
     )
     print(render(rows, dense, costs))
     print()

@@ -20,7 +20,8 @@ import tifffile
 from tqdm import tqdm
 
 from denselink import arg_types
-from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.atomic import add_force_flag, write_json
+from denselink.command import parse
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -356,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
     add_force_flag(parser)
-    args = parser.parse_args(argv)
-    check_output(args.out, COMMAND, args.force)
+    args = parse(parser, argv, COMMAND)
     manifest = validate_sequence(
         args.dataset_dir, args.dataset, args.seq, args.min_frames, args.min_frames_key
     )

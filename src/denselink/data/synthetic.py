@@ -26,10 +26,10 @@ import tifffile
 from scipy import ndimage
 from tqdm import tqdm
 
-from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.atomic import add_force_flag, atomic_path
+from denselink.command import start
 from denselink.data.ctc import frame_name, mask_name, write_man_track
 from denselink.data.settings import SynthSettings
-from denselink.settings import load_settings
 
 FULL_SCALE = {"uint8": 255, "uint16": 4095}
 GROWTH_FRAMES = 3
@@ -402,9 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         help="SynthSettings as inline JSON or a YAML/JSON file (keys: see docs/data.md); defaults if omitted",
     )
     add_force_flag(parser)
-    args = parser.parse_args(argv)
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(SynthSettings, args.settings)
+    args, settings = start(parser, argv, COMMAND, SynthSettings)
     write_dataset(args.out, settings, args.force)
     print(f"wrote {len(settings.sequences)} synthetic sequences to {args.out}")
     return 0

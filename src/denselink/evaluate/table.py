@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.atomic import add_force_flag, atomic_path
+from denselink.command import start
 from denselink.errors import ConfigError
 from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import SCORES, MetricsFormatError
@@ -31,7 +32,6 @@ from denselink.evaluate.protocols import select, summarize
 from denselink.evaluate.published import DATASETS, published_lnk
 from denselink.evaluate.settings import TableSettings
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.settings import load_settings
 from denselink.vocabulary import AGG_LABELS, BASELINES, PROTOCOLS, Variant, parse_variant
 
 COLUMNS = ("Default", "MMA", "Centroid")
@@ -432,10 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink evaluate table``."""
-    args = build_parser().parse_args(argv)
-    for out in (args.out_csv, args.out_md):
-        check_output(out, COMMAND, args.force)
-    settings = load_settings(TableSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, TableSettings, lambda a: (a.out_csv, a.out_md))
     if args.protocols:
         settings.protocols = list(args.protocols)
     runs, epochs, notes = load_checked(args.metrics)

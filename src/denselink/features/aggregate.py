@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import parse
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
 from denselink.features.recipe import PROVENANCE_KEYS
@@ -280,8 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink features aggregate``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
+    args = parse(build_parser(), argv, COMMAND, logs=True)
     aggregate_sequence(args.embedding, args.manifest, args.agg, args.out, args.force)
     return 0

@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import start
 from denselink.data.manifest import load_manifest
 from denselink.errors import CTCFormatError
 from denselink.features.aggregate import _frame_table, table_schema
-from denselink.settings import StageSettings, load_settings
+from denselink.settings import StageSettings
 
 log = logging.getLogger(__name__)
 COMMAND = "features handcrafted"
@@ -138,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output parquet file")
     parser.add_argument("--settings", default=None, help="HandcraftedSettings JSON (file or inline)")
     add_force_flag(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = load_settings(HandcraftedSettings, args.settings)
+    args, settings = start(parser, argv, COMMAND, HandcraftedSettings, logs=True)
     handcrafted_sequence(args.manifest, args.out, settings, args.force)
     return 0

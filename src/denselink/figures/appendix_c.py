@@ -23,6 +23,7 @@ import pandas as pd
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, check_output, write_json
+from denselink.command import start
 from denselink.errors import ConfigError
 from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import MetricsFormatError
@@ -35,7 +36,6 @@ from denselink.figures.points import (
     scaling_points,
 )
 from denselink.figures.settings import FigureSettings
-from denselink.settings import load_settings
 from denselink.vocabulary import STUDIES, parse_variant
 
 TITLES = {
@@ -196,10 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink figures appendix-c``."""
-    args = build_parser().parse_args(argv)
-    for path in output_paths(args.out_dir, args.study):
-        check_output(path, COMMAND, args.force)
-    settings = load_settings(FigureSettings, args.settings)
+    args, settings = start(
+        build_parser(), argv, COMMAND, FigureSettings, lambda a: output_paths(a.out_dir, a.study)
+    )
     data = make_figure(
         args.study, args.metrics, args.out_dir, args.baseline, args.expect, settings, args.force
     )

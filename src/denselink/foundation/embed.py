@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import start
 from denselink.compression import compressors
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record, resolve_device
@@ -33,7 +34,6 @@ from denselink.foundation.upsample import (
     Upsampler,
     load_anyup,
 )
-from denselink.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink foundation embed``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(FoundationSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, FoundationSettings, logs=True)
     embed_sequence(args.manifest, args.out, args.model, settings, args.force)
     return 0

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import start
 from denselink.compression import compressors
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record, resolve_device
@@ -33,7 +34,6 @@ from denselink.maester.cover import (
 )
 from denselink.maester.dataset import minmax_scale
 from denselink.maester.settings import MaesterInferSettings
-from denselink.settings import load_settings
 
 __all__ = ["MaesterInferSettings", "cover_and_stride", "cover_and_stride_reference", "infer_sequence", "main"]
 
@@ -148,8 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(MaesterInferSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, MaesterInferSettings)
     infer_sequence(args.checkpoint, args.manifest, args.out, settings, args.force)
     return 0

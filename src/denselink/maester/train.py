@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
+from denselink.command import start
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
@@ -39,7 +40,6 @@ from denselink.maester.dataset import EpochSampler, MaesterCropDataset, check_vo
 from denselink.maester.frame_store import build_frame_store
 from denselink.maester.model import build_model
 from denselink.maester.settings import MaesterSettings
-from denselink.settings import load_settings
 
 
 def _derived_seed(*key: int) -> int:
@@ -225,8 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = build_parser().parse_args(argv)
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(MaesterSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, MaesterSettings)
     train(args.manifest, args.out, settings, resume=args.resume, force=args.force)
     return 0

@@ -39,12 +39,12 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import start
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
 from denselink.filenames import list_checkpoints
-from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
 from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
 from denselink.tracking.fusion import FeatureTable, check_same_columns
@@ -468,18 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``denselink tracking evaluate``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _run_outputs(args: argparse.Namespace) -> list[Path]:
+    """The scores file and CTC result folder of every run, one of each per ``--model-dir``."""
     runs = len(args.model_dir) if args.model_dir is not None else 1
     for flag, values in (("--out", args.out), ("--res-dir", args.res_dir), ("--seed", args.seed)):
         if values is not None and len(values) != runs:
             raise ConfigError(flag, f"{len(values)} given for {runs} run(s): one per --model-dir")
-    for out, res_dir in zip(args.out, args.res_dir, strict=True):
-        check_output(out, COMMAND, args.force)
-        check_output(res_dir, COMMAND, args.force)
-    settings = load_settings(TrackastraSettings, args.settings)
+    return [path for pair in zip(args.out, args.res_dir, strict=True) for path in pair]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``denselink tracking evaluate``."""
+    args, settings = start(build_parser(), argv, COMMAND, TrackastraSettings, _run_outputs, logs=True)
+    runs = len(args.out)
     given = {
         "dataset": args.dataset,
         "variant": args.variant,

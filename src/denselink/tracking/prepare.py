@@ -21,10 +21,10 @@ from trackastra.data import CTCData
 from trackastra.data.data import _CompressedArray
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import start
 from denselink.data.ctc import check_headers, read_man_track
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
-from denselink.settings import load_settings
 from denselink.torch_files import load_torch_file
 from denselink.tracking.settings import TrackastraSettings, min_frames
 
@@ -184,9 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking prepare``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(TrackastraSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, TrackastraSettings, logs=True)
     prepare(args.manifest, args.out, settings, args.force)
     return 0

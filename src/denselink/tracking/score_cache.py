@@ -19,10 +19,10 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.atomic import add_force_flag, atomic_path
+from denselink.command import start
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import DenselinkError
-from denselink.settings import load_settings
 from denselink.tracking.settings import TrackastraSettings
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking score-cache``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(TrackastraSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, TrackastraSettings, logs=True)
     manifest = load_manifest(args.manifest)
     cache = build_score_cache(manifest, settings.ndim)
     write_score_cache(cache, args.out, args.manifest, args.force)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
+from denselink.command import no_outputs, parse
 from denselink.data.ctc import check_finite, check_headers, check_labels
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
@@ -342,8 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking track``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse(build_parser(), argv, COMMAND, no_outputs, logs=True)
     track(
         args.model,
         args.images,

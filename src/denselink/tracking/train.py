@@ -32,11 +32,11 @@ from trackastra.utils import blockwise_causal_norm, blockwise_sum
 import denselink
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
+from denselink.command import start
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
 from denselink.features.recipe import describe_table
 from denselink.filenames import CHECKPOINT_DIR, DONE, trackastra_checkpoint
-from denselink.settings import load_settings
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
 from denselink.tracking.sampler import BalancedBatchSampler
@@ -418,10 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink tracking train``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output(args.out, COMMAND, args.force)
-    settings = load_settings(TrackastraSettings, args.settings)
+    args, settings = start(build_parser(), argv, COMMAND, TrackastraSettings, logs=True)
     train(
         args.data, args.out, args.seed, settings, args.features, args.val_data, args.val_features, args.force
     )
