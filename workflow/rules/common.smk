@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from denselink.data.settings import DATASETS as MITOCHECK_SIZES
 from denselink.errors import DenselinkError
 from denselink.pipeline import grid, jobs
+from denselink.pipeline import real as real_study
 from denselink.pipeline import layout as L
 from denselink.pipeline.checks import (
     check_references,
@@ -113,6 +114,9 @@ def sequence_files(folder, seq):
 def validate_inputs(w):
     """The dataset folder and every file validation reads (checkpoint folders once they exist)."""
     spec = config["datasets"][w.dataset]
+    # the pipeline's downsampled copy (workflow/rules/real.smk)
+    if spec.get("downsample", 1) > 1:
+        return {"dataset": real_study.dataset_folder(config, w.dataset), "files": []}
     if spec["source"] == "synthetic":
         folder = checkpoints.data_synth.get(dataset=w.dataset).output[0]
     elif spec["download"]:
