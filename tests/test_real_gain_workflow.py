@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 DATASET = "ctc_sim_crop"
 
+# ~40 jobs (2 MAESTER runs, 6 inferences, 10 trainings, 5 scorings, ...), each starting torch: minutes
+pytestmark = pytest.mark.slow
+
 
 def tiny_config(base: Path) -> dict:
     """real.yaml on the crop: one dataset, 2 seeds, a few epochs."""
