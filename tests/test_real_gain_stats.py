@@ -61,7 +61,8 @@ def test_detectable_delta_has_the_power_asked() -> None:
     diffs = delta + 0.02 * rng.standard_normal((20000, 8))
     p = stats.ttest_1samp(diffs, 0.0, axis=1).pvalue
     assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.015)
-    assert math.isnan(detectable_delta(0.0, 8, 0.05, 0.8)) and math.isnan(detectable_delta(0.02, 2, 0.05, 0.8))
+    assert math.isnan(detectable_delta(0.0, 8, 0.05, 0.8))
+    assert math.isnan(detectable_delta(0.02, 2, 0.05, 0.8))
 
 
 def test_seeds_needed_inverts_detectable_delta() -> None:
