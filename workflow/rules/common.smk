@@ -1,6 +1,7 @@
 """Thin adapters between Snakemake and denselink.pipeline (grid, layout, checks, job settings)."""
 
 import inspect
+import json
 import sys
 from pathlib import Path
 
@@ -165,3 +166,33 @@ def scored_epochs(w):
 def model_dirs(w, input):
     """The run folders of a cell's trained models."""
     return [str(Path(p).parent) for p in input.models]
+
+
+# --------------------------------------------------------------------------- the real-data study (real.smk)
+def raw_dataset(w):
+    """The dataset folder as downloaded (or found under data_root) and the files of its sequences."""
+    spec = config["datasets"][w.dataset]
+    if spec["download"]:
+        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
+    else:
+        folder = Layout.of(config).dataset_dir(w.dataset)
+    files = [f for seq in spec["sequences"] for f in sequence_files(folder, seq)]
+    return {"dataset": folder, "files": files}
+
+
+def initial_checkpoint(w):
+    """The seeded initial weights of a MAESTER run, listed once the run is done."""
+    done = checkpoints.maester_train.get(run=w.run).output[0]
+    return str(Path(done).parent / L.MAESTER_INITIAL)
+
+
+def real_gain_spec(w, input):
+    """The study's inputs as `denselink evaluate real-gain --spec` reads them."""
+    datasets = real_study.study_inputs(config)
+    protocol = config["protocols"][real_study.PROTOCOL]
+    for name, spec in datasets.items():
+        spec["score_cache"] = results(L.SCORE_CACHE, dataset=name, seq=spec["eval_seq"])
+        spec["val_fraction"] = protocol["val_fraction"]
+        spec["window"] = config["tracking"]["settings"].get("window", 6)
+    spec = {"seeds": config["tracking"]["seeds"], "data_root": config["data_root"]}
+    return json.dumps(spec | {"datasets": datasets})

@@ -5,40 +5,9 @@ scoring); this file adds the pipeline's downsampled copy of a dataset, the hand-
 inference of a MAESTER run's initial weights and `denselink evaluate real-gain`.
 """
 
-import json
-
 real_study.check_real_gain(config)
 REAL = config["real_gain"]
 REAL_OUT = Path(REAL["out"])
-
-
-def raw_dataset(w):
-    """The dataset folder as downloaded (or found under data_root) and the files of its sequences."""
-    spec = config["datasets"][w.dataset]
-    if spec["download"]:
-        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
-    else:
-        folder = Layout.of(config).dataset_dir(w.dataset)
-    files = [f for seq in spec["sequences"] for f in sequence_files(folder, seq)]
-    return {"dataset": folder, "files": files}
-
-
-def initial_checkpoint(w):
-    """The seeded initial weights of a MAESTER run, listed once the run is done."""
-    done = checkpoints.maester_train.get(run=w.run).output[0]
-    return str(Path(done).parent / L.MAESTER_INITIAL)
-
-
-def real_gain_spec(w, input):
-    """The study's inputs as `denselink evaluate real-gain --spec` reads them."""
-    datasets = real_study.study_inputs(config)
-    protocol = config["protocols"][real_study.PROTOCOL]
-    for name, spec in datasets.items():
-        spec["score_cache"] = results(L.SCORE_CACHE, dataset=name, seq=spec["eval_seq"])
-        spec["val_fraction"] = protocol["val_fraction"]
-        spec["window"] = config["tracking"]["settings"].get("window", 6)
-    spec = {"seeds": config["tracking"]["seeds"], "data_root": config["data_root"]}
-    return json.dumps(spec | {"datasets": datasets})
 
 
 DOWNSAMPLE = Job("data_downsample", "{dataset}")
