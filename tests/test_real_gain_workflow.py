@@ -65,7 +65,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     cmd += [str(REPO / "profiles/ci")]
     cmd += ["real_gain", "--configfile", str(config_file)]
     env = {key: value for key, value in os.environ.items() if not key.startswith("DENSELINK_")}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     out = base / "out" / "real_gain.json"
     return json.loads(out.read_text()), config_file, base

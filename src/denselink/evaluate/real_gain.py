@@ -274,6 +274,7 @@ def forest_plot(result: dict[str, Any], out: Path, force: bool = False) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = list(result["datasets"])
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.6), squeeze=False)
@@ -296,6 +297,7 @@ def forest_plot(result: dict[str, Any], out: Path, force: bool = False) -> None:
             ax.annotate(f"p={p:.2g}" if p is not None else "", (1.0, y), xycoords=("axes fraction", "data"),
                         xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)  # fmt: skip
         ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_yticks(range(len(rows)), [label for label, _, _ in reversed(rows)], fontsize=8)
         info = result["datasets"][name]
         ax.set_title(f"{name} (÷{info['downsample']}, n={info['power']['n']} seeds)", fontsize=9)
