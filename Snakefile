@@ -84,6 +84,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/real.smk"
 
 
 localrules:

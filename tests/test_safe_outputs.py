@@ -47,6 +47,14 @@ COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
         "features", "aggregate", "--embedding", _absent(s, "e.zarr"), "--manifest", _absent(s, "m.json"),
         "--agg", "mma", "--out", str(t),
     ],
+    "data downsample": lambda t, s: [
+        "data", "downsample", "--dataset-dir", _absent(s, "ds"), "--sequences", "01", "--factor", "2",
+        "--out", str(t),
+    ],
+    "evaluate real-gain": lambda t, s: [
+        "evaluate", "real-gain", "--spec", "{}", "--config-file", _absent(s, "c.yaml"), "--version", "1",
+        "--out", str(t), "--plot", str(t.parent / "p.png"),
+    ],
     "features handcrafted": lambda t, s: [
         "features", "handcrafted", "--manifest", _absent(s, "m.json"), "--out", str(t),
     ],

@@ -58,6 +58,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(("data", "validate"), "denselink.data.ctc", "validate a CTC sequence, write its manifest"),
     Stage(("data", "download"), "denselink.data.download", "download a CTC dataset (checksummed)"),
+    Stage(("data", "downsample"), "denselink.data.downsample", "shrink a CTC dataset by an integer factor"),
     Stage(
         ("data", "mitocheck"),
         "denselink.data.mitocheck",
@@ -119,6 +120,12 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(("evaluate", "ingest"), "denselink.evaluate.ingest", "per-seed CSVs in the authors' format"),
     Stage(("evaluate", "score"), "denselink.evaluate.score", "LNK/TRA/DET of a CTC result folder (JSON)"),
+    Stage(
+        ("evaluate", "real-gain"),
+        "denselink.evaluate.real_gain",
+        "the real-data study's arms compared (JSON + forest plot)",
+        Settings("denselink.evaluate.real_gain.RealGainSettings", ("real_gain.settings",)),
+    ),
     Stage(
         ("figures", "appendix-c"),
         "denselink.figures.appendix_c",

@@ -1,6 +1,7 @@
 """Thin adapters between Snakemake and denselink.pipeline (grid, layout, checks, job settings)."""
 
 import inspect
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from denselink.data.frames import is_tiff
 from denselink.data.settings import DATASETS as MITOCHECK_SIZES
 from denselink.errors import DenselinkError
 from denselink.pipeline import grid, jobs
+from denselink.pipeline import real as real_study
 from denselink.pipeline import layout as L
 from denselink.pipeline.checks import (
     check_references,
@@ -124,6 +126,9 @@ def sequence_files(folder, seq):
 def validate_inputs(w):
     """The dataset folder and every file validation reads (checkpoint folders once they exist)."""
     spec = config["datasets"][w.dataset]
+    # the pipeline's downsampled copy (workflow/rules/real.smk)
+    if spec.get("downsample", 1) > 1:
+        return {"dataset": real_study.dataset_folder(config, w.dataset), "files": []}
     if spec["source"] == "synthetic":
         folder = checkpoints.data_synth.get(dataset=w.dataset).output[0]
     elif spec["download"]:
@@ -172,3 +177,33 @@ def scored_epochs(w):
 def model_dirs(w, input):
     """The run folders of a cell's trained models."""
     return [str(Path(p).parent) for p in input.models]
+
+
+# --------------------------------------------------------------------------- the real-data study (real.smk)
+def raw_dataset(w):
+    """The dataset folder as downloaded (or found under data_root) and the files of its sequences."""
+    spec = config["datasets"][w.dataset]
+    if spec["download"]:
+        folder = checkpoints.data_download.get(dataset=w.dataset).output[0]
+    else:
+        folder = Layout.of(config).dataset_dir(w.dataset)
+    files = [f for seq in spec["sequences"] for f in sequence_files(folder, seq)]
+    return {"dataset": folder, "files": files}
+
+
+def initial_checkpoint(w):
+    """The seeded initial weights of a MAESTER run, listed once the run is done."""
+    done = checkpoints.maester_train.get(run=w.run).output[0]
+    return str(Path(done).parent / L.MAESTER_INITIAL)
+
+
+def real_gain_spec(w, input):
+    """The study's inputs as `denselink evaluate real-gain --spec` reads them."""
+    datasets = real_study.study_inputs(config)
+    protocol = config["protocols"][real_study.PROTOCOL]
+    for name, spec in datasets.items():
+        spec["score_cache"] = results(L.SCORE_CACHE, dataset=name, seq=spec["eval_seq"])
+        spec["val_fraction"] = protocol["val_fraction"]
+        spec["window"] = config["tracking"]["settings"].get("window", 6)
+    spec = {"seeds": config["tracking"]["seeds"], "data_root": config["data_root"]}
+    return json.dumps(spec | {"datasets": datasets})

@@ -70,7 +70,7 @@ rule data_validate:
     resources:
         **VALIDATE.resources,
     params:
-        dataset_dir=lambda w: Layout.of(config).dataset_dir(w.dataset),
+        dataset_dir=lambda w: real_study.dataset_folder(config, w.dataset),
         min_frames=lambda w: required_frames(config, w.dataset, w.seq)[0],
         min_frames_key=lambda w: required_frames(config, w.dataset, w.seq)[1],
     shell:

@@ -1,0 +1,133 @@
+"""The real-data study (`snakemake real_gain`): downsampled CTC data, the control features, the result.
+
+Its arms reuse every other rule (MAESTER pretraining and inference, features, Trackastra training and
+scoring); this file adds the pipeline's downsampled copy of a dataset, the hand-crafted feature, the
+inference of a MAESTER run's initial weights and `denselink evaluate real-gain`.
+"""
+
+real_study.check_real_gain(config)
+REAL = config["real_gain"]
+REAL_OUT = Path(REAL["out"])
+
+
+DOWNSAMPLE = Job("data_downsample", "{dataset}")
+
+
+rule data_downsample:
+    input:
+        unpack(raw_dataset),
+    output:
+        directory(results(real_study.DOWNSAMPLED)),
+    log:
+        DOWNSAMPLE.log,
+    benchmark:
+        DOWNSAMPLE.benchmark
+    wildcard_constraints:
+        dataset=one_of(
+            n for n, s in config["datasets"].items() if s.get("downsample", 1) > 1
+        ),
+    conda:
+        CPU_ENV
+    threads: DOWNSAMPLE.threads
+    resources:
+        **DOWNSAMPLE.resources,
+    params:
+        sequences=lambda w: config["datasets"][w.dataset]["sequences"],
+        factor=lambda w: config["datasets"][w.dataset]["downsample"],
+    shell:
+        "denselink data downsample --dataset-dir {input.dataset:q} --sequences {params.sequences:q} "
+        "--factor {params.factor:q} --out {output:q} > {log:q} 2>&1"
+
+
+HANDCRAFTED = Job("features_handcrafted", "{dataset}/{seq}/handcrafted-mma")
+
+
+rule features_handcrafted:
+    input:
+        manifest("{dataset}/{seq}"),
+    output:
+        results(L.FEATURES, embedding="handcrafted", agg="mma"),
+    log:
+        HANDCRAFTED.log,
+    benchmark:
+        HANDCRAFTED.benchmark
+    conda:
+        CPU_ENV
+    threads: HANDCRAFTED.threads
+    resources:
+        **HANDCRAFTED.resources,
+    params:
+        settings=jobs.settings_json(config["features"].get("handcrafted", {})),
+    shell:
+        "denselink features handcrafted --manifest {input:q} --out {output:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
+
+
+ruleorder: features_handcrafted > features_aggregate
+
+
+INFER_INITIAL = Job("maester_infer_initial", "{dataset}/{seq}/maester-{run}-init")
+
+
+rule maester_infer_initial:
+    input:
+        checkpoint=initial_checkpoint,
+        manifest=manifest("{dataset}/{seq}"),
+    output:
+        dense_output(results(L.EMBEDDING, embedding="maester-{run}-init"), "maester"),
+    log:
+        INFER_INITIAL.log,
+    benchmark:
+        INFER_INITIAL.benchmark
+    conda:
+        GPU_ENV
+    threads: INFER_INITIAL.threads
+    resources:
+        **INFER_INITIAL.resources,
+    params:
+        settings=jobs.settings_json(config["maester"]["infer"]),
+    shell:
+        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {input.checkpoint:q} "
+        "--manifest {input.manifest:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+REAL_GAIN = Job("real_gain", "real_gain")
+
+
+rule real_gain_evaluate:
+    input:
+        real_study.input_files(config) if REAL["datasets"] else [],
+        caches=[
+            results(L.SCORE_CACHE, dataset=name, seq=real_study.direction(config)[1])
+            for name in REAL["datasets"]
+        ],
+    output:
+        json=REAL_OUT,
+        png=report(
+            REAL_OUT.with_suffix(".png"),
+            caption="../report/real_gain.rst",
+            category="Real data",
+        ),
+    log:
+        REAL_GAIN.log,
+    benchmark:
+        REAL_GAIN.benchmark
+    conda:
+        CPU_ENV
+    threads: REAL_GAIN.threads
+    resources:
+        **REAL_GAIN.resources,
+    params:
+        spec=real_gain_spec,
+        configs=[str(p) for p in workflow.overwrite_configfiles] or ["config.yaml"],
+        version=REAL["version"],
+        settings=jobs.settings_json(REAL.get("settings", {})),
+    shell:
+        "denselink evaluate real-gain --spec {params.spec:q} --config-file {params.configs:q} "
+        "--version {params.version:q} --out {output.json:q} --plot {output.png:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule real_gain:
+    input:
+        rules.real_gain_evaluate.output,
