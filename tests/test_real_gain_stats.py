@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from denselink.evaluate.real_gain import compare_arms, detectable_delta, paired_power, paired_t, seeds_needed
+from denselink.evaluate.metrics import CTC_KEYS
+from denselink.evaluate.real_gain import (
+    EDGE_ERRORS,
+    compare_arms,
+    detectable_delta,
+    paired_power,
+    paired_t,
+    seeds_needed,
+)
 
 
 def test_paired_t_by_hand() -> None:
@@ -70,3 +78,9 @@ def test_seeds_needed_inverts_detectable_delta() -> None:
     assert seeds_needed(delta * 1.0001, 0.02, 0.05, 0.8) == 8
     assert seeds_needed(delta * 0.9, 0.02, 0.05, 0.8) > 8
     assert seeds_needed(0.01, 0.0, 0.05, 0.8) is None
+
+
+def test_edge_errors_are_counts_the_scorer_returns() -> None:
+    """fn/fp/ws edges: the CTC's missing, redundant and wrong-semantics edge counts, as the scorer names them."""
+    assert EDGE_ERRORS == {"fn_edges": "AOGM_EA", "fp_edges": "AOGM_ED", "ws_edges": "AOGM_EC"}
+    assert set(EDGE_ERRORS.values()) <= set(CTC_KEYS)

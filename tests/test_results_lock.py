@@ -17,12 +17,12 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from snakemake_cli import snakemake_cmd
 
 from denselink.errors import LockError
 from denselink.pipeline import lock
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 DATASET = "Synth-HeLa"
 
 
@@ -59,16 +59,7 @@ def shared(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--profile",
-        str(REPO / "profiles/ci"),
-    ]
-    cmd += [*args, "--configfile", str(workdir / "mini.yaml")]
+    cmd = snakemake_cmd(workdir, *args, config=workdir / "mini.yaml")
     env = {key: value for key, value in os.environ.items() if not key.startswith("DENSELINK_")}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
 

@@ -6,11 +6,11 @@ import copy
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_cli import snakemake_cmd
 
 from denselink.errors import ConfigError
 from denselink.pipeline import grid
@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 MINI = REPO / "workflow" / "configs" / "mini.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 CROP = REPO / "tests" / "data" / "ctc_sim_crop"
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 TABLE1_ONLY = {
     "config_version": 2,
@@ -42,17 +41,7 @@ def _write(tmp_path: Path, config: dict, name: str = "config.yaml") -> Path:
 
 
 def _dry_run(config: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "-n",
-        "-p",
-        "--configfile",
-        str(config),
-    ]
+    cmd = snakemake_cmd(workdir, "-n", "-p", config=config, profile=None)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 

@@ -6,16 +6,15 @@ import json
 import math
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from snakemake_cli import snakemake_cmd
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 DATASET = "Synth-HeLa"
 MINI = yaml.safe_load((REPO / "workflow/configs/mini.yaml").read_text())
 SEEDS = len(MINI["tracking"]["seeds"])
@@ -35,16 +34,7 @@ pytestmark = pytest.mark.slow
 def snakemake(
     workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--profile",
-        str(REPO / "profiles/ci"),
-    ]
-    cmd += [*args, "--configfile", str(workdir / "mini.yaml")]  # --configfile takes every word after it
+    cmd = snakemake_cmd(workdir, *args, config=workdir / "mini.yaml")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
 
 

@@ -30,7 +30,9 @@ from denselink.settings import StageSettings, load_settings
 
 COMMAND = "evaluate real-gain"
 BASELINE, APPEARANCE = "retrained", "handcrafted"
-ERRORS = ("fn_edges", "fp_edges", "ws_edges")
+EDGE_ERRORS = {"fn_edges": "AOGM_EA", "fp_edges": "AOGM_ED", "ws_edges": "AOGM_EC"}
+"""The study's edge errors by the CTC's count each is: missing, redundant and wrong-semantics edges."""
+ERRORS = tuple(EDGE_ERRORS)
 
 
 class RealGainSettings(StageSettings):
@@ -146,12 +148,12 @@ def score_result(tracks: str, masks: np.ndarray, truth: Any, cells: list, hard: 
     from denselink.tracking.scoring import score_linking
 
     found = result_links(tracks, masks)
-    scores = score_linking(linking_graph(found, cells), truth) or {}
-    return {
-        "LNK_rescored": scores.get("LNK", math.nan),
-        **{key: int(scores.get(key, 0)) for key in ERRORS},
-        "hard_link_recall": recall(hard, found),
-    }
+    scores = score_linking(linking_graph(found, cells), truth)
+    if scores is None:  # nothing linked: no CTC counts to report
+        errors = {"LNK_rescored": math.nan, **dict.fromkeys(ERRORS, math.nan)}
+    else:
+        errors = {"LNK_rescored": scores["LNK"]} | {n: int(scores[k]) for n, k in EDGE_ERRORS.items()}
+    return errors | {"hard_link_recall": recall(hard, found)}
 
 
 def dataset_result(spec: dict[str, Any], settings: RealGainSettings) -> dict[str, Any]:
