@@ -81,6 +81,6 @@ def test_seeds_needed_inverts_detectable_delta() -> None:
 
 
 def test_edge_errors_are_counts_the_scorer_returns() -> None:
-    """fn/fp/ws edges: the CTC's missing, redundant and wrong-semantics edge counts, as the scorer names them."""
+    """fn/fp/ws edges: the CTC's missing, redundant, wrong-semantics edge counts by the scorer's names."""
     assert EDGE_ERRORS == {"fn_edges": "AOGM_EA", "fp_edges": "AOGM_ED", "ws_edges": "AOGM_EC"}
     assert set(EDGE_ERRORS.values()) <= set(CTC_KEYS)
