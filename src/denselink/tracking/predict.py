@@ -26,7 +26,6 @@ from trackastra.tracking import build_graph, graph_to_ctc, track_greedy
 from trackastra.utils import normalize
 
 from denselink.atomic import atomic_path
-from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError
 from denselink.torch_files import load_torch_file
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, build_model
@@ -197,21 +196,6 @@ def write_ctc(graph: nx.DiGraph, masks: np.ndarray, out_dir: str | Path) -> Path
         lines = [f"{r.label} {r.t1} {r.t2} {r.parent}\n" for r in table.itertuples()]
         (tmp / "res_track.txt").write_text("".join(lines))
     return Path(out_dir)
-
-
-def track_sequence(
-    model: TrackingTransformer,
-    manifest: SequenceManifest,
-    out_dir: str | Path,
-    table: FeatureTable | None = None,
-    mode: str = "greedy",
-    edge_threshold: float = 0.05,
-) -> Path:
-    """Link the GT TRA masks of ``manifest`` and write the CTC result folder ``out_dir``."""
-    images = manifest.read_frames().astype(np.float32)
-    masks = manifest.read_masks().astype(np.int32)
-    graph = link(model, images, masks, table, mode, edge_threshold)
-    return write_ctc(graph, masks, out_dir)
 
 
 def _quiet(iterable=None, **kwargs):
