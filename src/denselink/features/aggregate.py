@@ -35,8 +35,10 @@ from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.command import parse
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
-from denselink.features.recipe import PROVENANCE_KEYS
 from denselink.vocabulary import AGGREGATIONS
+
+PROVENANCE_KEYS = ("checkpoint_sha256", "anyup_commit", "anyup_weights_sha256")
+"""Embedding attrs that identify the weights: copied into the feature table; a replay must reproduce them."""
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,11 @@ import zarr
 
 from denselink.data.manifest import file_sha256
 from denselink.errors import CheckpointError, ConfigError, EmbeddingError, FeatureTableError
+from denselink.features.aggregate import PROVENANCE_KEYS, aggregate_sequence
 
 log = logging.getLogger(__name__)
 
 BACKBONES = ("maester", "sam", "musam")
-# embedding attrs that identify the weights; replaying must reproduce them exactly
-PROVENANCE_KEYS = ("checkpoint_sha256", "anyup_commit", "anyup_weights_sha256")
 
 
 def _search_roots(anchors: Iterable[str | Path]) -> list[Path]:
@@ -171,8 +170,6 @@ def replay(
     ``checkpoint``: the recipe's weights file as :func:`find_weights` returns it (default: found here
     by its recorded hash, searching from the working directory).
     """
-    from denselink.features.aggregate import aggregate_sequence
-
     work_dir = Path(work_dir)
     embedding = work_dir / f"{recipe['backbone']}.zarr"
     if checkpoint is None:
