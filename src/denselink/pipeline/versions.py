@@ -17,6 +17,13 @@ CHANGES: dict[int, tuple[str, ...]] = {
         "(before: absent sections ran with the paper's defaults)",
         "storage.keep_dense.maester and .foundation default to false (before: true)",
         "datasets.NAME.folder added; dataset names may contain '+'",
+        "under clean no run stops early (tracking.early_stopping.retrained false in config.yaml); "
+        "protocols.paper.early_stopping added",
+        "table1.settings.bootstrap_samples and bootstrap_seed removed; confidence is the t interval's level",
+        "datasets.NAME.role, datasets.NAME.synth.keep_pairs, datasets.NAME.downsample, features.handcrafted, "
+        "maester.train.save_initial, real_gain, tracking.settings.etultra_dim and "
+        "foundation.*.anyup.weights_path added; fusion mode etultra added",
+        "foundation.*.anyup.source defaults to vendored (before: github)",
     ),
 }
 """What each version changed in the meaning of a config (details: CHANGELOG.md)."""
