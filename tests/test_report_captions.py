@@ -40,7 +40,8 @@ def test_table1_caption_lists_only_the_rows_the_table_has(configs) -> None:
     rows = (
         "Trackastra re-trained, the published pretrained Trackastra model, Trackastra with fused SAM (vit_b) "
         "features, Trackastra with fused μSAM (vit_b_lm) features, Trackastra with fused MAESTER features "
-        "(mma and centroid aggregation, fusion add_wrfeat; fusion ablations add_token, concat as extra rows)"
+        "(mma and centroid aggregation, fusion add_wrfeat; fusion ablations add_token, concat, etultra "
+        "as extra rows)"
     )
     assert (
         rows in full and "on Fluo-N2DL-HeLa, DIC-C2DH-HeLa" in full and "its published values stand" in full

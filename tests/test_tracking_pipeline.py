@@ -19,7 +19,7 @@ from denselink.data.manifest import load_manifest
 from denselink.errors import ConfigError, DivergenceError, FeatureTableError
 from denselink.evaluate.metrics import SCORES, score_ctc
 from denselink.tracking.evaluate import evaluate_pretrained, evaluate_run, list_checkpoints
-from denselink.tracking.predict import export_trackastra_folder, link, load_checkpoint
+from denselink.tracking.predict import MASK_COMPRESSION, export_trackastra_folder, link, load_checkpoint
 from denselink.tracking.prepare import TrackingCacheError, load_prepared, prepare
 from denselink.tracking.score_cache import (
     ScoreCacheError,
@@ -300,7 +300,7 @@ def test_cached_scoring_equals_the_old_per_checkpoint_path(dividing: dict[str, P
         res = tmp_path / f"{checkpoint.stem}_RES"
         res.mkdir()
         for t, mask in enumerate(relabeled):
-            tifffile.imwrite(res / f"mask{t:03d}.tif", mask.astype("uint16"))
+            tifffile.imwrite(res / f"mask{t:03d}.tif", mask.astype("uint16"), compression=MASK_COMPRESSION)
         lines = [f"{r.label} {r.t1} {r.t2} {r.parent}\n" for r in table.itertuples()]
         (res / "res_track.txt").write_text("".join(lines))
         old = score_ctc(gt_dir, res)

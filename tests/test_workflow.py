@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 DATASET = "Synth-HeLa"
 MINI = yaml.safe_load((REPO / "workflow/configs/mini.yaml").read_text())
 SEEDS = len(MINI["tracking"]["seeds"])
+ROLE = {  # how Table 1 marks a dataset's sections (datasets.NAME.role)
+    name: " (positive control)"
+    for name, spec in MINI["datasets"].items()
+    if spec.get("role") == "positive_control"
+}
 MAESTER = "maester-synth-epoch3-centroid-add_wrfeat"  # mini.yaml: centroid only (config.yaml: mma too)
 TABLE1_VARIANTS = ["retrained", MAESTER]
 # Outside the demo's Table 1, asked for by path: the SAM and μSAM embedding stages and trackastra's
@@ -92,7 +97,8 @@ def test_table1_has_every_variant_with_two_seeds_and_scores_in_unit_range(mini_r
     )
     for section, eval_seq in ((clean, "01"), (paper, "02")):
         assert sorted(section) == [
-            f"### {name}: train on 02, evaluate on {eval_seq}" for name in (DATASET, "Synth-Motion")
+            f"### {name}{ROLE.get(name, '')}: train on 02, evaluate on {eval_seq}"
+            for name in (DATASET, "Synth-Motion")
         ]
     directions = {tuple(row) for row in table[["protocol", "train_seq", "eval_seq"]].to_numpy()}
     assert directions == {("clean", "02", "01"), ("paper", "02", "02")}
