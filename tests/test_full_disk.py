@@ -216,19 +216,17 @@ def test_torch_checkpoint_of_tracking_train_on_a_full_disk(
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
 
 
+def _infer_argv(prepared: dict[str, Path], out: Path) -> list[str]:
+    """``maester infer`` of the prepared checkpoint and sequence into ``out`` (a small tiled CPU run)."""
+    settings = json.dumps({"device": "cpu", "batch_size": 64, "tile": 16})
+    return ["maester", "infer", "--checkpoint", str(prepared["checkpoint"]),
+            "--manifest", str(prepared["manifest"]), "--out", str(out), "--settings", settings]  # fmt: skip
+
+
 def test_zarr_embedding_on_a_full_disk(small_disk: Path, prepared: dict[str, Path], capsys) -> None:
     _fill(small_disk, 32 << 10)
     out = small_disk / "e.zarr"
-    infer = json.dumps({"device": "cpu", "batch_size": 64, "tile": 16})
-    argv = [
-        "maester",
-        "infer",
-        "--checkpoint",
-        str(prepared["checkpoint"]),
-        "--manifest",
-        str(prepared["manifest"]),
-    ]
-    assert cli.main([*argv, "--out", str(out), "--settings", infer]) == 2
+    assert cli.main(_infer_argv(prepared, out)) == 2
     _assert_storage_error(_error_line(capsys), out, small_disk)
     assert _everything(small_disk) == ["ballast"]
 
@@ -237,16 +235,7 @@ def test_parquet_features_on_a_full_disk(
     small_disk: Path, prepared: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     embedding = tmp_path / "e.zarr"
-    infer = json.dumps({"device": "cpu", "batch_size": 64, "tile": 16})
-    argv = [
-        "maester",
-        "infer",
-        "--checkpoint",
-        str(prepared["checkpoint"]),
-        "--manifest",
-        str(prepared["manifest"]),
-    ]
-    assert cli.main([*argv, "--out", str(embedding), "--settings", infer]) == 0
+    assert cli.main(_infer_argv(prepared, embedding)) == 0
     _fill(small_disk, 0)
     out = small_disk / "f.parquet"
     argv = ["features", "aggregate", "--embedding", str(embedding), "--manifest", str(prepared["manifest"])]
