@@ -49,6 +49,27 @@ def feature_columns(n_channels: int) -> list[str]:
     return [f"f{i:0{width}d}" for i in range(n_channels)]
 
 
+def _cell_pixels(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A label image's cells: labels (N,) ascending, areas (N,), and their pixels ``sy, sx`` grouped by
+    label, cell ``i`` starting at ``starts[i]``."""
+    ys, xs = np.nonzero(mask)
+    labels, inverse, area = np.unique(mask[ys, xs].astype(np.int64), return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    return labels, area.astype(np.int64), np.concatenate([[0], np.cumsum(area)[:-1]]), ys[order], xs[order]
+
+
+def _mean_position(area: np.ndarray, starts: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+    return np.stack([np.add.reduceat(sy, starts), np.add.reduceat(sx, starts)], axis=1) / area[:, None]
+
+
+def mask_centres(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels (N,) ascending, mask centroids (N, 2) (y, x) and areas (N,) of a label image's cells."""
+    labels, area, starts, sy, sx = _cell_pixels(mask)
+    if labels.size == 0:
+        return labels, np.zeros((0, 2)), area
+    return labels, _mean_position(area, starts, sy, sx), area
+
+
 def aggregate_frame(
     embedding: np.ndarray, mask: np.ndarray, agg: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -67,23 +88,12 @@ def aggregate_frame(
     if agg not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {agg!r}; expected one of {AGGREGATIONS}")
     channels = embedding.shape[0]
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return (
-            np.zeros(0, np.int64),
-            np.zeros((0, 2)),
-            np.zeros(0, np.int64),
-            np.zeros((0, channels), np.float32),
-        )
-    values = mask[ys, xs].astype(np.int64)
-    labels, inverse, area = np.unique(values, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")  # foreground pixels grouped by label
-    starts = np.concatenate([[0], np.cumsum(area)[:-1]])
-    sy, sx = ys[order], xs[order]
+    labels, area, starts, sy, sx = _cell_pixels(mask)
+    if labels.size == 0:
+        return labels, np.zeros((0, 2)), area, np.zeros((0, channels), np.float32)
     if agg == "mma":
         sums = np.add.reduceat(embedding[:, sy, sx], starts, axis=1, dtype=np.float64)
-        centre = np.stack([np.add.reduceat(sy, starts), np.add.reduceat(sx, starts)], axis=1) / area[:, None]
-        return labels, centre, area, (sums / area).T.astype(np.float32)
+        return labels, _mean_position(area, starts, sy, sx), area, (sums / area).T.astype(np.float32)
     if agg == "centroid":
         cy = np.floor((np.minimum.reduceat(sy, starts) + np.maximum.reduceat(sy, starts)) / 2 + 0.5)
         cx = np.floor((np.minimum.reduceat(sx, starts) + np.maximum.reduceat(sx, starts)) / 2 + 0.5)

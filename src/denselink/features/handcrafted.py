@@ -30,7 +30,7 @@ from denselink.atomic import add_force_flag, atomic_path, check_output
 from denselink.command import start
 from denselink.data.manifest import load_manifest
 from denselink.errors import CTCFormatError
-from denselink.features.aggregate import _frame_table, table_schema
+from denselink.features.aggregate import _frame_table, mask_centres, table_schema
 from denselink.settings import StageSettings
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,6 @@ def handcrafted_features(
     return labels.astype(np.int64), features.astype(np.float32)
 
 
-def _centres(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mask centroids ``(N, 2)`` (y, x) and areas of ``labels``."""
-    area = np.asarray(ndimage.sum_labels(np.ones(mask.shape), mask, labels), dtype=np.int64)
-    centres = np.asarray(ndimage.center_of_mass(np.ones(mask.shape), mask, labels), dtype=np.float64)
-    return centres.reshape(-1, 2), area
-
-
 def handcrafted_sequence(
     manifest: str | Path, out: str | Path, settings: HandcraftedSettings, force: bool = False
 ) -> int:
@@ -120,7 +113,7 @@ def handcrafted_sequence(
         for t in tqdm(range(sequence.n_frames), desc="handcrafted features", unit="frame"):
             mask = sequence.read_mask(t).astype(np.int64)
             labels, features = handcrafted_features(sequence.read_frame(t), mask, settings)
-            centres, area = _centres(mask, labels)
+            _, centres, area = mask_centres(mask)  # the same ascending labels
             table = _frame_table(t, labels, centres, area, features, schema)
             writer.write_table(table)
             rows += table.num_rows
