@@ -11,7 +11,6 @@ a frame inside its span (CTC marks a gap as a new track whose parent is the old 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, write_json
-from denselink.command import parse
+from denselink.command import command_parser, parse
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -337,9 +336,8 @@ def write_manifest(manifest: SequenceManifest, out: str | Path, force: bool = Fa
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data validate``: validate a CTC sequence and write its manifest."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data validate",
-        description="Validate one CTC sequence (raw frames, TRA masks, man_track.txt), write its manifest.",
+    parser = command_parser(
+        COMMAND, "Validate one CTC sequence (raw frames, TRA masks, man_track.txt), write its manifest."
     )
     parser.add_argument(
         "--dataset-dir", type=Path, required=True, help="CTC dataset directory (holds 01/, 01_GT/)"

@@ -8,7 +8,6 @@ union of plate manifests, ``{"plates": [...], "dataset": name, "sequences": [...
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -21,6 +20,7 @@ import tifffile
 from tqdm import tqdm
 
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
+from denselink.command import command_parser
 from denselink.data.ctc import check_finite, frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.data.settings import DATASETS, PLATES, MitocheckSynthSettings, Plate
@@ -182,10 +182,7 @@ def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings, force: b
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data mitocheck {manifest,dataset,synth}``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data mitocheck",
-        description="Mitocheck plate manifests (paper Tables 3, 4) and miniatures.",
-    )
+    parser = command_parser("data mitocheck", "Mitocheck plate manifests (paper Tables 3, 4) and miniatures.")
     commands = parser.add_subparsers(dest="command", required=True)
     manifest = commands.add_parser("manifest", help="validate one plate directory and write its manifest")
     manifest.add_argument("--mitocheck-root", type=Path, required=True, help="directory holding {plate_id}/")

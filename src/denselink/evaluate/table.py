@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from denselink.atomic import add_force_flag, atomic_path
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.errors import ConfigError
 from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import SCORES, MetricsFormatError
@@ -412,9 +412,9 @@ def _comparison_table(section: pd.DataFrame, protocol: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``denselink evaluate table``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink evaluate table",
-        description="Table 1 (LNK over seeds per protocol, each run summarised by the protocol it was "
+    parser = command_parser(
+        COMMAND,
+        "Table 1 (LNK over seeds per protocol, each run summarised by the protocol it was "
         "trained under; t-tests and t intervals vs the re-trained baseline; the paper's values) from "
         "metrics JSONs, as CSV and Markdown.",
     )

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
@@ -407,7 +407,7 @@ def evaluate_pretrained(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink tracking evaluate", description=__doc__.splitlines()[0])
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--model-dir",

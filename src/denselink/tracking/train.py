@@ -33,7 +33,7 @@ from trackastra.utils import blockwise_causal_norm, blockwise_sum
 import denselink
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
 from denselink.features.recipe import describe_table
@@ -568,7 +568,7 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink tracking train", description=__doc__.splitlines()[0])
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="cache of `tracking prepare` (training seq)")
     parser.add_argument(
         "--features", type=Path, default=None, help="feature parquet of the training sequence"
