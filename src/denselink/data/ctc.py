@@ -185,11 +185,12 @@ def tiff_header(
     return (squeezed[0], squeezed[1]), dtype
 
 
-def _decode(path: Path) -> np.ndarray:
+def decode_tiff(path: Path, error: type[DenselinkError] = CTCFormatError) -> np.ndarray:
+    """A TIFF's pixels without axes of length 1; ``error`` naming the file when it cannot be decoded."""
     try:
         return np.squeeze(tifffile.imread(path))
     except Exception as err:  # tifffile raises many types for corrupt files
-        raise CTCFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+        raise error(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
 
 
 def check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, int], np.dtype]:
@@ -239,8 +240,8 @@ def check_labels(mask: np.ndarray, path: Path) -> None:
 
 def _frame_labels(frame_path: Path, mask_path: Path) -> tuple[set[int], str]:
     """Decode one frame and its mask; return the mask's nonzero labels and the frame file's sha256."""
-    check_finite(_decode(frame_path), frame_path)
-    mask = _decode(mask_path).ravel()
+    check_finite(decode_tiff(frame_path), frame_path)
+    mask = decode_tiff(mask_path).ravel()
     check_labels(mask, mask_path)
     if not mask.size or int(mask.max()) > MAX_BINCOUNT_LABEL:
         labels = np.unique(mask)
