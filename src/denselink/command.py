@@ -1,6 +1,6 @@
-"""What every command shares: the start of its ``main`` (parse the arguments, set up logging, refuse
-outputs the command may not write, before any expensive work, and read the stage settings) and the
-way its bad input ends it (one line, exit 2)."""
+"""What every command shares: its argument parser's name, the start of its ``main`` (parse the
+arguments, set up logging, refuse outputs the command may not write, before any expensive work, and
+read the stage settings) and the way its bad input ends it (one line, exit 2)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 SettingsT = TypeVar("SettingsT", bound="pydantic.BaseModel")
 Outputs = Callable[[argparse.Namespace], Iterable[Path | None]]
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def command_parser(command: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``denselink {command}``; an ``epilog`` keeps its line breaks (and so does
+    the description then)."""
+    if epilog is None:
+        return argparse.ArgumentParser(prog=f"denselink {command}", description=description)
+    return argparse.ArgumentParser(
+        prog=f"denselink {command}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog,
+    )
 
 
 def out_flag(args: argparse.Namespace) -> list[Path]:

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
+from denselink.command import command_parser
 from denselink.data.scan import SequenceScan, scan_dataset
 from denselink.errors import ConfigError
 from denselink.pipeline.versions import CONFIG_VERSION
@@ -351,12 +352,7 @@ def write_config(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink init",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[4:]),
-    )
+    parser = command_parser(COMMAND, __doc__.splitlines()[0], "\n".join(__doc__.splitlines()[4:]))
     parser.add_argument("folders", type=Path, nargs="+", help="CTC dataset folders (01, 01_GT/TRA, 02, ...)")
     parser.add_argument("--out", type=Path, default=Path("my_config.yaml"), help="config to write")
     parser.add_argument(

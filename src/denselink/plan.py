@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from denselink.atomic import add_force_flag, write_json
-from denselink.command import parse
+from denselink.command import command_parser, parse
 from denselink.data.scan import SequenceScan, frame_files, scan_sequence
 from denselink.data.settings import DATASETS, PLATES
 from denselink.dry_run import Job, dry_run
@@ -394,9 +394,9 @@ def render(rows: dict[str, dict[str, float]], dense: dict[str, float], costs: di
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink plan",
-        description="Jobs per rule, estimated GPU-hours and CPU-hours and disk of the configured grid "
+    parser = command_parser(
+        COMMAND,
+        "Jobs per rule, estimated GPU-hours and CPU-hours and disk of the configured grid "
         "(from Snakemake's dry run and the per-step costs in workflow/costs.json). Run from the "
         "repository root.",
     )

@@ -39,6 +39,8 @@ MAESTER_INIT = "init"
 """The epoch field of a MAESTER run's seeded initial weights, before any step: ``maester-{run}-init``."""
 MITOCHECK = "mitocheck"
 """The data-source name of the Mitocheck plates (``mitocheck/plateN``, ``mitocheck/SIZE``)."""
+PUBLISHED_MODEL = "pretrained"
+"""The baseline of trackastra's published model: not trained here, scored once (seed 0), no train sequence."""
 
 FusionMode = Literal[FUSIONS]  # type: ignore[valid-type]
 Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
@@ -137,6 +139,31 @@ class Variant:
         if self.backbone == "maester":
             return f"MAESTER ({self.run}, epoch {self.epoch})"
         return self.label
+
+    @property
+    def trained(self) -> bool:
+        """Whether the project trains this variant's linker (not so trackastra's published model)."""
+        return self.kind != PUBLISHED_MODEL
+
+    @property
+    def fixed_seed(self) -> int | None:
+        """The one seed of an untrained variant (0: it is scored once); None when every seed is trained."""
+        return None if self.trained else 0
+
+    @property
+    def has_train_sequence(self) -> bool:
+        """Whether the variant's runs have a training sequence (the published model is scored without one)."""
+        return self.trained
+
+    @property
+    def tested(self) -> bool:
+        """Whether Table 1 tests this variant against the re-trained baseline (an embedding fused in)."""
+        return self.kind not in BASELINES
+
+    @property
+    def family(self) -> str:
+        """Table 1's family of the variant: the baseline's name, else the embedding's backbone."""
+        return self.kind if self.kind in BASELINES else str(self.backbone)
 
 
 def embedding_name(backbone: str, run: str | None = None, epoch: int | None = None) -> str:

@@ -11,7 +11,6 @@ a frame inside its span (CTC marks a gap as a new track whose parent is the old 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, write_json
-from denselink.command import parse
+from denselink.command import command_parser, parse
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest, file_sha256
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -186,11 +185,12 @@ def tiff_header(
     return (squeezed[0], squeezed[1]), dtype
 
 
-def _decode(path: Path) -> np.ndarray:
+def decode_tiff(path: Path, error: type[DenselinkError] = CTCFormatError) -> np.ndarray:
+    """A TIFF's pixels without axes of length 1; ``error`` naming the file when it cannot be decoded."""
     try:
         return np.squeeze(tifffile.imread(path))
     except Exception as err:  # tifffile raises many types for corrupt files
-        raise CTCFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
+        raise error(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
 
 
 def check_headers(frames: list[Path], masks: list[Path]) -> tuple[tuple[int, int], np.dtype]:
@@ -240,8 +240,8 @@ def check_labels(mask: np.ndarray, path: Path) -> None:
 
 def _frame_labels(frame_path: Path, mask_path: Path) -> tuple[set[int], str]:
     """Decode one frame and its mask; return the mask's nonzero labels and the frame file's sha256."""
-    check_finite(_decode(frame_path), frame_path)
-    mask = _decode(mask_path).ravel()
+    check_finite(decode_tiff(frame_path), frame_path)
+    mask = decode_tiff(mask_path).ravel()
     check_labels(mask, mask_path)
     if not mask.size or int(mask.max()) > MAX_BINCOUNT_LABEL:
         labels = np.unique(mask)
@@ -337,9 +337,8 @@ def write_manifest(manifest: SequenceManifest, out: str | Path, force: bool = Fa
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data validate``: validate a CTC sequence and write its manifest."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data validate",
-        description="Validate one CTC sequence (raw frames, TRA masks, man_track.txt), write its manifest.",
+    parser = command_parser(
+        COMMAND, "Validate one CTC sequence (raw frames, TRA masks, man_track.txt), write its manifest."
     )
     parser.add_argument(
         "--dataset-dir", type=Path, required=True, help="CTC dataset directory (holds 01/, 01_GT/)"

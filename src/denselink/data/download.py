@@ -8,7 +8,6 @@ use), so every later download of the dataset must match the first one.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from denselink.atomic import atomic_path
+from denselink.command import command_parser
 from denselink.errors import DownloadError
 
 CTC_TRAINING_URL = "https://data.celltrackingchallenge.net/training-datasets/{dataset}.zip"
@@ -126,9 +126,9 @@ def download_dataset(
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data download``: fetch a CTC training dataset into the data root."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data download",
-        description="Download a Cell Tracking Challenge training dataset (checksummed) and extract it to "
+    parser = command_parser(
+        "data download",
+        "Download a Cell Tracking Challenge training dataset (checksummed) and extract it to "
         "{data-root}/{dataset}/. Skipped when {dataset}/01 and {dataset}/02_GT/TRA already exist.",
     )
     parser.add_argument("--dataset", required=True, help=f"dataset name, e.g. {' or '.join(KNOWN_DATASETS)}")

@@ -10,7 +10,6 @@ and the cells kept this way.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
+from denselink.command import command_parser
 from denselink.data.frames import list_frames
 from denselink.errors import ConfigError, CTCFormatError
 
@@ -105,9 +105,9 @@ def downsample_dataset(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink data downsample``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data downsample",
-        description="Shrink CTC sequences by an integer factor (block-mean frames, centre-sampled TRA masks "
+    parser = command_parser(
+        COMMAND,
+        "Shrink CTC sequences by an integer factor (block-mean frames, centre-sampled TRA masks "
         "keeping every cell) into a new CTC dataset folder with downsample.json.",
     )
     parser.add_argument("--dataset-dir", type=Path, required=True, help="CTC dataset folder (01/, 01_GT/TRA)")

@@ -12,7 +12,6 @@ hashes, so a reader can check that an embedding was computed from this sequence.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import tifffile
 
 from denselink.errors import CTCFormatError
+from denselink.json_files import read_json
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,8 @@ def read_tiff(path: str | Path) -> np.ndarray:
 def load_manifests(path: str | Path) -> list[SequenceManifest]:
     """All sequences of a manifest file (one for a CTC sequence, many for a plate)."""
     path = Path(path)
-    if not path.is_file():
-        raise CTCFormatError(path, "manifest does not exist (run the validate step first)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CTCFormatError(path, f"manifest is not valid JSON: {err}") from err
+    missing = "manifest does not exist (run the validate step first)"
+    data = read_json(path, CTCFormatError, missing, "manifest is not valid JSON")
     entries = data.get("sequences", [data])
     try:
         return [SequenceManifest.from_dict(entry) for entry in entries]

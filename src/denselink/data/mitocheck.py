@@ -8,8 +8,6 @@ union of plate manifests, ``{"plates": [...], "dataset": name, "sequences": [...
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 import warnings
@@ -21,11 +19,13 @@ import tifffile
 from tqdm import tqdm
 
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
-from denselink.data.ctc import check_finite, frame_name, tiff_header
+from denselink.command import command_parser
+from denselink.data.ctc import check_finite, decode_tiff, frame_name, tiff_header
 from denselink.data.manifest import SequenceManifest
 from denselink.data.settings import DATASETS, PLATES, MitocheckSynthSettings, Plate
 from denselink.data.synthetic import SynthSettings, generate_sequence
 from denselink.errors import MitocheckFormatError
+from denselink.json_files import read_json
 from denselink.settings import load_settings
 
 
@@ -46,13 +46,6 @@ def resolve_plate(plate: str | int) -> Plate:
 
 def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _decode(path: Path) -> np.ndarray:
-    try:
-        return np.squeeze(tifffile.imread(path))
-    except Exception as err:  # tifffile raises many types for corrupt files
-        raise MitocheckFormatError(path, f"unreadable or corrupt TIFF ({type(err).__name__}: {err})") from err
 
 
 def validate_plate(
@@ -89,7 +82,7 @@ def validate_plate(
             raise MitocheckFormatError(frames[0], f"dtype {dtype} is not numeric")
         if dtype.kind == "f":  # integer pixels are finite; float ones are decoded and checked
             for path in frames:
-                check_finite(_decode(path), path, MitocheckFormatError)
+                check_finite(decode_tiff(path, MitocheckFormatError), path, MitocheckFormatError)
         manifests.append(
             SequenceManifest(
                 dataset=f"mitocheck-plate{entry.number}",
@@ -114,12 +107,7 @@ def plate_manifest(mitocheck_root: str | Path, plate: str | int, strict: bool = 
 
 
 def _read_plate_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise MitocheckFormatError(path, "plate manifest does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise MitocheckFormatError(path, f"not valid JSON: {err}") from err
+    data = read_json(path, MitocheckFormatError, "plate manifest does not exist")
     if not isinstance(data, dict) or "plate" not in data or not isinstance(data.get("sequences"), list):
         raise MitocheckFormatError(path, "not a plate manifest (needs 'plate' and a 'sequences' list)")
     try:
@@ -182,10 +170,7 @@ def write_synthetic_plates(out: Path, settings: MitocheckSynthSettings, force: b
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data mitocheck {manifest,dataset,synth}``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data mitocheck",
-        description="Mitocheck plate manifests (paper Tables 3, 4) and miniatures.",
-    )
+    parser = command_parser("data mitocheck", "Mitocheck plate manifests (paper Tables 3, 4) and miniatures.")
     commands = parser.add_subparsers(dest="command", required=True)
     manifest = commands.add_parser("manifest", help="validate one plate directory and write its manifest")
     manifest.add_argument("--mitocheck-root", type=Path, required=True, help="directory holding {plate_id}/")

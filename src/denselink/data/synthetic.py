@@ -15,7 +15,6 @@ The output follows the CTC layout (``{out}/01/t000.tif``, ``{out}/01_GT/TRA/man_
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from denselink.atomic import add_force_flag, atomic_path
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.ctc import frame_name, mask_name, write_man_track
 from denselink.data.settings import SynthSettings
 
@@ -391,9 +390,8 @@ def write_dataset(out: Path, settings: SynthSettings, force: bool = False) -> No
 
 def main(argv: list[str] | None = None) -> int:
     """``denselink data synth``: write a synthetic CTC dataset."""
-    parser = argparse.ArgumentParser(
-        prog="denselink data synth",
-        description="Generate synthetic CTC sequences (textured cells that move, touch, cross, divide).",
+    parser = command_parser(
+        COMMAND, "Generate synthetic CTC sequences (textured cells that move, touch, cross, divide)."
     )
     parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
     parser.add_argument(

@@ -24,6 +24,7 @@ import pandas as pd
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, check_output
+from denselink.command import command_parser
 from denselink.evaluate.metrics import MetricsFormatError, metrics_record, write_metrics
 from denselink.evaluate.protocols import paper_epoch_means
 from denselink.vocabulary import AUTHORS_FUSION, parse_variant, variant_name
@@ -188,9 +189,9 @@ def output_paths(out_dir: Path, first_seed: int, count: int) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``denselink evaluate ingest``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink evaluate ingest",
-        description="Convert the authors' per-seed 'epoch,TRA,DET,LNK' CSVs into metrics JSONs "
+    parser = command_parser(
+        COMMAND,
+        "Convert the authors' per-seed 'epoch,TRA,DET,LNK' CSVs into metrics JSONs "
         "(protocol 'paper', origin 'authors'): a whole results folder (--authors-root) or one condition "
         "(--csv with --dataset and --variant).",
     )

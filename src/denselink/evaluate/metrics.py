@@ -11,7 +11,6 @@ the same scores with py-ctcmetrics' formulas (the array scorer, :mod:`denselink.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ import pandas as pd
 
 from denselink.atomic import write_json
 from denselink.errors import CTCFormatError, DenselinkError
+from denselink.json_files import read_json
 
 SCORES = ("LNK", "TRA", "DET")
 REQUIRED_KEYS = ("dataset", "variant", "seed")
@@ -229,12 +229,7 @@ def _validate(path: Path, record: Any) -> None:
 def read_metrics(path: Path) -> dict[str, Any]:
     """Read and validate one metrics JSON file."""
     path = Path(path)
-    if not path.is_file():
-        raise MetricsFormatError(path, "file does not exist")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise MetricsFormatError(path, f"not valid JSON: {err}") from err
+    record = read_json(path, MetricsFormatError, "file does not exist")
     _validate(path, record)
     return record
 

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from denselink.command import command_parser
 from denselink.errors import CTCFormatError
 from denselink.evaluate.metrics import score_ctc
 
@@ -38,7 +39,7 @@ def score_folder(res: Path, gt: Path) -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink evaluate score", description=__doc__.splitlines()[0])
+    parser = command_parser("evaluate score", __doc__.splitlines()[0])
     parser.add_argument(
         "--res", type=Path, required=True, help="CTC result folder (mask*.tif, res_track.txt)"
     )

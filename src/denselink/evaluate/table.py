@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from denselink.atomic import add_force_flag, atomic_path
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.errors import ConfigError
 from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import SCORES, MetricsFormatError
@@ -32,9 +32,11 @@ from denselink.evaluate.protocols import select, summarize
 from denselink.evaluate.published import DATASETS, published_lnk
 from denselink.evaluate.settings import TableSettings
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.vocabulary import AGG_LABELS, BASELINES, PROTOCOLS, Variant, parse_variant
+from denselink.vocabulary import AGG_LABELS, BACKBONES, BASELINES, PROTOCOLS, Variant, parse_variant
 
 COLUMNS = ("Default", "MMA", "Centroid")
+ROW_ORDER = {family: i for i, family in enumerate((*BASELINES, *BACKBONES))}
+"""The order of Table 1's rows by family: the baselines, then SAM, μSAM and MAESTER."""
 FAMILIES = ("main", "fusion ablations")
 PROTOCOL_TEXT = {
     "clean": "runs trained with a held-out tail of the training sequence for validation; each seed's "
@@ -75,9 +77,11 @@ def _row_label(variant: Variant, several_maester: bool, main_fusion: str) -> str
 
 
 def _row_order(variant: Variant, main_fusion: str) -> tuple:
-    order = {"retrained": 0, "pretrained": 1, "sam": 2, "musam": 3, "maester": 4}
-    key = variant.kind if variant.kind in BASELINES else str(variant.backbone)
-    return (variant.kind not in BASELINES and variant.fusion != main_fusion, order[key], variant.epoch or 0)
+    return (
+        variant.kind not in BASELINES and variant.fusion != main_fusion,
+        ROW_ORDER[variant.family],
+        variant.epoch or 0,
+    )
 
 
 def _dataset_order(dataset: str) -> tuple:
@@ -94,12 +98,19 @@ def _parse_variants(runs: pd.DataFrame) -> dict[str, Variant]:
     return parsed
 
 
-def _sections(runs: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+def _without_train_sequence(runs: pd.DataFrame, parsed: dict[str, Variant]) -> pd.Series:
+    """Runs of a variant without a training sequence (the published model) that record none."""
+    untrained = [not parsed[name].has_train_sequence for name in runs["variant"]]
+    return pd.Series(untrained, index=runs.index, dtype=bool) & (runs["train_seq"] == "")
+
+
+def _sections(runs: pd.DataFrame, parsed: dict[str, Variant]) -> list[tuple[str, str, str, str]]:
     """(origin, dataset, train_seq, eval_seq) sections of one protocol's runs.
 
-    An untrained pretrained run joins every section of its dataset and evaluation sequence.
+    A run without a training sequence (the published model) joins every section of its dataset and
+    evaluation sequence.
     """
-    trained = runs[~((runs["variant"] == "pretrained") & (runs["train_seq"] == ""))]
+    trained = runs[~_without_train_sequence(runs, parsed)]
     keys = set(map(tuple, trained[["origin", "dataset", "train_seq", "eval_seq"]].to_numpy()))
     for origin, dataset, eval_seq in runs[["origin", "dataset", "eval_seq"]].drop_duplicates().to_numpy():
         if not any(k[:2] == (origin, dataset) and k[3] == eval_seq for k in keys):
@@ -169,7 +180,7 @@ def _section_rows(
             "row": _row_label(variant, several, main_fusion),
             "column": _column(variant),
             "variant": name,
-            "family": variant.kind if variant.kind in BASELINES else str(variant.backbone),
+            "family": variant.family,
             "main": main,
             "seeds": " ".join(str(s) for s in used["seed"]),
             "epochs": " ".join("-" if pd.isna(e) else str(int(e)) for e in used["epoch"]),
@@ -185,7 +196,7 @@ def _section_rows(
             row[f"{score}_mean"], row[f"{score}_var"] = summary["mean"], summary["var"]
             row[f"{score}_var_ddof1"] = summary["var_ddof1"]
             row[f"{score}_sd"] = math.sqrt(summary["var_ddof1"])
-        tested = name != "retrained" and variant.kind != "pretrained"
+        tested = variant.tested
         row |= compare(used, baseline if tested else baseline.iloc[:0], paired, settings)
         row["comparison"] = row["comparison"] if tested else ""
         row["holm_family"] = (FAMILIES[0] if main else FAMILIES[1]) if tested else ""
@@ -225,15 +236,12 @@ def build_table(runs: pd.DataFrame, epochs: pd.DataFrame, settings: TableSetting
     rows: list[dict] = []
     for protocol in settings.protocols:
         own = runs[runs["protocol"] == protocol]
-        for origin_name, dataset, train_seq, eval_seq in _sections(own):
+        for origin_name, dataset, train_seq, eval_seq in _sections(own, parsed):
             group = own[
                 (own["origin"] == origin_name)
                 & (own["dataset"] == dataset)
                 & (own["eval_seq"] == eval_seq)
-                & (
-                    (own["train_seq"] == train_seq)
-                    | ((own["variant"] == "pretrained") & (own["train_seq"] == ""))
-                )
+                & ((own["train_seq"] == train_seq) | _without_train_sequence(own, parsed))
             ]
             chosen = selected[selected["path"].isin(group["path"])]
             where = {
@@ -404,9 +412,9 @@ def _comparison_table(section: pd.DataFrame, protocol: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``denselink evaluate table``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink evaluate table",
-        description="Table 1 (LNK over seeds per protocol, each run summarised by the protocol it was "
+    parser = command_parser(
+        COMMAND,
+        "Table 1 (LNK over seeds per protocol, each run summarised by the protocol it was "
         "trained under; t-tests and t intervals vs the re-trained baseline; the paper's values) from "
         "metrics JSONs, as CSV and Markdown.",
     )

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import parse
+from denselink.command import command_parser, parse
 from denselink.data.manifest import SequenceManifest, file_sha256, load_manifest
 from denselink.errors import CTCFormatError, EmbeddingError
 from denselink.vocabulary import AGGREGATIONS
@@ -272,9 +272,9 @@ def aggregate_sequence(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink features aggregate",
-        description="Per-cell feature table: one row per ground-truth cell per frame, "
+    parser = command_parser(
+        COMMAND,
+        "Per-cell feature table: one row per ground-truth cell per frame, "
         "columns frame, label, y, x, area, f000..f{D-1}.",
     )
     parser.add_argument("--embedding", required=True, type=Path, help="embedding zarr (T, C, H, W)")

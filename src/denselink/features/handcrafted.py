@@ -14,7 +14,6 @@ whole mask, as the mask mean of an embedding is).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.manifest import load_manifest
 from denselink.errors import CTCFormatError
 from denselink.features.aggregate import _frame_table, mask_centres, table_schema
@@ -123,9 +122,9 @@ def handcrafted_sequence(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``denselink features handcrafted``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink features handcrafted",
-        description="Hand-crafted appearance feature per GT cell (intensity histogram + oriented-gradient "
+    parser = command_parser(
+        COMMAND,
+        "Hand-crafted appearance feature per GT cell (intensity histogram + oriented-gradient "
         "energies): a table with the columns of `features aggregate`.",
     )
     parser.add_argument("--manifest", required=True, type=Path, help="sequence manifest with TRA masks")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, check_output, write_json
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.errors import ConfigError
 from denselink.evaluate.inputs import OWN_ORIGIN, load_checked
 from denselink.evaluate.metrics import MetricsFormatError
@@ -163,9 +163,8 @@ def output_paths(out_dir: Path, study: str) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``denselink figures appendix-c``."""
-    parser = argparse.ArgumentParser(
-        prog="denselink figures appendix-c",
-        description="Appendix C figures (PNG + SVG + JSON of the plotted points) from metrics JSONs.",
+    parser = command_parser(
+        COMMAND, "Appendix C figures (PNG + SVG + JSON of the plotted points) from metrics JSONs."
     )
     parser.add_argument("--study", required=True, choices=STUDIES, help="which figure to draw")
     parser.add_argument(

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.compression import compressors
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record, resolve_device
@@ -147,9 +147,9 @@ def _checked_frame(manifest: SequenceManifest, t: int) -> np.ndarray:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink foundation embed",
-        description="SAM (vit_b) or muSAM (vit_b_lm) image embeddings of every frame, upsampled to pixels "
+    parser = command_parser(
+        COMMAND,
+        "SAM (vit_b) or muSAM (vit_b_lm) image embeddings of every frame, upsampled to pixels "
         "(AnyUp, or a declared bilinear/guided fallback), written as zarr (T, 256, H, W) float16.",
     )
     parser.add_argument("--model", required=True, choices=sorted(MODEL_TYPES), help="sam | musam")

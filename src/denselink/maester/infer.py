@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.compression import compressors
 from denselink.data.manifest import load_manifest
 from denselink.device import device_record, resolve_device
@@ -123,9 +123,8 @@ def infer_sequence(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink maester infer",
-        description="Dense per-pixel MAESTER embeddings of one sequence by cover-and-stride inference.",
+    parser = command_parser(
+        COMMAND, "Dense per-pixel MAESTER embeddings of one sequence by cover-and-stride inference."
     )
     parser.add_argument(
         "--checkpoint", required=True, type=Path,

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from denselink import __version__
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.manifest import load_manifests
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
@@ -195,9 +195,9 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink maester train",
-        description="Pretrain MAESTER (masked autoencoder) on random FOV crops. Runs as one process, or "
+    parser = command_parser(
+        COMMAND,
+        "Pretrain MAESTER (masked autoencoder) on random FOV crops. Runs as one process, or "
         "data-parallel under 'torchrun --nproc_per_node N -m denselink.cli maester train' (nccl on GPU, "
         "gloo on CPU; batch_size is per process, samples_per_epoch is split over processes).",
     )

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
@@ -61,7 +61,7 @@ from denselink.tracking.provenance import RunProvenance, check_protocol, run_pro
 from denselink.tracking.score_cache import ScoreCache, build_score_cache, load_score_cache
 from denselink.tracking.scoring import GroundTruth, score_linking
 from denselink.tracking.settings import TrackastraSettings
-from denselink.vocabulary import FOUNDATION_BACKBONES, variant_name
+from denselink.vocabulary import FOUNDATION_BACKBONES, PUBLISHED_MODEL, parse_variant, variant_name
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking evaluate"
@@ -372,7 +372,9 @@ def evaluate_pretrained(
     check_output(res_dir, COMMAND, force)
     manifest = load_manifest(manifest_path)
     check_manifest(manifest, manifest_path)
-    meta = {"dataset": manifest.dataset, "variant": "pretrained", "seed": 0, "train_seq": "", **(meta or {})}
+    published = parse_variant(PUBLISHED_MODEL)
+    defaults = {"dataset": manifest.dataset, "variant": published.name, "seed": published.fixed_seed}
+    meta = {**defaults, "train_seq": "", **(meta or {})}  # "": scored without a training sequence
     meta["eval_seq"] = meta.get("eval_seq") or manifest.sequence
     folder = resolve_pretrained(spec)
     if not (folder / "model.pt").is_file():
@@ -405,7 +407,7 @@ def evaluate_pretrained(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink tracking evaluate", description=__doc__.splitlines()[0])
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--model-dir",

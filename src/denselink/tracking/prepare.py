@@ -21,7 +21,7 @@ from trackastra.data import CTCData
 from trackastra.data.data import _CompressedArray
 
 from denselink.atomic import add_force_flag, atomic_path, check_output
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.ctc import check_headers, read_man_track
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import ConfigError, CTCFormatError, DenselinkError
@@ -169,7 +169,7 @@ def load_prepared(path: Path, settings: TrackastraSettings) -> PreparedSequence:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink tracking prepare", description=__doc__.splitlines()[0])
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, required=True, help="sequence manifest JSON (with GT masks)")
     parser.add_argument("--out", type=Path, required=True, help="cache file to write, e.g. {seq}.pt")
     parser.add_argument(

@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 
 from denselink.atomic import add_force_flag, atomic_path
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.errors import DenselinkError
 from denselink.tracking.settings import TrackastraSettings
@@ -111,9 +111,7 @@ def load_score_cache(path: Path, manifest: SequenceManifest, ndim: int = 2) -> S
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink tracking score-cache", description=__doc__.splitlines()[0]
-    )
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, required=True, help="sequence manifest JSON (with GT masks)")
     parser.add_argument("--out", type=Path, required=True, help="cache file to write, e.g. {seq}.pt")
     parser.add_argument(

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, write_json
-from denselink.command import no_outputs, parse
+from denselink.command import command_parser, no_outputs, parse
 from denselink.data.ctc import check_finite, check_headers, check_labels
 from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
@@ -302,12 +302,7 @@ def track(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="denselink tracking track",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[5:]),
-    )
+    parser = command_parser(COMMAND, __doc__.splitlines()[0], "\n".join(__doc__.splitlines()[5:]))
     parser.add_argument(
         "--model", type=Path, required=True,
         help="run directory of `tracking train` (best val_loss checkpoint), a checkpoint file, "

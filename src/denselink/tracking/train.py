@@ -19,6 +19,7 @@ import math
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from trackastra.utils import blockwise_causal_norm, blockwise_sum
 import denselink
 from denselink import arg_types
 from denselink.atomic import add_force_flag, atomic_path, check_output, claim_directory, write_json
-from denselink.command import start
+from denselink.command import command_parser, start
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
 from denselink.features.recipe import describe_table
@@ -217,6 +218,313 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
         tmp.write_text(buffer.getvalue())
 
 
+@dataclass
+class TrainingData:
+    """The training windows, the validation windows and the feature tables of one run."""
+
+    prepared: PreparedSequence
+    train: CTCData
+    val: CTCData | None
+    val_start: int
+    val_prepared: PreparedSequence | None
+    table: FeatureTable | None
+    val_table: FeatureTable | None
+    recipe: dict[str, Any] | None
+
+
+@dataclass
+class Loaders:
+    """The training loader, and the validation loader with the split it draws from."""
+
+    train: DataLoader
+    val: DataLoader | None
+    val_split: CTCData | None
+
+
+@dataclass
+class Optimisation:
+    """AdamW, its per-epoch warm-up/cosine schedule and the gradient scaler of mixed precision."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    mixed: bool
+
+
+@dataclass
+class EarlyStopping:
+    """The best validation loss so far and the epochs since it (trackastra's patience rule)."""
+
+    enabled: bool
+    patience: int
+    best: float = math.inf
+    best_epoch: int | None = None
+    wait: int = 0
+    stopped: bool = False
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Record ``epoch``'s validation loss; True when training should stop after it."""
+        if math.isfinite(val_loss) and val_loss < self.best:
+            self.best, self.best_epoch, self.wait = val_loss, epoch, 0
+        else:
+            self.wait += 1
+        self.stopped = self.enabled and self.wait >= self.patience
+        return self.stopped
+
+
+def check_inputs(settings: TrackastraSettings, features: Path | None, val_data: Path | None) -> None:
+    """Refuse a fusion without features (or features without one) and validation that cannot be."""
+    if (features is None) != (settings.fusion == "none"):
+        raise ConfigError(
+            "--features", f"fusion={settings.fusion!r} needs --features exactly when not 'none'"
+        )
+    if val_data is not None and settings.val_fraction > 0:
+        raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
+    if settings.early_stopping and val_data is None and settings.val_fraction == 0:
+        raise ConfigError(
+            "early_stopping", "early stopping needs validation data: a val_fraction > 0 or --val-data"
+        )
+
+
+def load_data(
+    prepared: PreparedSequence,
+    settings: TrackastraSettings,
+    features: Path | None,
+    val_data: Path | None,
+    val_features: Path | None,
+) -> TrainingData:
+    """Load the feature tables and the validation sequence, split off the validation tail."""
+    table = FeatureTable(features) if features is not None else None
+    recipe = describe_table(features) if features is not None else None
+    train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
+    val_table, val_prepared = table, None
+    if val_data is not None:
+        val_prepared = load_prepared(val_data, settings)
+        val_split = val_prepared.data
+        val_table = FeatureTable(val_features) if val_features is not None else None
+        if (val_table is None) != (table is None):
+            raise ConfigError("--val-features", "fused training with --val-data needs --val-features")
+    if table is not None:
+        table.check_covers(*_cells(train_data))
+    if val_table is not None and val_split is not None:
+        val_table.check_covers(*_cells(val_split))
+    return TrainingData(prepared, train_data, val_split, val_start, val_prepared, table, val_table, recipe)
+
+
+def training_device(settings: TrackastraSettings) -> torch.device:
+    """The device of the settings; deterministic algorithms on the CPU."""
+    device = resolve_device(settings.device, "tracking.settings.device")
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    return device
+
+
+def fusion_settings(settings: TrackastraSettings, table: FeatureTable | None) -> dict[str, Any] | None:
+    """The ``fusion_config`` of a fused model (None without a feature table)."""
+    if table is None:
+        return None
+    fusion_config = dict(
+        fusion=settings.fusion,
+        embed_dim=table.dim,
+        normalize=settings.normalize,
+        concat_dim=settings.concat_dim,
+        concat_hidden=settings.concat_hidden,
+    )
+    if settings.fusion == "etultra":
+        fusion_config["etultra_dim"] = settings.etultra_dim
+    return fusion_config
+
+
+def build_fused_model(
+    settings: TrackastraSettings,
+    data: TrainingData,
+    fusion_config: dict[str, Any] | None,
+    device: torch.device,
+) -> torch.nn.Module:
+    """The transformer (fused when configured) on ``device``, its feature statistics from training frames."""
+    model = build_model(settings.transformer_kwargs(data.train.feat_dim), fusion_config).to(device)
+    if isinstance(model, FusedTrackingTransformer):
+        rows = np.array([t < data.val_start for t, _ in data.table.index], dtype=bool)
+        values = data.table.values[rows]
+        model.set_feature_statistics(values.mean(axis=0), values.std(axis=0))
+    return model
+
+
+def build_loaders(data: TrainingData, settings: TrackastraSettings, seed: int) -> Loaders:
+    """The balanced, augmented training loader and the unaugmented validation loader."""
+    configure_sampling(data.train, settings, settings.augment, seed)
+    sampler = BalancedBatchSampler(
+        data.train,
+        batch_size=settings.batch_size,
+        n_pool=settings.n_pool_sampler,
+        num_samples=settings.train_samples,
+        weight_by_ndivs=settings.weight_by_ndivs,
+    )
+    train_loader = _loader(FusedWindows(data.train, data.table), batch_sampler=sampler)
+    if data.val is None:
+        return Loaders(train_loader, None, None)
+    val_split = copy.copy(data.val)
+    configure_sampling(val_split, settings, 0, seed)
+    return Loaders(
+        train_loader,
+        _loader(FusedWindows(val_split, data.val_table), batch_size=settings.batch_size),
+        val_split,
+    )
+
+
+def build_optimisation(
+    model: torch.nn.Module, settings: TrackastraSettings, device: torch.device
+) -> Optimisation:
+    """AdamW with a linear warm-up then cosine schedule, and the scaler of CUDA mixed precision."""
+    warmup = min(settings.warmup_epochs, settings.epochs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: lr_factor(e, warmup, settings.epochs, settings.cosine_final)
+    )
+    mixed = settings.mixed_precision and device.type == "cuda"
+    return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=mixed), mixed)
+
+
+def run_config(
+    settings: TrackastraSettings,
+    seed: int,
+    data_path: Path,
+    features: Path | None,
+    val_data: Path | None,
+    val_features: Path | None,
+    data: TrainingData,
+    model: torch.nn.Module,
+    fusion_config: dict[str, Any] | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The run's ``config.json``: settings, inputs, split and model configuration."""
+    return {
+        "settings": settings.model_dump(),
+        "seed": seed,
+        "data": str(data_path),
+        "features": None if features is None else str(features),
+        "val_data": None if val_data is None else str(val_data),
+        "val_features": None if val_features is None else str(val_features),
+        "val_dataset": None if data.val_prepared is None else data.val_prepared.dataset,
+        "val_seq": None if data.val_prepared is None else data.val_prepared.sequence,
+        "dataset": data.prepared.dataset,
+        "train_seq": data.prepared.sequence,
+        "n_frames": data.prepared.n_frames,
+        "val_start_frame": data.val_start if val_data is None else None,
+        "train_windows": len(data.train),
+        "val_windows": 0 if data.val is None else len(data.val),
+        "model_config": dict(model.config),
+        "fusion_config": fusion_config,
+        "features_recipe": data.recipe,
+        "device": str(device),
+        "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
+    }
+
+
+def start_run_folder(out: Path, config: dict[str, Any], force: bool) -> None:
+    """Claim ``out``, drop an earlier run's checkpoints and done record, write ``config.json``."""
+    claim_directory(out, COMMAND, force)
+    # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    (out / DONE).unlink(missing_ok=True)
+    write_json(out / "config.json", config)
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimisation: Optimisation,
+    settings: TrackastraSettings,
+    device: torch.device,
+    epoch: int,
+) -> float:
+    """One pass over the training loader; the batch-size weighted mean of its finite losses."""
+    model.train()
+    total, count = 0.0, 0
+    for batch in tqdm(loader, desc=f"epoch {epoch}", leave=False):
+        batch = _to_device(batch, device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=optimisation.mixed):
+            loss = association_loss(
+                model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight
+            )
+        if not torch.isfinite(loss):
+            log.warning("non-finite loss in epoch %d, step skipped", epoch)
+            continue
+        optimisation.optimizer.zero_grad(set_to_none=True)
+        optimisation.scaler.scale(loss).backward()
+        optimisation.scaler.step(optimisation.optimizer)
+        optimisation.scaler.update()
+        n = len(batch["coords"])
+        total, count = total + float(loss.detach()) * n, count + n
+    optimisation.scheduler.step()
+    return total / count if count else float("nan")
+
+
+def validate(
+    model: torch.nn.Module, loaders: Loaders, settings: TrackastraSettings, device: torch.device, seed: int
+) -> float:
+    """The validation loss with the validation split re-seeded (NaN without validation data)."""
+    if loaders.val is None:
+        return float("nan")
+    seed_sampling(loaders.val_split, seed)
+    return evaluate_loss(model, loaders.val, settings, device)
+
+
+def run_epoch(
+    epoch: int,
+    model: torch.nn.Module,
+    loaders: Loaders,
+    optimisation: Optimisation,
+    settings: TrackastraSettings,
+    device: torch.device,
+    seed: int,
+) -> dict[str, Any]:
+    """Train and validate one epoch; its ``train_log.csv`` row."""
+    start = time.perf_counter()
+    lr = optimisation.optimizer.param_groups[0]["lr"]
+    train_loss = train_epoch(model, loaders.train, optimisation, settings, device, epoch)
+    val_loss = validate(model, loaders, settings, device, seed)
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "lr": lr,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def record_epoch(
+    out: Path, rows: list[dict[str, Any]], model: torch.nn.Module, validated: bool, extra: dict[str, Any]
+) -> None:
+    """Stop on divergence, else write the last row's checkpoint (with ``extra``) and the whole log."""
+    row = rows[-1]
+    _stop_if_diverged(out, row, model, validated)
+    _save_checkpoint(out / trackastra_checkpoint(row["epoch"]), model, {**row, **extra})
+    _write_log(out / "train_log.csv", rows)
+    log.info(
+        "epoch %d: train_loss %.5f val_loss %.5f lr %.2e",
+        row["epoch"],
+        row["train_loss"],
+        row["val_loss"],
+        row["lr"],
+    )
+
+
+def write_done(
+    out: Path, rows: list[dict[str, Any]], stopping: EarlyStopping, device: torch.device
+) -> dict[str, Any]:
+    """Write and return the ``done.json`` record: epochs run, early stop, best epoch, checkpoints, device."""
+    done = {
+        "epochs_run": len(rows),
+        "stopped_early": stopping.stopped,
+        "best_val_epoch": stopping.best_epoch,
+        "checkpoints": [trackastra_checkpoint(row["epoch"]) for row in rows],
+        **device_record(device),
+    }
+    write_json(out / DONE, done)
+    return done
+
+
 def train(
     data_path: Path,
     out: Path,
@@ -232,170 +540,35 @@ def train(
     ``out`` must be absent or this command's own run folder (``force`` replaces anything else).
     """
     out = check_output(out, COMMAND, force)
-    prepared: PreparedSequence = load_prepared(data_path, settings)
-    if (features is None) != (settings.fusion == "none"):
-        raise ConfigError(
-            "--features", f"fusion={settings.fusion!r} needs --features exactly when not 'none'"
-        )
-    if val_data is not None and settings.val_fraction > 0:
-        raise ConfigError("--val-data", "give either --val-data or a val_fraction > 0, not both")
-    if settings.early_stopping and val_data is None and settings.val_fraction == 0:
-        raise ConfigError(
-            "early_stopping", "early stopping needs validation data: a val_fraction > 0 or --val-data"
-        )
-    table = FeatureTable(features) if features is not None else None
-    recipe = describe_table(features) if features is not None else None
-    train_data, val_split, val_start = split_tail(prepared.data, prepared.n_frames, settings.val_fraction)
-    val_table, val_prepared = table, None
-    if val_data is not None:
-        val_prepared = load_prepared(val_data, settings)
-        val_split = val_prepared.data
-        val_table = FeatureTable(val_features) if val_features is not None else None
-        if (val_table is None) != (table is None):
-            raise ConfigError("--val-features", "fused training with --val-data needs --val-features")
-    if table is not None:
-        table.check_covers(*_cells(train_data))
-    if val_table is not None and val_split is not None:
-        val_table.check_covers(*_cells(val_split))
-
-    device = resolve_device(settings.device, "tracking.settings.device")
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+    prepared = load_prepared(data_path, settings)
+    check_inputs(settings, features, val_data)
+    data = load_data(prepared, settings, features, val_data, val_features)
+    device = training_device(settings)
     seed_everything(seed)
-    model_config = settings.transformer_kwargs(train_data.feat_dim)
-    fusion_config = None
-    if table is not None:
-        fusion_config = dict(
-            fusion=settings.fusion,
-            embed_dim=table.dim,
-            normalize=settings.normalize,
-            concat_dim=settings.concat_dim,
-            concat_hidden=settings.concat_hidden,
-        )
-        if settings.fusion == "etultra":
-            fusion_config["etultra_dim"] = settings.etultra_dim
-    model = build_model(model_config, fusion_config).to(device)
-    if isinstance(model, FusedTrackingTransformer):
-        rows = np.array([t < val_start for t, _ in table.index], dtype=bool)
-        values = table.values[rows]
-        model.set_feature_statistics(values.mean(axis=0), values.std(axis=0))
-
-    configure_sampling(train_data, settings, settings.augment, seed)
-    sampler = BalancedBatchSampler(
-        train_data,
-        batch_size=settings.batch_size,
-        n_pool=settings.n_pool_sampler,
-        num_samples=settings.train_samples,
-        weight_by_ndivs=settings.weight_by_ndivs,
+    fusion_config = fusion_settings(settings, data.table)
+    model = build_fused_model(settings, data, fusion_config, device)
+    loaders = build_loaders(data, settings, seed)
+    optimisation = build_optimisation(model, settings, device)
+    stopping = EarlyStopping(settings.early_stopping, max(1, settings.epochs // 6))  # the authors' epochs//6
+    config = run_config(
+        settings, seed, data_path, features, val_data, val_features, data, model, fusion_config, device
     )
-    train_loader = _loader(FusedWindows(train_data, table), batch_sampler=sampler)
-    val_loader = None
-    if val_split is not None:
-        val_split = copy.copy(val_split)
-        configure_sampling(val_split, settings, 0, seed)
-        val_loader = _loader(FusedWindows(val_split, val_table), batch_size=settings.batch_size)
-
-    warmup = min(settings.warmup_epochs, settings.epochs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda e: lr_factor(e, warmup, settings.epochs, settings.cosine_final)
-    )
-    mixed = settings.mixed_precision and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=mixed)
-    patience = max(1, settings.epochs // 6)  # the authors' epochs//6, at least one epoch
-
-    config = {
-        "settings": settings.model_dump(),
-        "seed": seed,
-        "data": str(data_path),
-        "features": None if features is None else str(features),
-        "val_data": None if val_data is None else str(val_data),
-        "val_features": None if val_features is None else str(val_features),
-        "val_dataset": None if val_prepared is None else val_prepared.dataset,
-        "val_seq": None if val_prepared is None else val_prepared.sequence,
-        "dataset": prepared.dataset,
-        "train_seq": prepared.sequence,
-        "n_frames": prepared.n_frames,
-        "val_start_frame": val_start if val_data is None else None,
-        "train_windows": len(train_data),
-        "val_windows": 0 if val_split is None else len(val_split),
-        "model_config": dict(model.config),
-        "fusion_config": fusion_config,
-        "features_recipe": recipe,
-        "device": str(device),
-        "versions": {"denselink": denselink.__version__, "torch": torch.__version__},
-    }
-    claim_directory(out, COMMAND, force)
-    # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    (out / DONE).unlink(missing_ok=True)
-    write_json(out / "config.json", config)
+    start_run_folder(out, config, force)
 
     rows: list[dict[str, Any]] = []
-    best, best_epoch, wait, stopped_early = math.inf, None, 0, False
     for epoch in range(settings.epochs):
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        model.train()
-        total, count = 0.0, 0
-        for batch in tqdm(train_loader, desc=f"epoch {epoch}", leave=False):
-            batch = _to_device(batch, device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=mixed):
-                loss = association_loss(
-                    model, batch, settings.causal_norm, settings.delta_cutoff, settings.div_upweight
-                )
-            if not torch.isfinite(loss):
-                log.warning("non-finite loss in epoch %d, step skipped", epoch)
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            n = len(batch["coords"])
-            total, count = total + float(loss.detach()) * n, count + n
-        scheduler.step()
-        val_loss = float("nan")
-        if val_loader is not None:
-            seed_sampling(val_split, seed)
-            val_loss = evaluate_loss(model, val_loader, settings, device)
-        row = {
-            "epoch": epoch,
-            "train_loss": total / count if count else float("nan"),
-            "val_loss": val_loss,
-            "lr": lr,
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        rows.append(row)
-        _stop_if_diverged(out, row, model, val_loader is not None)
-        _save_checkpoint(
-            out / trackastra_checkpoint(epoch),
-            model,
-            {**row, "seed": seed, "features_recipe": recipe},
+        rows.append(run_epoch(epoch, model, loaders, optimisation, settings, device, seed))
+        record_epoch(
+            out, rows, model, loaders.val is not None, {"seed": seed, "features_recipe": data.recipe}
         )
-        _write_log(out / "train_log.csv", rows)
-        log.info("epoch %d: train_loss %.5f val_loss %.5f lr %.2e", epoch, row["train_loss"], val_loss, lr)
-        if math.isfinite(val_loss) and val_loss < best:
-            best, best_epoch, wait = val_loss, epoch, 0
-        else:
-            wait += 1
-        if settings.early_stopping and wait >= patience:
-            stopped_early = True
-            log.info("early stopping after epoch %d (best val_loss at epoch %s)", epoch, best_epoch)
+        if stopping.update(epoch, rows[-1]["val_loss"]):
+            log.info("early stopping after epoch %d (best val_loss at epoch %s)", epoch, stopping.best_epoch)
             break
-
-    done = {
-        "epochs_run": len(rows),
-        "stopped_early": stopped_early,
-        "best_val_epoch": best_epoch,
-        "checkpoints": [trackastra_checkpoint(row["epoch"]) for row in rows],
-        **device_record(device),
-    }
-    write_json(out / DONE, done)
-    return done
+    return write_done(out, rows, stopping, device)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denselink tracking train", description=__doc__.splitlines()[0])
+    parser = command_parser(COMMAND, __doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="cache of `tracking prepare` (training seq)")
     parser.add_argument(
         "--features", type=Path, default=None, help="feature parquet of the training sequence"
