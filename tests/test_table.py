@@ -389,3 +389,12 @@ def test_chosen_epoch_is_the_checkpoint_files_not_the_maester_epoch_in_the_varia
     )
     assert _checkpoint_epoch(path) == 11.0
     assert math.isnan(_checkpoint_epoch("general_2d"))
+
+
+def test_hand_crafted_control_is_a_row_after_the_backbones(tmp_path: Path) -> None:
+    paths = write_runs(tmp_path, "retrained", RETRAINED, "clean")
+    paths += write_runs(tmp_path, "handcrafted-mma-add_wrfeat", SAM, "clean")
+    paths += write_runs(tmp_path, "sam-mma-add_wrfeat", SAM, "clean")
+    runs, epochs = load_metrics(paths)
+    table = build_table(runs, epochs, TableSettings(protocols=["clean"]))
+    assert list(table["variant"]) == ["retrained", "sam-mma-add_wrfeat", "handcrafted-mma-add_wrfeat"]

@@ -32,11 +32,20 @@ from denselink.evaluate.protocols import select, summarize
 from denselink.evaluate.published import DATASETS, published_lnk
 from denselink.evaluate.settings import TableSettings
 from denselink.evaluate.stats import holm, paired_comparison, unpaired_comparison
-from denselink.vocabulary import AGG_LABELS, BACKBONES, BASELINES, PROTOCOLS, Variant, parse_variant
+from denselink.vocabulary import (
+    AGG_LABELS,
+    BACKBONES,
+    BASELINES,
+    HANDCRAFTED,
+    PROTOCOLS,
+    Variant,
+    parse_variant,
+)
 
 COLUMNS = ("Default", "MMA", "Centroid")
-ROW_ORDER = {family: i for i, family in enumerate((*BASELINES, *BACKBONES))}
-"""The order of Table 1's rows by family: the baselines, then SAM, μSAM and MAESTER."""
+ROW_ORDER = {family: i for i, family in enumerate((*BASELINES, *BACKBONES, HANDCRAFTED))}
+"""The order of Table 1's rows by family: the baselines, SAM, μSAM and MAESTER, then the hand-crafted
+control."""
 FAMILIES = ("main", "fusion ablations")
 PROTOCOL_TEXT = {
     "clean": "runs trained with a held-out tail of the training sequence for validation; each seed's "
