@@ -168,7 +168,7 @@ def read_run(run_dir: Path, variant: str) -> dict[str, Any]:
         "val_start_frame": config["val_start_frame"],
         "lowest_val_loss": loss,
         "lowest_val_epoch": epoch,
-        "epoch_seconds": run_seconds(run_dir),
+        "epoch_seconds": round(run_seconds(run_dir), 3),
         "path": str(run_dir),
     }
 
