@@ -1,12 +1,14 @@
 """``denselink evaluate real-gain``: the real-data study's result JSON and forest plot.
 
-Per dataset and arm (:mod:`denselink.pipeline.real`): per-seed LNK/TRA/DET of the chosen checkpoint,
-the CTC edge errors (FN, FP, WS) and the recall on hard links (:mod:`denselink.evaluate.hard_links`)
-of its CTC result, re-scored from that result (the re-scored LNK must equal the metrics JSON's);
-ΔLNK against ``retrained`` and against ``handcrafted`` with paired t 95 % intervals and
-Holm-adjusted paired t p-values (one family per reference); the hard links of the training and
-scored sequences and those inside the validation tail; and a power calculation from the observed
-SD of the paired differences. The JSON records the config files' sha256 and the git commit.
+Per dataset and arm (:mod:`denselink.pipeline.real`): per-seed LNK/TRA/DET of the chosen checkpoint
+and how its training ended (epochs run, stopped early or at the cap; per arm, how many runs stopped
+early and how many chose their last epoch), the CTC edge errors (FN, FP, WS) and the recall on hard
+links (:mod:`denselink.evaluate.hard_links`) of its CTC result, re-scored from that result (the
+re-scored LNK must equal the metrics JSON's); ΔLNK against ``retrained`` and against
+``handcrafted`` with paired t 95 % intervals and Holm-adjusted paired t p-values (one family per
+reference); the hard links of the training and scored sequences and those inside the validation
+tail; and a power calculation from the observed SD of the paired differences. The JSON records the
+config files' sha256 and the git commit.
 """
 
 from __future__ import annotations
@@ -142,6 +144,13 @@ def hard_link_counts(links: list, hard: np.ndarray, n_frames: int, window: int, 
     }
 
 
+def training_record(done: str) -> dict[str, Any]:
+    """How a run's training ended (its ``done.json``): epochs run, whether early stopping ended it, the
+    epoch of its lowest validation loss."""
+    record = json.loads(Path(done).read_text())
+    return {key: record.get(key) for key in ("epochs_run", "stopped_early", "best_val_epoch")}
+
+
 def score_result(tracks: str, masks: np.ndarray, truth: Any, cells: list, hard: list) -> dict[str, float]:
     """LNK/TRA/DET, edge errors and hard-link recall of a CTC result folder of relabelled GT masks."""
     from denselink.evaluate.hard_links import linking_graph, recall, result_links
@@ -177,7 +186,7 @@ def dataset_result(spec: dict[str, Any], settings: RealGainSettings) -> dict[str
         seeds = []
         for run in runs:
             record = json.loads(Path(run["metrics"]).read_text())
-            row = {"seed": int(run["seed"]), "epoch": record.get("epoch")}
+            row = {"seed": int(run["seed"]), "epoch": record.get("epoch")} | training_record(run["model"])
             row |= {key: record.get(key) for key in ("LNK", "TRA", "DET")}
             row |= score_result(run["tracks"], masks, truth, cells, hard_eval)
             if row["LNK"] is None or abs(row["LNK_rescored"] - row["LNK"]) > 1e-9:
@@ -195,6 +204,8 @@ def dataset_result(spec: dict[str, Any], settings: RealGainSettings) -> dict[str
                 "det_mean": _mean([s["DET"] for s in seeds]),
                 "hard_link_recall": _mean([s["hard_link_recall"] for s in seeds]),
                 "errors_mean": {key: _mean([s[key] for s in seeds]) for key in ERRORS},
+                "stopped_early": sum(bool(s["stopped_early"]) for s in seeds),
+                "chose_last_epoch": sum(s["epoch"] == s["epochs_run"] - 1 for s in seeds),
                 "seeds": seeds,
             }
         )
