@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +15,13 @@ from denselink.evaluate.real_gain import (
     EDGE_ERRORS,
     compare_arms,
     detectable_delta,
+    markdown_summary,
     paired_power,
     paired_t,
     seeds_needed,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_paired_t_by_hand() -> None:
@@ -84,3 +89,19 @@ def test_edge_errors_are_counts_the_scorer_returns() -> None:
     """fn/fp/ws edges: the CTC's missing, redundant, wrong-semantics edge counts by the scorer's names."""
     assert EDGE_ERRORS == {"fn_edges": "AOGM_EA", "fp_edges": "AOGM_ED", "ws_edges": "AOGM_EC"}
     assert set(EDGE_ERRORS.values()) <= set(CTC_KEYS)
+
+
+def test_markdown_summary_of_the_first_version() -> None:
+    """The Markdown of version 1's JSON gives the rows the README quotes (no training record then)."""
+    result = json.loads((REPO / "benchmarks" / "results" / "real_gain_v1.json").read_text())
+    text = markdown_summary(result)
+    assert text.startswith("config sha256 `abf05c4181ab…`, commit `627b2a3`, version 1, seeds 0–7\n")
+    assert (
+        "| maester_paper | 0.9801 ± 0.0085 | -0.0092 [-0.0155, -0.0029] | 0.042 | -0.0029 [-0.0138, +0.0081] "
+        "| 1.000 | 22.9 / 12.9 / 13.4 | 0.38 | – | – | – |\n"
+    ) in text
+    assert text.count("| retrained | ") == 2 and "hard-link recall | epochs run" in text
+    assert (
+        "seeds needed for ΔLNK = 0.01: handcrafted 104, maester 53, maester_paper 59, maester_untrained 37."
+        in text
+    )

@@ -74,7 +74,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
 def test_every_arm_every_seed_scored(study: tuple[dict, Path, Path]) -> None:
     result, config_file, base = study
     assert result["config_sha256"] == hashlib.sha256(config_file.read_bytes()).hexdigest()
-    assert result["version"] == 1 and result["seeds"] == [0, 1]
+    assert result["version"] == yaml.safe_load(config_file.read_text())["real_gain"]["version"]
+    assert result["seeds"] == [0, 1]
     data = result["datasets"][DATASET]
     assert data["downsample"] == 2
     assert [arm["name"] for arm in data["arms"]] == list(ARMS)
@@ -108,3 +109,19 @@ def test_forest_plot_written(study: tuple[dict, Path, Path]) -> None:
     _, _, base = study
     png = base / "out" / "real_gain.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (base / "out" / "real_gain.md").read_text()
+    assert [
+        line.split(" | ")[0] for line in summary.splitlines() if line.startswith("| ") and "±" in line
+    ] == [f"| {arm}" for arm in ARMS]
+
+
+def test_how_each_training_ended_recorded(study: tuple[dict, Path, Path]) -> None:
+    result, _, base = study
+    for arm in result["datasets"][DATASET]["arms"]:
+        for seed in arm["seeds"]:
+            model = base / "results" / "models" / DATASET / "clean" / "train02" / arm["variant"]
+            done = json.loads((model / f"seed{seed['seed']}" / "done.json").read_text())
+            assert (seed["epochs_run"], seed["stopped_early"]) == (done["epochs_run"], done["stopped_early"])
+            assert seed["best_val_epoch"] == done["best_val_epoch"] and 1 <= seed["epochs_run"] <= 3
+        assert arm["stopped_early"] == sum(s["stopped_early"] for s in arm["seeds"])
+        assert arm["chose_last_epoch"] == sum(s["epoch"] == s["epochs_run"] - 1 for s in arm["seeds"])

@@ -108,6 +108,7 @@ rule real_gain_evaluate:
             caption="../report/real_gain.rst",
             category="Real data",
         ),
+        markdown=REAL_OUT.with_suffix(".md"),
     log:
         REAL_GAIN.log,
     benchmark:
@@ -124,7 +125,7 @@ rule real_gain_evaluate:
         settings=jobs.settings_json(REAL.get("settings", {})),
     shell:
         "denselink evaluate real-gain --spec {params.spec:q} --config-file {params.configs:q} "
-        "--version {params.version:q} --out {output.json:q} --plot {output.png:q} "
+        "--version {params.version:q} --out {output.json:q} --plot {output.png:q} --markdown {output.markdown:q} "
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 

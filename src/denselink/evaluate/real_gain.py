@@ -1,12 +1,14 @@
 """``denselink evaluate real-gain``: the real-data study's result JSON and forest plot.
 
-Per dataset and arm (:mod:`denselink.pipeline.real`): per-seed LNK/TRA/DET of the chosen checkpoint,
-the CTC edge errors (FN, FP, WS) and the recall on hard links (:mod:`denselink.evaluate.hard_links`)
-of its CTC result, re-scored from that result (the re-scored LNK must equal the metrics JSON's);
-ΔLNK against ``retrained`` and against ``handcrafted`` with paired t 95 % intervals and
-Holm-adjusted paired t p-values (one family per reference); the hard links of the training and
-scored sequences and those inside the validation tail; and a power calculation from the observed
-SD of the paired differences. The JSON records the config files' sha256 and the git commit.
+Per dataset and arm (:mod:`denselink.pipeline.real`): per-seed LNK/TRA/DET of the chosen checkpoint
+and how its training ended (epochs run, stopped early or at the cap; per arm, how many runs stopped
+early and how many chose their last epoch), the CTC edge errors (FN, FP, WS) and the recall on hard
+links (:mod:`denselink.evaluate.hard_links`) of its CTC result, re-scored from that result (the
+re-scored LNK must equal the metrics JSON's); ΔLNK against ``retrained`` and against
+``handcrafted`` with paired t 95 % intervals and Holm-adjusted paired t p-values (one family per
+reference); the hard links of the training and scored sequences and those inside the validation
+tail; and a power calculation from the observed SD of the paired differences. The JSON records the
+config files' sha256 and the git commit.
 """
 
 from __future__ import annotations
@@ -142,6 +144,13 @@ def hard_link_counts(links: list, hard: np.ndarray, n_frames: int, window: int, 
     }
 
 
+def training_record(done: str) -> dict[str, Any]:
+    """How a run's training ended (its ``done.json``): epochs run, whether early stopping ended it, the
+    epoch of its lowest validation loss."""
+    record = json.loads(Path(done).read_text())
+    return {key: record.get(key) for key in ("epochs_run", "stopped_early", "best_val_epoch")}
+
+
 def score_result(tracks: str, masks: np.ndarray, truth: Any, cells: list, hard: list) -> dict[str, float]:
     """LNK/TRA/DET, edge errors and hard-link recall of a CTC result folder of relabelled GT masks."""
     from denselink.evaluate.hard_links import linking_graph, recall, result_links
@@ -177,7 +186,7 @@ def dataset_result(spec: dict[str, Any], settings: RealGainSettings) -> dict[str
         seeds = []
         for run in runs:
             record = json.loads(Path(run["metrics"]).read_text())
-            row = {"seed": int(run["seed"]), "epoch": record.get("epoch")}
+            row = {"seed": int(run["seed"]), "epoch": record.get("epoch")} | training_record(run["model"])
             row |= {key: record.get(key) for key in ("LNK", "TRA", "DET")}
             row |= score_result(run["tracks"], masks, truth, cells, hard_eval)
             if row["LNK"] is None or abs(row["LNK_rescored"] - row["LNK"]) > 1e-9:
@@ -195,6 +204,8 @@ def dataset_result(spec: dict[str, Any], settings: RealGainSettings) -> dict[str
                 "det_mean": _mean([s["DET"] for s in seeds]),
                 "hard_link_recall": _mean([s["hard_link_recall"] for s in seeds]),
                 "errors_mean": {key: _mean([s[key] for s in seeds]) for key in ERRORS},
+                "stopped_early": sum(bool(s["stopped_early"]) for s in seeds),
+                "chose_last_epoch": sum(s["epoch"] == s["epochs_run"] - 1 for s in seeds),
                 "seeds": seeds,
             }
         )
@@ -310,6 +321,70 @@ def forest_plot(result: dict[str, Any], out: Path, force: bool = False) -> None:
     plt.close(fig)
 
 
+def _interval(row: dict[str, Any] | None) -> str:
+    """``Δ [low, high]`` of a comparison row, or a dash."""
+    if not row or row.get("delta_mean") is None:
+        return "–"
+    low, high = row.get("ci_low"), row.get("ci_high")
+    bounds = f" [{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else ""
+    return f"{row['delta_mean']:+.4f}{bounds}"
+
+
+def _p(row: dict[str, Any] | None) -> str:
+    return "–" if not row or row.get("p_value") is None else f"{row['p_value']:.3f}"
+
+
+def _count(arm: dict[str, Any], key: str) -> str:
+    """``k/n`` of an arm's count (a dash in results written before the count was kept)."""
+    return "–" if arm.get(key) is None else f"{arm[key]}/{arm['n']}"
+
+
+def markdown_summary(result: dict[str, Any]) -> str:
+    """The result as Markdown: a table of every arm per dataset, and its power line."""
+    head = (
+        "| arm | LNK (mean ± SD) | ΔLNK vs retrained [95 % CI] | p (Holm) | ΔLNK vs handcrafted [95 % CI] "
+        "| p (Holm) | FN / FP / WS edges | hard-link recall | epochs run (median, range) | stopped early "
+        "| best epoch = last run |"
+    )
+    lines = [f"config sha256 `{result['config_sha256'][:12]}…`, commit `{(result['commit'] or '?')[:7]}`, "
+             f"version {result['version']}, seeds {result['seeds'][0]}–{result['seeds'][-1]}"]  # fmt: skip
+    for name, data in result["datasets"].items():
+        train, scored = data["hard_links"][data["train_seq"]], data["hard_links"][data["eval_seq"]]
+        lines += [
+            "",
+            f"**{name}** (÷{data['downsample']}; {scored['links']} GT links in {data['eval_seq']}, "
+            f"{scored['hard']} hard; {train['links']} in {data['train_seq']}, {train['hard']} hard, of which "
+            f"{train['validation_links']} links and {train['validation_hard']} hard in the validation tail "
+            f"from frame {train['validation_first_frame']})",
+            "",
+            head,
+            "|" + "---|" * (head.count("|") - 1),
+        ]
+        for arm in data["arms"]:
+            runs = [s["epochs_run"] for s in arm["seeds"] if s.get("epochs_run") is not None]
+            epochs = f"{int(np.median(runs))} ({min(runs)}–{max(runs)})" if runs else "–"
+            errors = " / ".join(f"{arm['errors_mean'][key]:.1f}" for key in ERRORS)
+            recall = "–" if arm["hard_link_recall"] is None else f"{arm['hard_link_recall']:.2f}"
+            baseline_row = None if arm["name"] == BASELINE else arm
+            lines.append(
+                f"| {arm['name']} | {arm['lnk_mean']:.4f} ± {arm['lnk_sd']:.4f} | {_interval(baseline_row)} "
+                f"| {_p(baseline_row)} | {_interval(arm['vs_handcrafted'])} | {_p(arm['vs_handcrafted'])} "
+                f"| {errors} | {recall} | {epochs} | {_count(arm, 'stopped_early')} "
+                f"| {_count(arm, 'chose_last_epoch')} |"
+            )
+        power = data["power"]
+        detect = ", ".join(f"{k} {v['detectable_delta']:.4f}" for k, v in power["arms"].items()
+                           if v["detectable_delta"] is not None)  # fmt: skip
+        need = ", ".join(f"{k} {v['seeds_for_target_delta']}" for k, v in power["arms"].items())
+        lines += [
+            "",
+            f"Smallest ΔLNK detectable with {power['power']:.0%} power at α = {power['alpha']} ({power['n']} "
+            f"seeds, observed SD of the paired differences): {detect}; seeds needed for ΔLNK = "
+            f"{power['target_delta']}: {need}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def real_gain(
     spec: dict[str, Any], configs: list[Path], settings: RealGainSettings, version: int
 ) -> dict[str, Any]:
@@ -340,11 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", type=int, required=True, help="real_gain.version of the config")
     parser.add_argument("--out", type=Path, required=True, help="result JSON")
     parser.add_argument("--plot", type=Path, required=True, help="forest plot PNG")
+    parser.add_argument("--markdown", type=Path, default=None, help="the result as Markdown tables")
     parser.add_argument("--settings", default=None, help="RealGainSettings JSON (file or inline)")
     add_force_flag(parser)
     args = parser.parse_args(argv)
-    for path in (args.out, args.plot):
-        check_output(path, COMMAND, args.force)
+    for path in (args.out, args.plot, args.markdown):
+        if path is not None:
+            check_output(path, COMMAND, args.force)
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError as err:
@@ -353,5 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     result = real_gain(spec, args.config_file, settings, args.version)
     write_json(args.out, result, COMMAND, args.force)
     forest_plot(result, args.plot, args.force)
+    if args.markdown is not None:
+        with atomic_path(args.markdown, COMMAND, args.force) as tmp:
+            tmp.write_text(markdown_summary(result))
     print(f"real-gain: {len(result['datasets'])} datasets -> {args.out}, {args.plot}")
     return 0

@@ -78,7 +78,8 @@ def dataset_folder(cfg: Config, dataset: str) -> str:
 
 
 def dataset_inputs(cfg: Config, dataset: str) -> dict[str, Any]:
-    """What the ``real_gain`` job reads of one dataset: every arm's metrics and CTC results, the data."""
+    """What the ``real_gain`` job reads of one dataset: every arm's metrics, CTC results and training record,
+    the data."""
     layout, (train, evaluate) = Layout.of(cfg), direction(cfg)
     arms: dict[str, list[dict[str, Any]]] = {}
     for arm, variant in arm_variants(cfg, dataset).items():
@@ -88,6 +89,7 @@ def dataset_inputs(cfg: Config, dataset: str) -> dict[str, Any]:
                 "seed": seed,
                 "metrics": layout.path(L.METRICS, **fields, seed=seed),
                 "tracks": layout.path(L.TRACKS, **fields, seed=seed),
+                "model": layout.path(L.MODEL, **fields, seed=seed),
             }
             for seed in cfg["tracking"]["seeds"]
         ]
@@ -111,5 +113,6 @@ def input_files(cfg: Config) -> list[str]:
     files = []
     for spec in study_inputs(cfg).values():
         files += list(spec["manifests"].values())
-        files += [run[key] for runs in spec["arms"].values() for run in runs for key in ("metrics", "tracks")]
+        runs = [run for arm_runs in spec["arms"].values() for run in arm_runs]
+        files += [run[key] for run in runs for key in ("metrics", "tracks", "model")]
     return files
