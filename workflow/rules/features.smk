@@ -14,7 +14,7 @@ rule features_aggregate:
     benchmark:
         AGGREGATE.benchmark
     conda:
-        CPU_ENV
+        AGGREGATE.conda
     threads: AGGREGATE.threads
     resources:
         **AGGREGATE.resources,

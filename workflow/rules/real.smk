@@ -5,6 +5,8 @@ scoring); this file adds the pipeline's downsampled copy of a dataset, the hand-
 inference of a MAESTER run's initial weights and `denselink evaluate real-gain`.
 """
 
+from denselink.pipeline import real_spec
+
 real_study.check_real_gain(config)
 REAL = config["real_gain"]
 REAL_OUT = Path(REAL["out"])
@@ -15,7 +17,7 @@ DOWNSAMPLE = Job("data_downsample", "{dataset}")
 
 rule data_downsample:
     input:
-        unpack(raw_dataset),
+        unpack(bind(checkpoint_inputs.raw_dataset, checkpoints=checkpoints)),
     output:
         directory(results(real_study.DOWNSAMPLED)),
     log:
@@ -27,7 +29,7 @@ rule data_downsample:
             n for n, s in config["datasets"].items() if s.get("downsample", 1) > 1
         ),
     conda:
-        CPU_ENV
+        DOWNSAMPLE.conda
     threads: DOWNSAMPLE.threads
     resources:
         **DOWNSAMPLE.resources,
@@ -52,7 +54,7 @@ rule features_handcrafted:
     benchmark:
         HANDCRAFTED.benchmark
     conda:
-        CPU_ENV
+        HANDCRAFTED.conda
     threads: HANDCRAFTED.threads
     resources:
         **HANDCRAFTED.resources,
@@ -69,9 +71,10 @@ ruleorder: features_handcrafted > features_aggregate
 INFER_INITIAL = Job("maester_infer_initial", "{dataset}/{seq}/maester-{run}-init")
 
 
-rule maester_infer_initial:
+# maester_infer on the run's seeded initial weights (the same command, env and settings).
+use rule maester_infer as maester_infer_initial with:
     input:
-        checkpoint=initial_checkpoint,
+        checkpoint=bind(checkpoint_inputs.initial_checkpoint, checkpoints=checkpoints),
         manifest=manifest("{dataset}/{seq}"),
     output:
         dense_output(results(L.EMBEDDING, embedding="maester-{run}-init"), "maester"),
@@ -79,16 +82,9 @@ rule maester_infer_initial:
         INFER_INITIAL.log,
     benchmark:
         INFER_INITIAL.benchmark
-    conda:
-        GPU_ENV
     threads: INFER_INITIAL.threads
     resources:
         **INFER_INITIAL.resources,
-    params:
-        settings=jobs.settings_json(config["maester"]["infer"]),
-    shell:
-        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {input.checkpoint:q} "
-        "--manifest {input.manifest:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 REAL_GAIN = Job("real_gain", "real_gain")
@@ -113,12 +109,12 @@ rule real_gain_evaluate:
     benchmark:
         REAL_GAIN.benchmark
     conda:
-        CPU_ENV
+        REAL_GAIN.conda
     threads: REAL_GAIN.threads
     resources:
         **REAL_GAIN.resources,
     params:
-        spec=real_gain_spec,
+        spec=bind(real_spec.real_gain_spec),
         configs=[str(p) for p in workflow.overwrite_configfiles] or ["config.yaml"],
         version=REAL["version"],
         settings=jobs.settings_json(REAL.get("settings", {})),

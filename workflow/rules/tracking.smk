@@ -1,5 +1,7 @@
 """Trackastra: cached per-sequence data, per-seed training, scoring of every checkpoint of a cell's seeds."""
 
+evaluate_inputs = bind(scoring.evaluate_inputs)
+
 PREPARE = Job("tracking_prepare", "{dataset}/{seq}")
 
 
@@ -13,7 +15,7 @@ rule tracking_prepare:
     benchmark:
         PREPARE.benchmark
     conda:
-        CPU_ENV
+        PREPARE.conda
     threads: PREPARE.threads
     resources:
         **PREPARE.resources,
@@ -36,7 +38,7 @@ rule tracking_score_cache:
     benchmark:
         SCORE_CACHE.benchmark
     conda:
-        CPU_ENV
+        SCORE_CACHE.conda
     threads: SCORE_CACHE.threads
     resources:
         **SCORE_CACHE.resources,
@@ -47,7 +49,9 @@ rule tracking_score_cache:
 
 
 TRAIN = Job(
-    "tracking_train", "{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}"
+    "tracking_train",
+    "{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}",
+    gpu=True,
 )
 
 
@@ -63,7 +67,7 @@ rule tracking_train:
     wildcard_constraints:
         variant="(?!pretrained/)[^/]+",
     conda:
-        GPU_ENV
+        TRAIN.conda
     threads: TRAIN.threads
     resources:
         **TRAIN.resources,
@@ -84,8 +88,8 @@ rule tracking_evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        metrics=grid.cell_outputs(config, L.METRICS),
-        res_dirs=[directory(p) for p in grid.cell_outputs(config, L.TRACKS)],
+        metrics=scoring.cell_outputs(config, L.METRICS),
+        res_dirs=[directory(p) for p in scoring.cell_outputs(config, L.TRACKS)],
     log:
         EVALUATE.log,
     benchmark:
@@ -93,15 +97,15 @@ rule tracking_evaluate:
     wildcard_constraints:
         variant="(?!pretrained/)[^/]+",
     conda:
-        CPU_ENV
+        EVALUATE.conda
     threads: EVALUATE.threads
     resources:
         **EVALUATE.resources,
     params:
-        models=model_dirs,
+        models=bind(scoring.model_dirs),
         seeds=[str(seed) for seed in config["tracking"]["seeds"]],
         optional=flags("features"),
-        epochs=scored_epochs,
+        epochs=bind(scoring.scored_epochs),
         settings=tracking_settings,
     shell:
         "denselink tracking evaluate --model-dir {params.models:q} --seed {params.seeds:q} "
@@ -131,13 +135,13 @@ rule tracking_evaluate_pretrained:
     benchmark:
         PRETRAINED.benchmark
     conda:
-        CPU_ENV
+        PRETRAINED.conda
     threads: PRETRAINED.threads
     resources:
         **PRETRAINED.resources,
     params:
         model=config["tracking"]["pretrained_model"],
-        settings=lambda w: jobs.tracking_settings(config, w.protocol, "pretrained"),
+        settings=bind(scoring.pretrained_settings),
     shell:
         "denselink tracking evaluate --pretrained {params.model:q} --manifest {input.manifest:q} "
         "--protocol {wildcards.protocol:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "

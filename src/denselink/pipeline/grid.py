@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from denselink.pipeline import layout as L
+from denselink.pipeline.jobs import Wildcards
 from denselink.pipeline.layout import Layout
 from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, parse_variant, variant_name
 
@@ -97,43 +98,19 @@ def features_path(cfg: Config, dataset: str, seq: str, variant: str) -> str:
     return Layout.of(cfg).path(L.FEATURES, dataset=dataset, seq=seq, embedding=stem, agg=parsed.agg)
 
 
-def train_inputs(cfg: Config, dataset: str, protocol: str, train_seq: str, variant: str) -> dict[str, str]:
+def train_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str]:
     """Cached data (+ features, + validation data and its features) of one training job."""
-    layout, fused = Layout.of(cfg), parse_variant(variant).kind == "embedding"
-    inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=train_seq)}
+    layout, dataset, variant = Layout.of(cfg), wildcards.dataset, wildcards.variant
+    fused = parse_variant(variant).kind == "embedding"
+    inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=wildcards.train_seq)}
     if fused:
-        inputs["features"] = features_path(cfg, dataset, train_seq, variant)
-    val_seq = validation_seq(cfg, protocol, train_seq)
+        inputs["features"] = features_path(cfg, dataset, wildcards.train_seq, variant)
+    val_seq = validation_seq(cfg, wildcards.protocol, wildcards.train_seq)
     if val_seq is not None:
         inputs["val_data"] = layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=val_seq)
         if fused:
             inputs["val_features"] = features_path(cfg, dataset, val_seq, variant)
     return inputs
-
-
-def evaluate_inputs(
-    cfg: Config, dataset: str, protocol: str, train_seq: str, eval_seq: str, variant: str
-) -> dict[str, str | list[str]]:
-    """Eval manifest (+ every seed's trained model and the score cache, + features) of one cell's scoring.
-
-    One job scores all seeds of a cell, so the sequence's score cache, windows and features are read
-    once. The published model (``pretrained``) is scored alone, from the manifest.
-    """
-    layout, parsed = Layout.of(cfg), parse_variant(variant)
-    inputs: dict[str, str | list[str]] = {"manifest": layout.manifest(f"{dataset}/{eval_seq}")}
-    if parsed.kind != "pretrained":
-        fields = dict(dataset=dataset, protocol=protocol, train_seq=train_seq, variant=variant)
-        inputs["models"] = [layout.path(L.MODEL, **fields, seed=seed) for seed in seeds_of(cfg, variant)]
-        inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=dataset, seq=eval_seq)
-    if parsed.kind == "embedding":
-        inputs["features"] = features_path(cfg, dataset, eval_seq, variant)
-    return inputs
-
-
-def cell_outputs(cfg: Config, pattern: str) -> list[str]:
-    """``pattern`` (``METRICS`` or ``TRACKS``) for every training seed, the cell's fields wildcards."""
-    layout = Layout.of(cfg)
-    return [layout.path(pattern, seed=seed) for seed in cfg["tracking"]["seeds"]]
 
 
 # --------------------------------------------------------------------------- Table 1

@@ -6,11 +6,17 @@ import fnmatch
 import json
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from denselink.vocabulary import parse_variant
 
 Config = dict[str, Any]
+
+
+class Wildcards(Protocol):
+    """The wildcards of one Snakemake job: each wildcard's value as an attribute (``wildcards.dataset``)."""
+
+    def __getattr__(self, name: str) -> str: ...
 
 
 def settings_json(section: Mapping[str, Any]) -> str:
@@ -54,6 +60,11 @@ def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
     if epochs is not None:
         settings["epochs"] = epochs
     return settings_json(settings)
+
+
+def job_tracking_settings(cfg: Config, wildcards: Wildcards) -> str:
+    """:func:`tracking_settings` of a training or scoring job, by its ``protocol`` and ``variant``."""
+    return tracking_settings(cfg, wildcards.protocol, wildcards.variant)
 
 
 def table_settings(cfg: Config) -> str:
