@@ -11,7 +11,14 @@ from pathlib import Path
 from snakemake.common import overwrite_function_params
 
 from denselink.data.settings import DATASETS as MITOCHECK_SIZES
-from denselink.pipeline import checkpoint_inputs, grid, jobs, scoring, startup
+from denselink.pipeline import (
+    checkpoint_inputs,
+    grid,
+    jobs,
+    real_spec,
+    scoring,
+    startup,
+)
 from denselink.pipeline import real as real_study
 from denselink.pipeline import layout as L
 from denselink.pipeline.checks import required_frames

@@ -1,11 +1,10 @@
 """The real-data study (`snakemake real_gain`): downsampled CTC data, the control features, the result.
 
-Its arms reuse every other rule (MAESTER pretraining and inference, features, Trackastra training and
-scoring); this file adds the pipeline's downsampled copy of a dataset, the hand-crafted feature, the
-inference of a MAESTER run's initial weights and `denselink evaluate real-gain`.
+Its arms reuse every other rule (MAESTER pretraining and inference, features, the hand-crafted feature
+of workflow/rules/features.smk, Trackastra training and scoring); this file adds the pipeline's
+downsampled copy of a dataset, the inference of a MAESTER run's initial weights and
+`denselink evaluate real-gain`.
 """
-
-from denselink.pipeline import real_spec
 
 real_study.check_real_gain(config)
 REAL = config["real_gain"]
@@ -41,33 +40,6 @@ rule data_downsample:
         "--factor {params.factor:q} --out {output:q} > {log:q} 2>&1"
 
 
-HANDCRAFTED = Job("features_handcrafted", "{dataset}/{seq}/handcrafted-mma")
-
-
-rule features_handcrafted:
-    input:
-        manifest("{dataset}/{seq}"),
-    output:
-        results(L.FEATURES, embedding="handcrafted", agg="mma"),
-    log:
-        HANDCRAFTED.log,
-    benchmark:
-        HANDCRAFTED.benchmark
-    conda:
-        HANDCRAFTED.conda
-    threads: HANDCRAFTED.threads
-    resources:
-        **HANDCRAFTED.resources,
-    params:
-        settings=jobs.settings_json(config["features"].get("handcrafted", {})),
-    shell:
-        "denselink features handcrafted --manifest {input:q} --out {output:q} "
-        "--settings {params.settings:q} > {log:q} 2>&1"
-
-
-ruleorder: features_handcrafted > features_aggregate
-
-
 INFER_INITIAL = Job("maester_infer_initial", "{dataset}/{seq}/maester-{run}-init")
 
 
@@ -93,10 +65,7 @@ REAL_GAIN = Job("real_gain", "real_gain")
 rule real_gain_evaluate:
     input:
         real_study.input_files(config) if REAL["datasets"] else [],
-        caches=[
-            results(L.SCORE_CACHE, dataset=name, seq=real_study.direction(config)[1])
-            for name in REAL["datasets"]
-        ],
+        caches=list(real_spec.score_caches(config).values()),
     output:
         json=REAL_OUT,
         png=report(

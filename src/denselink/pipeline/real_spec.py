@@ -13,13 +13,21 @@ from denselink.pipeline.jobs import Config, Wildcards
 from denselink.pipeline.layout import Layout
 
 
+def score_caches(cfg: Config) -> dict[str, str]:
+    """The score cache of every dataset's scored sequence (the clean protocol's first direction)."""
+    names, layout = cfg["real_gain"]["datasets"], Layout.of(cfg)
+    if not names:  # no study: the clean protocol need not exist
+        return {}
+    eval_seq = real_study.direction(cfg)[1]
+    return {name: layout.path(L.SCORE_CACHE, dataset=name, seq=eval_seq) for name in names}
+
+
 def real_gain_spec(cfg: Config, wildcards: Wildcards) -> str:
     """Every dataset's arms, score cache, validation fraction and window, the seeds and the data root."""
-    datasets = real_study.study_inputs(cfg)
+    datasets, caches = real_study.study_inputs(cfg), score_caches(cfg)
     protocol = cfg["protocols"][real_study.PROTOCOL]
-    layout = Layout.of(cfg)
     for name, spec in datasets.items():
-        spec["score_cache"] = layout.path(L.SCORE_CACHE, dataset=name, seq=spec["eval_seq"])
+        spec["score_cache"] = caches[name]
         spec["val_fraction"] = protocol["val_fraction"]
         spec["window"] = cfg["tracking"]["settings"].get("window", 6)
     spec = {"seeds": cfg["tracking"]["seeds"], "data_root": cfg["data_root"]}
