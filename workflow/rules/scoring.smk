@@ -43,7 +43,7 @@ rule tracking_evaluate:
     benchmark:
         EVALUATE.benchmark
     wildcard_constraints:
-        variant="(?!pretrained/)[^/]+",
+        variant=grid.TRAINED_VARIANT,
     conda:
         EVALUATE.conda
     threads: EVALUATE.threads
@@ -71,7 +71,7 @@ PRETRAINED = Job(
 )
 
 
-# The published model is scored from the eval manifest alone (its row has one run, seed 0).
+# The published model (the one variant not trained) is scored from the eval manifest alone (seed 0).
 rule tracking_evaluate_pretrained:
     input:
         manifest=manifest("{dataset}/{eval_seq}"),
@@ -89,7 +89,7 @@ rule tracking_evaluate_pretrained:
         **PRETRAINED.resources,
     params:
         model=config["tracking"]["pretrained_model"],
-        settings=bind(scoring.pretrained_settings),
+        settings=bind(scoring.published_settings),
     shell:
         "denselink tracking evaluate --pretrained {params.model:q} --manifest {input.manifest:q} "
         "--protocol {wildcards.protocol:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "

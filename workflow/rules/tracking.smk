@@ -40,7 +40,7 @@ rule tracking_train:
     benchmark:
         TRAIN.benchmark
     wildcard_constraints:
-        variant="(?!pretrained/)[^/]+",
+        variant=grid.TRAINED_VARIANT,
     conda:
         TRAIN.conda
     threads: TRAIN.threads

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from denselink.pipeline import layout as L
-from denselink.pipeline.jobs import Wildcards
+from denselink.pipeline.jobs import Wildcards, job_variant
 from denselink.pipeline.layout import Layout
-from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, parse_variant, variant_name
+from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, one_of, variant_name
 
 Config = dict[str, Any]
 
@@ -70,8 +70,14 @@ def fusions(cfg: Config) -> list[str]:
 
 
 def seeds_of(cfg: Config, variant: str) -> list[int]:
-    """Training seeds of a variant; the published model is not trained (one run, seed 0)."""
-    return [0] if variant == "pretrained" else list(cfg["tracking"]["seeds"])
+    """Training seeds of a variant; one not trained (the published model) has one run, seed 0."""
+    return list(cfg["tracking"]["seeds"]) if job_variant(variant).trains else [0]
+
+
+UNTRAINED = tuple(b for b in BASELINES if not job_variant(b).trains)
+"""The variants scored as published, never trained: the published Trackastra model."""
+TRAINED_VARIANT = rf"(?!(?:{one_of(UNTRAINED)})/)[^/]+"
+"""The ``variant`` wildcard of a trained run (models, a cell's scoring): any name but an untrained one."""
 
 
 def datasets_with(cfg: Config, source: str, download: bool | None = None) -> list[str]:
@@ -93,7 +99,7 @@ def embedding_stem(cfg: Config, embedding: str) -> str:
 # --------------------------------------------------------------------------- job inputs
 def features_path(cfg: Config, dataset: str, seq: str, variant: str) -> str:
     """The feature table a fused variant reads for one sequence."""
-    parsed = parse_variant(variant)
+    parsed = job_variant(variant)
     stem = embedding_stem(cfg, str(parsed.embedding))
     return Layout.of(cfg).path(L.FEATURES, dataset=dataset, seq=seq, embedding=stem, agg=parsed.agg)
 
@@ -101,7 +107,7 @@ def features_path(cfg: Config, dataset: str, seq: str, variant: str) -> str:
 def train_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str]:
     """Cached data (+ features, + validation data and its features) of one training job."""
     layout, dataset, variant = Layout.of(cfg), wildcards.dataset, wildcards.variant
-    fused = parse_variant(variant).kind == "embedding"
+    fused = job_variant(variant).kind == "embedding"
     inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=wildcards.train_seq)}
     if fused:
         inputs["features"] = features_path(cfg, dataset, wildcards.train_seq, variant)
@@ -116,7 +122,7 @@ def train_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str]:
 # --------------------------------------------------------------------------- Table 1
 def table1_variants(cfg: Config, dataset: str) -> list[str]:
     """Variant names of one dataset's Table 1 rows (baselines, every embedding x agg x fusion)."""
-    names = [b for b in BASELINES if b == "retrained" or cfg["table1"]["pretrained"]]
+    names = [b for b in BASELINES if job_variant(b).trains or cfg["table1"]["pretrained"]]
     for backbone in cfg["table1"]["embeddings"]:
         ref = cfg["table1"]["maester"].get(dataset, {}) if backbone == "maester" else {}
         for agg in cfg["features"]["aggregations"]:

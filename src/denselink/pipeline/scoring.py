@@ -12,22 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from denselink.pipeline import layout as L
-from denselink.pipeline.grid import features_path, seeds_of
-from denselink.pipeline.jobs import Config, Wildcards, tracking_settings
+from denselink.pipeline.grid import UNTRAINED, features_path, seeds_of
+from denselink.pipeline.jobs import Config, Wildcards, job_variant, tracking_settings
 from denselink.pipeline.layout import Layout
-from denselink.vocabulary import parse_variant
+
+(PUBLISHED,) = UNTRAINED
+"""The published Trackastra model's variant (``pretrained``): the one variant not trained, scored alone."""
 
 
 def evaluate_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str | list[str]]:
     """Eval manifest (+ every seed's trained model and the score cache, + features) of one cell."""
     layout, w = Layout.of(cfg), wildcards
-    parsed = parse_variant(w.variant)
+    variant = job_variant(w.variant)
     inputs: dict[str, str | list[str]] = {"manifest": layout.manifest(f"{w.dataset}/{w.eval_seq}")}
-    if parsed.kind != "pretrained":
+    if variant.trains:
         fields = dict(dataset=w.dataset, protocol=w.protocol, train_seq=w.train_seq, variant=w.variant)
         inputs["models"] = [layout.path(L.MODEL, **fields, seed=seed) for seed in seeds_of(cfg, w.variant)]
         inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=w.dataset, seq=w.eval_seq)
-    if parsed.kind == "embedding":
+    if variant.kind == "embedding":
         inputs["features"] = features_path(cfg, w.dataset, w.eval_seq, w.variant)
     return inputs
 
@@ -48,6 +50,6 @@ def scored_epochs(cfg: Config, wildcards: Wildcards) -> str:
     return cfg["protocols"][wildcards.protocol]["epochs"]
 
 
-def pretrained_settings(cfg: Config, wildcards: Wildcards) -> str:
-    """The settings of scoring the published model (variant ``pretrained``) under the job's protocol."""
-    return tracking_settings(cfg, wildcards.protocol, "pretrained")
+def published_settings(cfg: Config, wildcards: Wildcards) -> str:
+    """The settings of scoring the published model under the job's protocol."""
+    return tracking_settings(cfg, wildcards.protocol, PUBLISHED)
