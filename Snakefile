@@ -36,10 +36,10 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 
 
-check_config(config)
+startup.check_config(config, SCHEMA)
 # Stage settings (e.g. an even MAESTER patch size) and configured paths: once, before any job is planned.
 if workflow.is_main_process:
-    run_preflight(config)
+    startup.run_preflight(config, Path.cwd(), workflow.dryrun, sys.argv[1:])
 
 
 # One run at a time per results root: Snakemake's own lock covers one working directory only. A real run
@@ -82,6 +82,7 @@ include: "workflow/rules/maester.smk"
 include: "workflow/rules/foundation.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/scoring.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/real.smk"

@@ -7,13 +7,14 @@ import itertools
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace as job
 
 import pytest
 import yaml
 
 from denselink import cli
 from denselink.errors import ConfigError
-from denselink.pipeline import grid, jobs
+from denselink.pipeline import grid, jobs, scoring
 from denselink.pipeline import layout as L
 from denselink.pipeline.checks import load_config
 from denselink.pipeline.layout import Layout, fill
@@ -157,7 +158,8 @@ def test_full_config_paper_protocol_trains_as_the_authors(full):
         ("clean", "retrained"): (None, 100, False, 0.1),
     }
     for (protocol, variant), (val, epochs, stopping, fraction) in cases.items():
-        inputs = grid.train_inputs(full, "Fluo-N2DL-HeLa", protocol, "02", variant)
+        wildcards = job(dataset="Fluo-N2DL-HeLa", protocol=protocol, train_seq="02", variant=variant)
+        inputs = grid.train_inputs(full, wildcards)
         settings = json.loads(jobs.tracking_settings(full, protocol, variant))
         assert inputs.get("val_data") == val, (protocol, variant)
         assert (settings["epochs"], settings["early_stopping"], settings["val_fraction"]) == (
@@ -166,14 +168,17 @@ def test_full_config_paper_protocol_trains_as_the_authors(full):
             fraction,
         )
         assert settings["fusion"] == (parse_variant(variant).fusion or "none")
-    fused = grid.train_inputs(full, "Fluo-N2DL-HeLa", "paper", "02", "sam-mma-add_token")
+    fused = grid.train_inputs(
+        full, job(dataset="Fluo-N2DL-HeLa", protocol="paper", train_seq="02", variant="sam-mma-add_token")
+    )
     assert fused["val_features"] == "results/features/Fluo-N2DL-HeLa/01/sam-anyup-mma.parquet"
 
 
 def test_pretrained_is_scored_alone_and_a_cell_from_every_seeds_model(full):
-    pretrained = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "pretrained")
+    cell = dict(dataset="DIC-C2DH-HeLa", protocol="clean", train_seq="02", eval_seq="01")
+    pretrained = scoring.evaluate_inputs(full, job(**cell, variant="pretrained"))
     assert pretrained == {"manifest": "results/data/DIC-C2DH-HeLa/01/manifest.json"}
-    fused = grid.evaluate_inputs(full, "DIC-C2DH-HeLa", "clean", "02", "01", "musam-centroid-concat")
+    fused = scoring.evaluate_inputs(full, job(**cell, variant="musam-centroid-concat"))
     assert fused["models"] == [
         f"results/models/DIC-C2DH-HeLa/clean/train02/musam-centroid-concat/seed{seed}/done.json"
         for seed in range(8)
@@ -184,7 +189,7 @@ def test_pretrained_is_scored_alone_and_a_cell_from_every_seeds_model(full):
 
 def test_a_cells_outputs_are_its_seeds_metrics(mini):
     """The scoring job of a cell writes what the grid asks of it: one metrics JSON per seed."""
-    outputs = grid.cell_outputs(mini, L.METRICS)
+    outputs = scoring.cell_outputs(mini, L.METRICS)
     root = Layout.of(mini).results_root
     assert outputs == [f"{root}/metrics/{L.CELL}/seed{seed}.json" for seed in mini["tracking"]["seeds"]]
     dataset, (train_seq, eval_seq) = mini["table1"]["datasets"][0], grid.directions(mini, "clean")[0]

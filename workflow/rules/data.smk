@@ -14,7 +14,7 @@ checkpoint data_synth:
     wildcard_constraints:
         dataset=one_of(grid.datasets_with(config, "synthetic")),
     conda:
-        CPU_ENV
+        SYNTH.conda
     threads: SYNTH.threads
     resources:
         **SYNTH.resources,
@@ -37,7 +37,7 @@ checkpoint data_download:
     wildcard_constraints:
         dataset=one_of(grid.datasets_with(config, "ctc", download=True)),
     conda:
-        CPU_ENV
+        DOWNLOAD.conda
     threads: DOWNLOAD.threads
     resources:
         **DOWNLOAD.resources,
@@ -65,7 +65,7 @@ rule data_validate:
     wildcard_constraints:
         dataset=one_of(config["datasets"]),
     conda:
-        CPU_ENV
+        VALIDATE.conda
     threads: VALIDATE.threads
     resources:
         **VALIDATE.resources,

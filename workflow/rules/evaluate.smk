@@ -18,7 +18,7 @@ rule evaluate_table:
     benchmark:
         TABLE.benchmark
     conda:
-        CPU_ENV
+        TABLE.conda
     threads: TABLE.threads
     resources:
         **TABLE.resources,
@@ -47,7 +47,7 @@ rule fusion_gain_plot:
     benchmark:
         FUSION_GAIN.benchmark
     conda:
-        CPU_ENV
+        FUSION_GAIN.conda
     threads: 1
     resources:
         **FUSION_GAIN.resources,

@@ -20,7 +20,7 @@ rule figures_appendix_c:
     benchmark:
         FIGURES.benchmark
     conda:
-        CPU_ENV
+        FIGURES.conda
     threads: FIGURES.threads
     resources:
         **FIGURES.resources,

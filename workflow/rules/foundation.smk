@@ -1,6 +1,6 @@
 """SAM / muSAM image embeddings, upsampled to pixel resolution."""
 
-EMBED = Job("foundation_embed", "{dataset}/{seq}/{model}-{upsampler}")
+EMBED = Job("foundation_embed", "{dataset}/{seq}/{model}-{upsampler}", gpu=True)
 
 
 rule foundation_embed:
@@ -20,7 +20,7 @@ rule foundation_embed:
             {config["foundation"][m]["upsampler"] for m in FOUNDATION_BACKBONES}
         ),
     conda:
-        GPU_ENV
+        EMBED.conda
     threads: EMBED.threads
     resources:
         **EMBED.resources,

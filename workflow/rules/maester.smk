@@ -1,6 +1,6 @@
 """MAESTER pretraining (one run per configured data source) and cover-and-stride inference."""
 
-MAESTER_TRAIN = Job("maester_train", "{run}")
+MAESTER_TRAIN = Job("maester_train", "{run}", gpu=True)
 
 
 # A checkpoint: maester_infer reads the epoch's weights, listed once the run is done.
@@ -14,7 +14,7 @@ checkpoint maester_train:
     benchmark:
         MAESTER_TRAIN.benchmark
     conda:
-        GPU_ENV
+        MAESTER_TRAIN.conda
     threads: MAESTER_TRAIN.threads
     resources:
         **MAESTER_TRAIN.resources,
@@ -29,7 +29,9 @@ checkpoint maester_train:
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 
-MAESTER_INFER = Job("maester_infer", f"{{dataset}}/{{seq}}/{L.MAESTER_EMBEDDING}")
+MAESTER_INFER = Job(
+    "maester_infer", f"{{dataset}}/{{seq}}/{L.MAESTER_EMBEDDING}", gpu=True
+)
 
 
 rule maester_infer:
@@ -43,7 +45,7 @@ rule maester_infer:
     benchmark:
         MAESTER_INFER.benchmark
     conda:
-        GPU_ENV
+        MAESTER_INFER.conda
     threads: MAESTER_INFER.threads
     resources:
         **MAESTER_INFER.resources,

@@ -15,7 +15,7 @@ if GENERATED:
         benchmark:
             MITO_SYNTH.benchmark
         conda:
-            CPU_ENV
+            MITO_SYNTH.conda
         threads: MITO_SYNTH.threads
         resources:
             **MITO_SYNTH.resources,
@@ -40,7 +40,7 @@ rule mitocheck_manifest:
     wildcard_constraints:
         plate=r"[1-4]",
     conda:
-        CPU_ENV
+        PLATE.conda
     threads: PLATE.threads
     resources:
         **PLATE.resources,
@@ -69,7 +69,7 @@ rule mitocheck_dataset:
     wildcard_constraints:
         size=one_of(MITOCHECK_SIZES),
     conda:
-        CPU_ENV
+        SIZE.conda
     threads: SIZE.threads
     resources:
         **SIZE.resources,

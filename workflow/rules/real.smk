@@ -1,8 +1,9 @@
 """The real-data study (`snakemake real_gain`): downsampled CTC data, the control features, the result.
 
-Its arms reuse every other rule (MAESTER pretraining and inference, features, Trackastra training and
-scoring); this file adds the pipeline's downsampled copy of a dataset, the hand-crafted feature, the
-inference of a MAESTER run's initial weights and `denselink evaluate real-gain`.
+Its arms reuse every other rule (MAESTER pretraining and inference, features, the hand-crafted feature
+of workflow/rules/features.smk, Trackastra training and scoring); this file adds the pipeline's
+downsampled copy of a dataset, the inference of a MAESTER run's initial weights and
+`denselink evaluate real-gain`.
 """
 
 real_study.check_real_gain(config)
@@ -15,7 +16,7 @@ DOWNSAMPLE = Job("data_downsample", "{dataset}")
 
 rule data_downsample:
     input:
-        unpack(raw_dataset),
+        unpack(bind(checkpoint_inputs.raw_dataset, checkpoints=checkpoints)),
     output:
         directory(results(real_study.DOWNSAMPLED)),
     log:
@@ -27,7 +28,7 @@ rule data_downsample:
             n for n, s in config["datasets"].items() if s.get("downsample", 1) > 1
         ),
     conda:
-        CPU_ENV
+        DOWNSAMPLE.conda
     threads: DOWNSAMPLE.threads
     resources:
         **DOWNSAMPLE.resources,
@@ -39,39 +40,13 @@ rule data_downsample:
         "--factor {params.factor:q} --out {output:q} > {log:q} 2>&1"
 
 
-HANDCRAFTED = Job("features_handcrafted", "{dataset}/{seq}/handcrafted-mma")
-
-
-rule features_handcrafted:
-    input:
-        manifest("{dataset}/{seq}"),
-    output:
-        results(L.FEATURES, embedding="handcrafted", agg="mma"),
-    log:
-        HANDCRAFTED.log,
-    benchmark:
-        HANDCRAFTED.benchmark
-    conda:
-        CPU_ENV
-    threads: HANDCRAFTED.threads
-    resources:
-        **HANDCRAFTED.resources,
-    params:
-        settings=jobs.settings_json(config["features"].get("handcrafted", {})),
-    shell:
-        "denselink features handcrafted --manifest {input:q} --out {output:q} "
-        "--settings {params.settings:q} > {log:q} 2>&1"
-
-
-ruleorder: features_handcrafted > features_aggregate
-
-
 INFER_INITIAL = Job("maester_infer_initial", "{dataset}/{seq}/maester-{run}-init")
 
 
-rule maester_infer_initial:
+# maester_infer on the run's seeded initial weights (the same command, env and settings).
+use rule maester_infer as maester_infer_initial with:
     input:
-        checkpoint=initial_checkpoint,
+        checkpoint=bind(checkpoint_inputs.initial_checkpoint, checkpoints=checkpoints),
         manifest=manifest("{dataset}/{seq}"),
     output:
         dense_output(results(L.EMBEDDING, embedding="maester-{run}-init"), "maester"),
@@ -79,16 +54,9 @@ rule maester_infer_initial:
         INFER_INITIAL.log,
     benchmark:
         INFER_INITIAL.benchmark
-    conda:
-        GPU_ENV
     threads: INFER_INITIAL.threads
     resources:
         **INFER_INITIAL.resources,
-    params:
-        settings=jobs.settings_json(config["maester"]["infer"]),
-    shell:
-        "DENSELINK_GPUS={resources.gpu:q} denselink maester infer --checkpoint {input.checkpoint:q} "
-        "--manifest {input.manifest:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 REAL_GAIN = Job("real_gain", "real_gain")
@@ -97,10 +65,7 @@ REAL_GAIN = Job("real_gain", "real_gain")
 rule real_gain_evaluate:
     input:
         real_study.input_files(config) if REAL["datasets"] else [],
-        caches=[
-            results(L.SCORE_CACHE, dataset=name, seq=real_study.direction(config)[1])
-            for name in REAL["datasets"]
-        ],
+        caches=list(real_spec.score_caches(config).values()),
     output:
         json=REAL_OUT,
         png=report(
@@ -114,12 +79,12 @@ rule real_gain_evaluate:
     benchmark:
         REAL_GAIN.benchmark
     conda:
-        CPU_ENV
+        REAL_GAIN.conda
     threads: REAL_GAIN.threads
     resources:
         **REAL_GAIN.resources,
     params:
-        spec=real_gain_spec,
+        spec=bind(real_spec.real_gain_spec),
         configs=[str(p) for p in workflow.overwrite_configfiles] or ["config.yaml"],
         version=REAL["version"],
         settings=jobs.settings_json(REAL.get("settings", {})),

@@ -1,4 +1,4 @@
-"""Trackastra: cached per-sequence data, per-seed training, scoring of every checkpoint of a cell's seeds."""
+"""Trackastra: cached per-sequence data and per-seed training (scoring: workflow/rules/scoring.smk)."""
 
 PREPARE = Job("tracking_prepare", "{dataset}/{seq}")
 
@@ -13,7 +13,7 @@ rule tracking_prepare:
     benchmark:
         PREPARE.benchmark
     conda:
-        CPU_ENV
+        PREPARE.conda
     threads: PREPARE.threads
     resources:
         **PREPARE.resources,
@@ -23,31 +23,10 @@ rule tracking_prepare:
         "denselink tracking prepare --manifest {input:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-SCORE_CACHE = Job("tracking_score_cache", "{dataset}/{seq}")
-
-
-rule tracking_score_cache:
-    input:
-        manifest("{dataset}/{seq}"),
-    output:
-        results(L.SCORE_CACHE),
-    log:
-        SCORE_CACHE.log,
-    benchmark:
-        SCORE_CACHE.benchmark
-    conda:
-        CPU_ENV
-    threads: SCORE_CACHE.threads
-    resources:
-        **SCORE_CACHE.resources,
-    params:
-        settings=jobs.settings_json(config["tracking"]["settings"]),
-    shell:
-        "denselink tracking score-cache --manifest {input:q} --out {output:q} --settings {params.settings:q} > {log:q} 2>&1"
-
-
 TRAIN = Job(
-    "tracking_train", "{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}"
+    "tracking_train",
+    "{dataset}/{protocol}/train{train_seq}/{variant}/seed{seed}",
+    gpu=True,
 )
 
 
@@ -61,9 +40,9 @@ rule tracking_train:
     benchmark:
         TRAIN.benchmark
     wildcard_constraints:
-        variant="(?!pretrained/)[^/]+",
+        variant=grid.TRAINED_VARIANT,
     conda:
-        GPU_ENV
+        TRAIN.conda
     threads: TRAIN.threads
     resources:
         **TRAIN.resources,
@@ -74,73 +53,3 @@ rule tracking_train:
     shell:
         "DENSELINK_GPUS={resources.gpu:q} denselink tracking train --data {input.data:q} {params.optional} "
         "--out {params.out_dir:q} --seed {wildcards.seed:q} --settings {params.settings:q} > {log:q} 2>&1"
-
-
-EVALUATE = Job("tracking_evaluate", L.CELL)
-
-
-# One job scores every checkpoint of every seed of a cell (the score cache and windows read once).
-rule tracking_evaluate:
-    input:
-        unpack(evaluate_inputs),
-    output:
-        metrics=grid.cell_outputs(config, L.METRICS),
-        res_dirs=[directory(p) for p in grid.cell_outputs(config, L.TRACKS)],
-    log:
-        EVALUATE.log,
-    benchmark:
-        EVALUATE.benchmark
-    wildcard_constraints:
-        variant="(?!pretrained/)[^/]+",
-    conda:
-        CPU_ENV
-    threads: EVALUATE.threads
-    resources:
-        **EVALUATE.resources,
-    params:
-        models=model_dirs,
-        seeds=[str(seed) for seed in config["tracking"]["seeds"]],
-        optional=flags("features"),
-        epochs=scored_epochs,
-        settings=tracking_settings,
-    shell:
-        "denselink tracking evaluate --model-dir {params.models:q} --seed {params.seeds:q} "
-        "--manifest {input.manifest:q} --score-cache {input.score_cache:q} {params.optional} "
-        "--protocol {wildcards.protocol:q} --epochs {params.epochs:q} --out {output.metrics:q} "
-        "--res-dir {output.res_dirs:q} --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
-        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
-        "--settings {params.settings:q} > {log:q} 2>&1"
-
-
-PRETRAINED = Job(
-    "tracking_evaluate_pretrained",
-    "{dataset}/{protocol}/{train_seq}-{eval_seq}",
-    resources="tracking_evaluate",
-)
-
-
-# The published model is scored from the eval manifest alone (its row has one run, seed 0).
-rule tracking_evaluate_pretrained:
-    input:
-        manifest=manifest("{dataset}/{eval_seq}"),
-    output:
-        metrics=results(L.METRICS, variant="pretrained", seed=0),
-        res_dir=directory(results(L.TRACKS, variant="pretrained", seed=0)),
-    log:
-        PRETRAINED.log,
-    benchmark:
-        PRETRAINED.benchmark
-    conda:
-        CPU_ENV
-    threads: PRETRAINED.threads
-    resources:
-        **PRETRAINED.resources,
-    params:
-        model=config["tracking"]["pretrained_model"],
-        settings=lambda w: jobs.tracking_settings(config, w.protocol, "pretrained"),
-    shell:
-        "denselink tracking evaluate --pretrained {params.model:q} --manifest {input.manifest:q} "
-        "--protocol {wildcards.protocol:q} --out {output.metrics:q} --res-dir {output.res_dir:q} "
-        "--dataset {wildcards.dataset:q} --variant pretrained --seed 0 "
-        "--train-seq {wildcards.train_seq:q} --eval-seq {wildcards.eval_seq:q} "
-        "--settings {params.settings:q} > {log:q} 2>&1"

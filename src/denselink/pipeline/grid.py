@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from denselink.pipeline import layout as L
+from denselink.pipeline.jobs import Wildcards, job_variant
 from denselink.pipeline.layout import Layout
-from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, parse_variant, variant_name
+from denselink.vocabulary import BASELINES, FOUNDATION_BACKBONES, STUDIES, one_of, variant_name
 
 Config = dict[str, Any]
 
@@ -69,8 +70,14 @@ def fusions(cfg: Config) -> list[str]:
 
 
 def seeds_of(cfg: Config, variant: str) -> list[int]:
-    """Training seeds of a variant; the published model is not trained (one run, seed 0)."""
-    return [0] if variant == "pretrained" else list(cfg["tracking"]["seeds"])
+    """Training seeds of a variant; one not trained (the published model) has one run, seed 0."""
+    return list(cfg["tracking"]["seeds"]) if job_variant(variant).trains else [0]
+
+
+UNTRAINED = tuple(b for b in BASELINES if not job_variant(b).trains)
+"""The variants scored as published, never trained: the published Trackastra model."""
+TRAINED_VARIANT = rf"(?!(?:{one_of(UNTRAINED)})/)[^/]+"
+"""The ``variant`` wildcard of a trained run (models, a cell's scoring): any name but an untrained one."""
 
 
 def datasets_with(cfg: Config, source: str, download: bool | None = None) -> list[str]:
@@ -92,18 +99,19 @@ def embedding_stem(cfg: Config, embedding: str) -> str:
 # --------------------------------------------------------------------------- job inputs
 def features_path(cfg: Config, dataset: str, seq: str, variant: str) -> str:
     """The feature table a fused variant reads for one sequence."""
-    parsed = parse_variant(variant)
+    parsed = job_variant(variant)
     stem = embedding_stem(cfg, str(parsed.embedding))
     return Layout.of(cfg).path(L.FEATURES, dataset=dataset, seq=seq, embedding=stem, agg=parsed.agg)
 
 
-def train_inputs(cfg: Config, dataset: str, protocol: str, train_seq: str, variant: str) -> dict[str, str]:
+def train_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str]:
     """Cached data (+ features, + validation data and its features) of one training job."""
-    layout, fused = Layout.of(cfg), parse_variant(variant).kind == "embedding"
-    inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=train_seq)}
+    layout, dataset, variant = Layout.of(cfg), wildcards.dataset, wildcards.variant
+    fused = job_variant(variant).kind == "embedding"
+    inputs = {"data": layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=wildcards.train_seq)}
     if fused:
-        inputs["features"] = features_path(cfg, dataset, train_seq, variant)
-    val_seq = validation_seq(cfg, protocol, train_seq)
+        inputs["features"] = features_path(cfg, dataset, wildcards.train_seq, variant)
+    val_seq = validation_seq(cfg, wildcards.protocol, wildcards.train_seq)
     if val_seq is not None:
         inputs["val_data"] = layout.path(L.TRACKASTRA_DATA, dataset=dataset, seq=val_seq)
         if fused:
@@ -111,35 +119,10 @@ def train_inputs(cfg: Config, dataset: str, protocol: str, train_seq: str, varia
     return inputs
 
 
-def evaluate_inputs(
-    cfg: Config, dataset: str, protocol: str, train_seq: str, eval_seq: str, variant: str
-) -> dict[str, str | list[str]]:
-    """Eval manifest (+ every seed's trained model and the score cache, + features) of one cell's scoring.
-
-    One job scores all seeds of a cell, so the sequence's score cache, windows and features are read
-    once. The published model (``pretrained``) is scored alone, from the manifest.
-    """
-    layout, parsed = Layout.of(cfg), parse_variant(variant)
-    inputs: dict[str, str | list[str]] = {"manifest": layout.manifest(f"{dataset}/{eval_seq}")}
-    if parsed.kind != "pretrained":
-        fields = dict(dataset=dataset, protocol=protocol, train_seq=train_seq, variant=variant)
-        inputs["models"] = [layout.path(L.MODEL, **fields, seed=seed) for seed in seeds_of(cfg, variant)]
-        inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=dataset, seq=eval_seq)
-    if parsed.kind == "embedding":
-        inputs["features"] = features_path(cfg, dataset, eval_seq, variant)
-    return inputs
-
-
-def cell_outputs(cfg: Config, pattern: str) -> list[str]:
-    """``pattern`` (``METRICS`` or ``TRACKS``) for every training seed, the cell's fields wildcards."""
-    layout = Layout.of(cfg)
-    return [layout.path(pattern, seed=seed) for seed in cfg["tracking"]["seeds"]]
-
-
 # --------------------------------------------------------------------------- Table 1
 def table1_variants(cfg: Config, dataset: str) -> list[str]:
     """Variant names of one dataset's Table 1 rows (baselines, every embedding x agg x fusion)."""
-    names = [b for b in BASELINES if b == "retrained" or cfg["table1"]["pretrained"]]
+    names = [b for b in BASELINES if job_variant(b).trains or cfg["table1"]["pretrained"]]
     for backbone in cfg["table1"]["embeddings"]:
         ref = cfg["table1"]["maester"].get(dataset, {}) if backbone == "maester" else {}
         for agg in cfg["features"]["aggregations"]:

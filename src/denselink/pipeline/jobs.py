@@ -6,11 +6,24 @@ import fnmatch
 import json
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from functools import cache
+from typing import Any, Protocol
 
-from denselink.vocabulary import parse_variant
+from denselink.vocabulary import Variant, parse_variant
 
 Config = dict[str, Any]
+
+
+class Wildcards(Protocol):
+    """The wildcards of one Snakemake job: each wildcard's value as an attribute (``wildcards.dataset``)."""
+
+    def __getattr__(self, name: str) -> str: ...
+
+
+@cache
+def job_variant(name: str) -> Variant:
+    """The parsed ``variant`` wildcard, once per name: a job's input and params functions share the parse."""
+    return parse_variant(name)
 
 
 def settings_json(section: Mapping[str, Any]) -> str:
@@ -42,7 +55,7 @@ def early_stopping(cfg: Config, protocol: str) -> dict[str, dict[str, Any]]:
 def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
     """Trackastra settings of one job: ``tracking.settings`` plus the keys the protocol and variant set
     (the registry's ``job_keys``, which the config schema leaves out)."""
-    parsed, spec = parse_variant(variant), cfg["protocols"][protocol]
+    parsed, spec = job_variant(variant), cfg["protocols"][protocol]
     stopping = early_stopping(cfg, protocol)["retrained" if parsed.kind == "retrained" else "embeddings"]
     job = {
         "val_fraction": spec["val_fraction"],
@@ -54,6 +67,11 @@ def tracking_settings(cfg: Config, protocol: str, variant: str) -> str:
     if epochs is not None:
         settings["epochs"] = epochs
     return settings_json(settings)
+
+
+def job_tracking_settings(cfg: Config, wildcards: Wildcards) -> str:
+    """:func:`tracking_settings` of a training or scoring job, by its ``protocol`` and ``variant``."""
+    return tracking_settings(cfg, wildcards.protocol, wildcards.variant)
 
 
 def table_settings(cfg: Config) -> str:
