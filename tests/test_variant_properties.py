@@ -31,5 +31,5 @@ def test_published_model_is_the_pretrained_baseline() -> None:
     assert PUBLISHED_MODEL == "pretrained" and parse_variant(PUBLISHED_MODEL).name == "pretrained"
 
 
-def test_table_rows_are_ordered_baselines_then_sam_musam_maester() -> None:
-    assert ROW_ORDER == {"retrained": 0, "pretrained": 1, "sam": 2, "musam": 3, "maester": 4}
+def test_table_rows_are_ordered_baselines_then_sam_musam_maester_then_the_control() -> None:
+    assert ROW_ORDER == {"retrained": 0, "pretrained": 1, "sam": 2, "musam": 3, "maester": 4, "handcrafted": 5}

@@ -47,7 +47,7 @@ def test_a_rules_directives_come_from_its_name_and_the_config(mini: dict) -> Non
 
 
 def test_the_published_model_is_the_one_variant_not_trained(mini: dict) -> None:
-    assert [parse_variant(v).trains for v in ("pretrained", "retrained", "sam-mma-concat")] == [
+    assert [parse_variant(v).trained for v in ("pretrained", "retrained", "sam-mma-concat")] == [
         False,
         True,
         True,

@@ -132,12 +132,6 @@ class Variant:
         return BACKBONE_LABELS[str(self.backbone)]
 
     @property
-    def trains(self) -> bool:
-        """Whether the workflow trains this variant (one run per seed); the published Trackastra model
-        (``pretrained``) is scored as published, once (seed 0)."""
-        return self.kind != "pretrained"
-
-    @property
     def long_label(self) -> str:
         """Label that also names the MAESTER run and epoch (e.g. ``MAESTER (fluo, epoch 18249)``)."""
         if self.backbone == "maester" and self.epoch is None:

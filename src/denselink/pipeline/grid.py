@@ -71,10 +71,10 @@ def fusions(cfg: Config) -> list[str]:
 
 def seeds_of(cfg: Config, variant: str) -> list[int]:
     """Training seeds of a variant; one not trained (the published model) has one run, seed 0."""
-    return list(cfg["tracking"]["seeds"]) if job_variant(variant).trains else [0]
+    return list(cfg["tracking"]["seeds"]) if job_variant(variant).trained else [0]
 
 
-UNTRAINED = tuple(b for b in BASELINES if not job_variant(b).trains)
+UNTRAINED = tuple(b for b in BASELINES if not job_variant(b).trained)
 """The variants scored as published, never trained: the published Trackastra model."""
 TRAINED_VARIANT = rf"(?!(?:{one_of(UNTRAINED)})/)[^/]+"
 """The ``variant`` wildcard of a trained run (models, a cell's scoring): any name but an untrained one."""
@@ -122,7 +122,7 @@ def train_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str]:
 # --------------------------------------------------------------------------- Table 1
 def table1_variants(cfg: Config, dataset: str) -> list[str]:
     """Variant names of one dataset's Table 1 rows (baselines, every embedding x agg x fusion)."""
-    names = [b for b in BASELINES if job_variant(b).trains or cfg["table1"]["pretrained"]]
+    names = [b for b in BASELINES if job_variant(b).trained or cfg["table1"]["pretrained"]]
     for backbone in cfg["table1"]["embeddings"]:
         ref = cfg["table1"]["maester"].get(dataset, {}) if backbone == "maester" else {}
         for agg in cfg["features"]["aggregations"]:

@@ -25,7 +25,7 @@ def evaluate_inputs(cfg: Config, wildcards: Wildcards) -> dict[str, str | list[s
     layout, w = Layout.of(cfg), wildcards
     variant = job_variant(w.variant)
     inputs: dict[str, str | list[str]] = {"manifest": layout.manifest(f"{w.dataset}/{w.eval_seq}")}
-    if variant.trains:
+    if variant.trained:
         fields = dict(dataset=w.dataset, protocol=w.protocol, train_seq=w.train_seq, variant=w.variant)
         inputs["models"] = [layout.path(L.MODEL, **fields, seed=seed) for seed in seeds_of(cfg, w.variant)]
         inputs["score_cache"] = layout.path(L.SCORE_CACHE, dataset=w.dataset, seq=w.eval_seq)
