@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
+from types import SimpleNamespace
 from typing import Any
 
 import denselink
@@ -87,7 +88,8 @@ def plan_runs(cfg: dict[str, Any], candidates: Sequence[tuple[int, int]], work: 
                     continue
                 settings = json.loads(jobs.tracking_settings(cfg, PROTOCOL, variant))
                 settings.update(zip(KEYS, candidate, strict=True))
-                inputs = grid.train_inputs(cfg, dataset, PROTOCOL, train_seq, variant)
+                fields = dict(dataset=dataset, protocol=PROTOCOL, train_seq=train_seq, variant=variant)
+                inputs = grid.train_inputs(cfg, SimpleNamespace(**fields))
                 name = "spc{}-aug{}".format(*candidate)
                 for seed in cfg["tracking"]["seeds"]:
                     out = work / name / dataset / variant / f"seed{seed}"
