@@ -32,4 +32,5 @@ def test_published_model_is_the_pretrained_baseline() -> None:
 
 
 def test_table_rows_are_ordered_baselines_then_sam_musam_maester_then_the_control() -> None:
-    assert ROW_ORDER == {"retrained": 0, "pretrained": 1, "sam": 2, "musam": 3, "maester": 4, "handcrafted": 5}
+    expected = {"retrained": 0, "pretrained": 1, "sam": 2, "musam": 3, "maester": 4, "handcrafted": 5}
+    assert expected == ROW_ORDER
