@@ -4,6 +4,7 @@ the study's grid."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import tifffile
 import torch
 import yaml
 from scipy import ndimage
+from snakemake_cli import snakemake_cmd
 
 from denselink import cli
 from denselink.data.downsample import downsample_frame, downsample_mask
@@ -140,3 +142,16 @@ def test_real_config_checks_name_the_key() -> None:
     cfg["real_gain"]["maester"]["Fluo-N2DH-SIM+"]["epoch"] = 7
     with pytest.raises(ConfigError, match="save_epochs"):
         real.check_real_gain(cfg)
+
+
+def test_dry_run_of_the_study_before_its_data_is_downloaded(tmp_path: Path) -> None:
+    """The downsampling job's command names the dataset folder before the download that fills it is done."""
+    cmd = snakemake_cmd(
+        tmp_path, "-n", "-p", "real_gain", config=REPO / "workflow/configs/real.yaml", profile=None
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (
+        "denselink data downsample --dataset-dir data/Fluo-N2DH-GOWT1 --sequences 01 02 --factor 4"
+        in done.stdout
+    )

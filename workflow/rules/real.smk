@@ -35,8 +35,10 @@ rule data_downsample:
     params:
         sequences=lambda w: config["datasets"][w.dataset]["sequences"],
         factor=lambda w: config["datasets"][w.dataset]["downsample"],
+        # the folder's path, known before a pending download is done (a dry run formats the command)
+        dataset_dir=lambda w: Layout.of(config).dataset_dir(w.dataset),
     shell:
-        "denselink data downsample --dataset-dir {input.dataset:q} --sequences {params.sequences:q} "
+        "denselink data downsample --dataset-dir {params.dataset_dir:q} --sequences {params.sequences:q} "
         "--factor {params.factor:q} --out {output:q} > {log:q} 2>&1"
 
 
