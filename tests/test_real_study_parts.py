@@ -126,7 +126,7 @@ def test_real_config_arms_and_inputs() -> None:
         "results/real/metrics/Fluo-N2DH-SIM+/clean/02-01/retrained/seed3.json"
     )
     assert real.dataset_folder(cfg, "Fluo-N2DH-GOWT1") == "results/real/downsampled/Fluo-N2DH-GOWT1"
-    assert len(real.input_files(cfg)) == 2 * (2 + 5 * 8 * 3)  # manifests; metrics, tracks, model
+    assert len(real.input_files(cfg)) == 3 * (2 + 5 * 8 * 3)  # 3 datasets: manifests; metrics, tracks, model
 
 
 def test_real_config_checks_name_the_key() -> None:
