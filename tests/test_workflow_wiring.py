@@ -93,7 +93,7 @@ def test_real_gain_score_caches(mini: dict) -> None:
     assert real_spec.score_caches(real) == {
         name: f"{root}/trackastra_eval/{name}/{eval_seq}.pt" for name in real["real_gain"]["datasets"]
     }
-    assert len(real["real_gain"]["datasets"]) == 2
+    assert len(real["real_gain"]["datasets"]) == 3  # GOWT1, SIM+, MSC
     assert mini["real_gain"]["datasets"] == []
     assert real_spec.score_caches(mini | {"protocols": {}}) == {}  # no study: no clean protocol needed
 
