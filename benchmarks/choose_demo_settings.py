@@ -23,7 +23,6 @@ import csv
 import datetime
 import itertools
 import json
-import math
 import os
 import subprocess
 import time
@@ -37,11 +36,12 @@ from typing import Any
 import denselink
 from denselink.atomic import write_json
 from denselink.errors import ConfigError
-from denselink.filenames import DONE
+from denselink.filenames import DONE, RUN_CONFIG, TRAIN_LOG
 from denselink.init import SCHEMA
 from denselink.machine import machine_info
 from denselink.pipeline import grid, jobs
 from denselink.pipeline.checks import load_config
+from denselink.tracking import train_log
 from denselink.vocabulary import parse_variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def prepare_inputs(runs: Iterable[Run], configfile: Path, cores: int) -> None:
 
 def is_done(run: Run) -> bool:
     """A finished run of exactly these inputs, seed and settings (then it is not trained again)."""
-    config_path = run.out / "config.json"
+    config_path = run.out / RUN_CONFIG
     if not (run.out / DONE).is_file() or not config_path.is_file():
         return False
     done = json.loads(config_path.read_text())
@@ -145,21 +145,19 @@ def train(run: Run, threads: int) -> None:
 
 def lowest_val_loss(log_path: Path) -> tuple[float, int]:
     """The lowest finite ``val_loss`` of a training log and its epoch."""
-    with log_path.open(newline="") as handle:
-        rows = [(float(row["val_loss"]), int(row["epoch"])) for row in csv.DictReader(handle)]
-    finite = [row for row in rows if math.isfinite(row[0])]
-    if not finite:
+    lowest = train_log.lowest_val_loss(log_path)
+    if lowest is None:
         raise ConfigError(log_path, "no finite val_loss: the run had no validation data")
-    return min(finite)
+    return lowest
 
 
 def read_run(run_dir: Path, variant: str) -> dict[str, Any]:
     """One run's record: what its ``config.json`` says it trained on and its lowest validation loss."""
-    config = json.loads((run_dir / "config.json").read_text())
+    config = json.loads((run_dir / RUN_CONFIG).read_text())
     settings = config["settings"]
     if settings["fusion"] != (parse_variant(variant).fusion or "none"):
-        raise ConfigError(run_dir / "config.json", f"fusion {settings['fusion']!r} is not that of {variant}")
-    loss, epoch = lowest_val_loss(run_dir / "train_log.csv")
+        raise ConfigError(run_dir / RUN_CONFIG, f"fusion {settings['fusion']!r} is not that of {variant}")
+    loss, epoch = lowest_val_loss(run_dir / TRAIN_LOG)
     return {
         **{key: settings[key] for key in KEYS},
         "dataset": config["dataset"],
@@ -302,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_seconds(run_dir: Path) -> float:
     """Seconds of a run's epochs as its training log records them."""
-    with (run_dir / "train_log.csv").open(newline="") as handle:
+    with (run_dir / TRAIN_LOG).open(newline="") as handle:
         return sum(float(row["seconds"]) for row in csv.DictReader(handle))
 
 

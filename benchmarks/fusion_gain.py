@@ -63,7 +63,7 @@ from denselink.data.synthetic import SynthSettings, generate_sequence, write_dat
 from denselink.errors import ConfigError
 from denselink.features.aggregate import aggregate_sequence
 from denselink.features.handcrafted import HandcraftedSettings, handcrafted_sequence
-from denselink.filenames import MAESTER_INITIAL, maester_checkpoint
+from denselink.filenames import MAESTER_INITIAL, TRAIN_LOG, maester_checkpoint
 from denselink.foundation.embed import FoundationSettings, embed_sequence
 from denselink.machine import machine_info
 from denselink.maester.infer import MaesterInferSettings, infer_sequence
@@ -370,7 +370,7 @@ def run_arm(root: Path, arm: str, seed: int, manifests: dict[str, Path], masks01
         features.get("01"),
         "chosen",
     )
-    log = pd.read_csv(run / "train_log.csv")
+    log = pd.read_csv(run / TRAIN_LOG)
     return {
         "arm": arm,
         "seed": seed,

@@ -14,6 +14,10 @@ from denselink.vocabulary import fill, template_regex
 
 DONE = "done.json"
 """Written last by a training run (``maester train``, ``tracking train``): the run is complete."""
+RUN_CONFIG = "config.json"
+"""What a Trackastra run trained on and with which settings (``tracking train``)."""
+TRAIN_LOG = "train_log.csv"
+"""A Trackastra run's loss per epoch (``tracking train``, :mod:`denselink.tracking.train_log`)."""
 MANIFEST = "manifest.json"
 """A checked sequence or plate (``data validate``, ``data mitocheck-manifest``)."""
 CHECKPOINT_DIR = "checkpoints"

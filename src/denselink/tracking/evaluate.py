@@ -44,7 +44,7 @@ from denselink.data.manifest import SequenceManifest, load_manifest
 from denselink.device import device_record
 from denselink.errors import CheckpointError, ConfigError
 from denselink.evaluate.metrics import SCORES, metrics_record, write_metrics
-from denselink.filenames import list_checkpoints
+from denselink.filenames import RUN_CONFIG, list_checkpoints
 from denselink.torch_files import load_torch_file
 from denselink.tracking.associations import Nodes, attention_key, greedy_link, predict_associations
 from denselink.tracking.fusion import FeatureTable, check_same_columns
@@ -205,7 +205,7 @@ def plan_scoring(
 ) -> ScoringPlan:
     """Read a run's checkpoint summaries and check them against the features and the protocol."""
     checkpoints = list_checkpoints(run.model_dir)
-    config_path = run.model_dir / "config.json"
+    config_path = run.model_dir / RUN_CONFIG
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     provenance = check_provenance(run, config, protocol, manifest)
     summaries = [_summary(path) for path in checkpoints]
@@ -240,7 +240,7 @@ def check_provenance(
     """
     if not config:
         if protocol == "clean":
-            raise ConfigError(run.model_dir / "config.json", "missing: cannot tell how the run was validated")
+            raise ConfigError(run.model_dir / RUN_CONFIG, "missing: cannot tell how the run was validated")
         return None
     provenance = run_provenance(run.model_dir, config)
     labels = {

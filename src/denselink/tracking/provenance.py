@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from denselink.errors import ConfigError, DenselinkError
+from denselink.filenames import RUN_CONFIG
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _val_sequence(config: dict[str, Any], config_path: Path) -> tuple[str, str] 
 
 def run_provenance(model_dir: Path, config: dict[str, Any]) -> RunProvenance:
     """The provenance of the run in ``model_dir`` from its parsed ``config.json``."""
-    config_path = Path(model_dir) / "config.json"
+    config_path = Path(model_dir) / RUN_CONFIG
     missing = [key for key in ("dataset", "train_seq", "settings") if key not in config]
     if missing:
         raise ConfigError(config_path, f"no {missing} recorded: cannot tell how the run was trained")

@@ -41,7 +41,7 @@ from denselink.data.frames import list_frames
 from denselink.data.manifest import SequenceManifest
 from denselink.errors import CheckpointError, ConfigError, CTCFormatError
 from denselink.features.recipe import find_weights, replay
-from denselink.filenames import MANIFEST, list_checkpoints, trackastra_checkpoint
+from denselink.filenames import MANIFEST, RUN_CONFIG, TRAIN_LOG, list_checkpoints, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer
 from denselink.tracking.geff_out import write_geff
 from denselink.tracking.model_files import (
@@ -51,6 +51,7 @@ from denselink.tracking.model_files import (
     run_settings,
 )
 from denselink.tracking.predict import link, load_checkpoint, write_ctc
+from denselink.tracking.train_log import lowest_val_loss
 
 log = logging.getLogger(__name__)
 COMMAND = "tracking track"
@@ -125,15 +126,10 @@ def read_movie(sequence: SequenceManifest, masks: str | Path) -> tuple[np.ndarra
 def chosen_checkpoint(run_dir: Path) -> Path:
     """The run's checkpoint with the lowest finite val_loss (earliest on ties), else its last one."""
     checkpoints = list_checkpoints(run_dir)
-    log_path = run_dir / "train_log.csv"
-    if log_path.is_file():
-        rows = pd.read_csv(log_path)
-        rows = rows[np.isfinite(rows["val_loss"])]
-        if len(rows):
-            epoch = int(rows.sort_values(["val_loss", "epoch"]).iloc[0]["epoch"])
-            path = run_dir / trackastra_checkpoint(epoch)
-            if path.is_file():
-                return path
+    log_path = run_dir / TRAIN_LOG
+    lowest = lowest_val_loss(log_path) if log_path.is_file() else None
+    if lowest is not None and (path := run_dir / trackastra_checkpoint(lowest[1])).is_file():
+        return path
     return checkpoints[-1]
 
 
@@ -145,7 +141,7 @@ def load_tracker(model: str | Path) -> TrackedModel:
     path = chosen_checkpoint(model) if model.is_dir() else model
     if not path.is_file():
         raise CheckpointError(model, "neither a run directory, a checkpoint nor a trackastra model folder")
-    config_path = path.parent.parent / "config.json"
+    config_path = path.parent.parent / RUN_CONFIG
     config = read_run_config(config_path)
     network, record = load_checkpoint(path)
     check_run_config(config, config_path, record, path)

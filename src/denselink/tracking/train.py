@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import logging
 import math
 import random
@@ -37,14 +35,14 @@ from denselink.command import command_parser, start
 from denselink.device import device_record, resolve_device
 from denselink.errors import ConfigError, DivergenceError
 from denselink.features.recipe import describe_table
-from denselink.filenames import CHECKPOINT_DIR, DONE, trackastra_checkpoint
+from denselink.filenames import CHECKPOINT_DIR, DONE, RUN_CONFIG, TRAIN_LOG, trackastra_checkpoint
 from denselink.tracking.fusion import FeatureTable, FusedTrackingTransformer, FusedWindows, build_model
 from denselink.tracking.prepare import PreparedSequence, load_prepared
 from denselink.tracking.sampler import BalancedBatchSampler
 from denselink.tracking.settings import TrackastraSettings
+from denselink.tracking.train_log import write_log
 
 log = logging.getLogger(__name__)
-LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
 
 def seed_everything(seed: int) -> None:
@@ -207,15 +205,6 @@ def _stop_if_diverged(out: Path, row: dict[str, Any], model: torch.nn.Module, va
             f"epoch {row['epoch']}: {problem}; no checkpoint of this epoch was written "
             "(lower lr, or check the inputs and features for non-finite values)",
         )
-
-
-def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
 
 
 @dataclass
@@ -427,7 +416,7 @@ def start_run_folder(out: Path, config: dict[str, Any], force: bool) -> None:
     # A rerun replaces the whole run: checkpoints of an earlier, longer run must not be scored as this one's.
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     (out / DONE).unlink(missing_ok=True)
-    write_json(out / "config.json", config)
+    write_json(out / RUN_CONFIG, config)
 
 
 def train_epoch(
@@ -500,7 +489,7 @@ def record_epoch(
     row = rows[-1]
     _stop_if_diverged(out, row, model, validated)
     _save_checkpoint(out / trackastra_checkpoint(row["epoch"]), model, {**row, **extra})
-    _write_log(out / "train_log.csv", rows)
+    write_log(out / TRAIN_LOG, rows)
     log.info(
         "epoch %d: train_loss %.5f val_loss %.5f lr %.2e",
         row["epoch"],
